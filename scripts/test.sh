@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs everything the test suite needs (idempotently) and runs all of it:
+# ruff, mypy --strict on the sans-I/O cores, and pytest (vectors, properties,
+# interop). Exit status is non-zero if any step fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
+
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q -e '.[test]'
+
+# Interop peer: npm ts-mls@1.6.4 under Node.js >= 20 (tests/interop).
+if ! command -v node >/dev/null 2>&1; then
+    apt-get update -qq && apt-get install -y -qq nodejs
+fi
+command -v npm >/dev/null 2>&1 || apt-get install -y -qq npm
+node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)' \
+    || { echo "error: tests/interop needs Node.js >= 20 (found $(node --version))" >&2; exit 1; }
+if ! cmp -s tests/interop/package-lock.json tests/interop/node_modules/.installed-lock.json; then
+    (cd tests/interop && npm ci --no-audit --no-fund --loglevel=error \
+        && cp package-lock.json node_modules/.installed-lock.json)
+fi
+
+if [ ! -d ../shared/vectors ]; then
+    echo "error: ../shared/vectors is missing; the conformance tests need it" >&2
+    exit 1
+fi
+
+echo "== ruff"
+.venv/bin/ruff check src tests bench
+echo "== mypy --strict"
+.venv/bin/mypy
+echo "== pytest"
+.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
