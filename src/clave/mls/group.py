@@ -483,6 +483,11 @@ class Group:
     def pending_proposals(self) -> int:
         return len(self._proposals)
 
+    @property
+    def leaf_count(self) -> int:
+        """Leaves of the ratchet tree, blanks included (sizes SFrame KIDs, RFC 9605 5.2)."""
+        return self._epoch.tree.n_leaves
+
     def roster(self) -> list[Member]:
         """Members in leaf order (RFC 9420 section 7)."""
         return _roster(self._epoch.tree)
