@@ -17,6 +17,9 @@ from clave.mls.ciphersuite import CipherSuite, get_suite
 VECTOR_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "vectors" / "mls"
 
 CLAIMED = frozenset({1, 2, 3})
+
+ENTRY_FILES: dict[int, str] = {}
+"""id() of every loaded vector entry -> its file name, for the per-file summary."""
 """Cipher suites this implementation claims; vectors of other suites are reported as skips."""
 
 
@@ -28,6 +31,8 @@ def load_vectors(name: str) -> list[dict[str, Any]]:
     data = json.loads(path.read_text())
     if not isinstance(data, list) or not data:
         raise ValueError(f"{path} does not hold a non-empty JSON array")
+    for entry in data:
+        ENTRY_FILES[id(entry)] = path.name
     return data
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mls_vectors import load_vectors
 
 from clave.mls.errors import DecodeError
 from clave.mls.structs import (
@@ -42,6 +43,11 @@ from clave.mls.structs import (
 )
 
 VECTORS = Path(__file__).resolve().parents[2] / ".." / "shared" / "vectors" / "mls"
+
+
+def suite_params_plain(entries: list[dict[str, Any]]) -> list[Any]:
+    """One param per entry (messages.json entries carry no cipher suite)."""
+    return [pytest.param(e, id=f"entry{i}") for i, e in enumerate(entries)]
 
 
 @cache
@@ -127,23 +133,24 @@ def test_vector_file_has_every_field() -> None:
         assert set(FIELDS) <= set(entry), f"entry {i} lacks {set(FIELDS) - set(entry)}"
 
 
-@pytest.mark.parametrize("field", sorted(FIELDS))
-def test_decode_reencode(field: str) -> None:
-    decode, encode, expected_type, wire_format = FIELDS[field]
-    for i, entry in enumerate(load("messages.json")):
+@pytest.mark.parametrize("entry", suite_params_plain(load_vectors("messages")))
+def test_decode_reencode(entry: dict[str, Any]) -> None:
+    """Every field of one messages.json entry decodes and re-encodes byte for byte."""
+    for field in sorted(FIELDS):
+        decode, encode, expected_type, wire_format = FIELDS[field]
         data = bytes.fromhex(entry[field])
         obj = decode(data)
         if wire_format is not None:
             assert isinstance(obj, MLSMessage)
-            assert obj.wire_format is wire_format, f"entry {i}"
+            assert obj.wire_format is wire_format, field
             body = obj.body
         else:
             body = obj
-        assert isinstance(body, expected_type), f"entry {i}: got {type(body).__name__}"
+        assert isinstance(body, expected_type), f"{field}: got {type(body).__name__}"
         if field in PUBLIC_CONTENT_TYPE:
             assert isinstance(body, PublicMessage)
-            assert body.content.content_type is PUBLIC_CONTENT_TYPE[field], f"entry {i}"
-        assert encode(obj) == data, f"{field} entry {i} does not re-encode identically"
+            assert body.content.content_type is PUBLIC_CONTENT_TYPE[field], field
+        assert encode(obj) == data, f"{field} does not re-encode identically"
         # decoding is deterministic and the result is a value object
         assert decode(data) == obj
 
