@@ -121,6 +121,8 @@ class GroupConfig:
     external_pub_in_group_info: bool = True
     capabilities: Capabilities | None = None
     credential_validator: CredentialValidator | None = None
+    resumption_psk_epochs: int = 16
+    """Past epochs whose ``resumption_psk`` is kept for resumption PSKs (section 8.6)."""
 
 
 DEFAULT_CONFIG = GroupConfig()
@@ -230,12 +232,15 @@ class Group:
     ) -> None:
         self._suite = suite
         self._signer = signer
-        if epoch is not None:
-            self._epoch = epoch
         self._rng = rng
         self._now = now
         self._policy = policy
         self._config = config
+        # (group_id, epoch) -> resumption_psk of this and recent epochs (section 8.6).
+        self._resumption_psks: dict[tuple[bytes, int], bytes] = {}
+        if epoch is not None:
+            self._epoch = epoch
+            self._remember_resumption_psk(epoch)
         self._psks: dict[bytes, bytes] = dict(psks or {})
         self._proposals: dict[bytes, _CachedProposal] = {}
         self._own_update_keys: dict[bytes, tuple[bytes, bytes]] = {}
@@ -1202,6 +1207,7 @@ class Group:
 
     def _install(self, epoch: _Epoch) -> None:
         self._epoch = epoch
+        self._remember_resumption_psk(epoch)
         self._proposals.clear()
         self._own_update_keys.clear()
         self._pending = None
@@ -1217,10 +1223,20 @@ class Group:
         info = GroupInfo(ep.context, tuple(exts), ep.confirmation_tag, ep.own_leaf)
         return sign_group_info(self._suite, info, self._signer.signature_private_key)
 
+    def _remember_resumption_psk(self, epoch: _Epoch) -> None:
+        """Keep ``epoch``'s resumption_psk and those of the last few epochs (section 8.6)."""
+        known = self._resumption_psks
+        known[(epoch.context.group_id, epoch.context.epoch)] = epoch.secrets.resumption_psk
+        while len(known) > max(0, self._config.resumption_psk_epochs) + 1:
+            del known[next(iter(known))]
+
     def _psk_value(self, pid: PreSharedKeyID) -> bytes:
-        if pid.psktype != PSKType.external:
-            raise ProposalError("resumption PSKs are not supported by this implementation")
-        value = self._psks.get(pid.psk_id)
+        if pid.psktype == PSKType.external:
+            value = self._psks.get(pid.psk_id)
+        else:
+            # Section 8.6: the resumption_psk of epoch psk_epoch of group psk_group_id;
+            # proposal validation (section 12.2) admits only usage application here.
+            value = self._resumption_psks.get((pid.psk_group_id, pid.psk_epoch))
         if value is None:
             raise ProposalError("PreSharedKey proposal names a PSK this member does not hold")
         return value
@@ -1263,6 +1279,9 @@ class Group:
                 for ref, (priv, pub) in self._own_update_keys.items()
             ],
             "psks": [[k.hex(), v.hex()] for k, v in self._psks.items()],
+            "resumption_psks": [
+                [gid.hex(), n, v.hex()] for (gid, n), v in self._resumption_psks.items()
+            ],
             "active": self._active,
         }
         return json.dumps(state, sort_keys=True).encode()
@@ -1321,6 +1340,12 @@ class Group:
                     bytes.fromhex(priv),
                     bytes.fromhex(pub),
                 )
+            restored = {
+                (bytes.fromhex(gid), int(n)): bytes.fromhex(v)
+                for gid, n, v in st.get("resumption_psks", [])
+            }
+            restored.update(group._resumption_psks)  # the current epoch's, newest last
+            group._resumption_psks = restored
             group._active = bool(st["active"])
             return group
         except MLSError:
