@@ -81,6 +81,7 @@ from .structs import (
     ProposalOrRefType,
     PSKType,
     PublicMessage,
+    ReInit,
     Remove,
     Sender,
     SenderType,
@@ -508,6 +509,16 @@ class Group:
         """The encoded ``optional<Node> ratchet_tree<V>`` of this epoch (section 12.4.3.3)."""
         return self._epoch.tree.to_bytes()
 
+    def add_external_psk(self, psk_id: bytes, psk: bytes) -> None:
+        """Register (or replace) an external PSK by ``psk_id`` (RFC 9420 section 8.4).
+
+        Needed to create or process commits with a PreSharedKey proposal naming
+        it; the PSK is saved by :meth:`to_bytes`.
+        """
+        if not psk:
+            raise ValueError("an external PSK must not be empty")
+        self._psks[bytes(psk_id)] = bytes(psk)
+
     # ------------------------------------------------------------------ sending
 
     def send(self, data: bytes, authenticated_data: bytes = b"") -> bytes:
@@ -655,13 +666,24 @@ class Group:
             consume: Callable[[], None] = _noop
             generation = 0
         elif isinstance(body, PrivateMessage):
+
+            def is_member(i: int) -> bool:
+                # Our own PrivateMessage (echoed back by the delivery service): its
+                # key was deleted when we sent it (section 9.2), so say what it is.
+                if i == ep.own_leaf:
+                    raise StateError(
+                        "this is our own message; a sender cannot decrypt it "
+                        "(merge_pending_commit() applies our own commit)"
+                    )
+                return i < ep.tree.n_leaves and ep.tree.leaf(i) is not None
+
             opened = framing.open_private(
                 self._suite,
                 body,
                 ep.context,
                 ep.secret_tree,
                 ep.secrets.sender_data_secret,
-                is_member=lambda i: i < ep.tree.n_leaves and ep.tree.leaf(i) is not None,
+                is_member=is_member,
                 signature_key=self._signature_key_of,
             )
             auth, consume, generation = opened.content, opened.consume, opened.generation
@@ -938,10 +960,8 @@ class Group:
         suite = self._suite
         sourced: list[Sourced] = []
         pors: list[ProposalOrRef] = []
-        for cp in by_reference:
+        for cp in _select_cached(by_reference, by_value, committer, base.tree):
             idx = cp.sender.index if cp.sender.sender_type == SenderType.member else None
-            if isinstance(cp.proposal, Update) and idx == committer:
-                continue  # our own Update is superseded by this commit's path
             sourced.append(Sourced(cp.proposal, idx))
             pors.append(ProposalOrRef.by_reference(cp.reference))
         for s in by_value:
@@ -1113,6 +1133,15 @@ class Group:
         )
         if commit.path is None and (external or path_required(sourced)):
             raise CommitError("commit has no path, but its proposals require one")
+        validator = self._config.credential_validator
+        if external and applied.removed and commit.path is not None and validator is not None:
+            # Section 12.4.3.2: with a Remove (resync), the joiner's leaf must meet the
+            # criteria of an Update for the removed leaf: the AS judges it as a successor.
+            old_leaf = ep.tree.leaf(applied.removed[0].leaf_index)
+            if not validator(commit.path.leaf_node, old_leaf):
+                raise CommitError(
+                    "external commit's leaf is not an acceptable successor of the leaf it removes"
+                )
         tree = applied.tree
         new_epoch = ep.context.epoch + 1
         keys = ep.keys.copy()
@@ -1365,6 +1394,84 @@ _SECRET_FIELDS = (
     "epoch_authenticator",
     "init_secret",
 )
+
+
+def _select_cached(
+    cached: Sequence[_CachedProposal],
+    by_value: Sequence[Sourced],
+    committer: int | None,
+    tree: RatchetTree,
+) -> list[_CachedProposal]:
+    """The cached proposals a commit includes by reference (RFC 9420 sections 12.2, 12.4).
+
+    The committer SHOULD include every valid proposal of the epoch as long as
+    the list stays valid, so conflicting ones are left out rather than making
+    the commit impossible: our own Update (superseded by the path); a Remove of
+    the committer (another member must commit it) or of a leaf already removed;
+    of several Update/Remove proposals for one leaf, any Remove wins, else the
+    most recent Update; an Add of a client already in the group (and staying)
+    or already added; a repeated PreSharedKeyID; all but the most recent
+    GroupContextExtensions (none if one is given by value); a ReInit unless it
+    is the only proposal. Order is preserved.
+    """
+    explicit = [s.proposal for s in by_value]
+    removed = {p.removed for p in explicit if isinstance(p, Remove)}
+    psk_ids = {p.psk.to_bytes() for p in explicit if isinstance(p, PreSharedKey)}
+    gce_given = any(isinstance(p, GroupContextExtensions) for p in explicit)
+    keep: set[int] = set()
+    for i, cp in enumerate(cached):
+        p = cp.proposal
+        if isinstance(p, Remove):
+            live = 0 <= p.removed < tree.n_leaves and tree.leaf(p.removed) is not None
+            if live and p.removed != committer and p.removed not in removed:
+                removed.add(p.removed)
+                keep.add(i)
+    latest_update: dict[int, int] = {}
+    latest_gce: int | None = None
+    reinits: list[int] = []
+    sig_keys: set[bytes] = set()
+    identities: set[bytes] = set()
+    for j, leaf in tree.leaf_nodes():
+        if j not in removed:
+            sig_keys.add(leaf.signature_key)
+            identities.add(leaf.credential.identity)
+    for p in explicit:
+        if isinstance(p, Add):
+            sig_keys.add(p.key_package.leaf_node.signature_key)
+            identities.add(p.key_package.leaf_node.credential.identity)
+    identities.discard(b"")
+    for i, cp in enumerate(cached):
+        p = cp.proposal
+        sender = cp.sender.index if cp.sender.sender_type == SenderType.member else None
+        if isinstance(p, Update):
+            if sender is not None and sender != committer and sender not in removed:
+                latest_update[sender] = i
+        elif isinstance(p, GroupContextExtensions):
+            if not gce_given:
+                latest_gce = i
+        elif isinstance(p, Add):
+            new = p.key_package.leaf_node
+            ident = new.credential.identity
+            if new.signature_key in sig_keys or (ident and ident in identities):
+                continue
+            sig_keys.add(new.signature_key)
+            if ident:
+                identities.add(ident)
+            keep.add(i)
+        elif isinstance(p, PreSharedKey):
+            if p.psk.to_bytes() not in psk_ids:
+                psk_ids.add(p.psk.to_bytes())
+                keep.add(i)
+        elif isinstance(p, ReInit):
+            reinits.append(i)
+        elif not isinstance(p, Remove):
+            keep.add(i)
+    keep.update(latest_update.values())
+    if latest_gce is not None:
+        keep.add(latest_gce)
+    if reinits and not keep and not explicit:
+        keep.add(reinits[0])
+    return [cp for i, cp in enumerate(cached) if i in keep]
 
 
 def _roster(tree: RatchetTree) -> list[Member]:
