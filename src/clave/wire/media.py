@@ -1,0 +1,93 @@
+"""The binary envelope of one protected media frame.
+
+::
+
+    0      version   (1)
+    1      channel   (0x4D, "M")
+    2      flags     bits 0-1 stream kind (0 audio, 1 video, 2 screen),
+                     bit 7 keyframe, other bits zero
+    3..6   sender    uint32 connection id, big-endian: 0 from a client,
+                     stamped by the relay when it forwards the frame
+    7..    sframe    SFrame ciphertext (RFC 9605 header + AEAD output)
+
+The SFrame metadata (associated data) is ``media_aad(flags)``: the version,
+channel and flags byte. Every cleartext field a sender sets is therefore
+authenticated end to end; the relay can read them for routing (drop deltas
+before keyframes, route by kind) but cannot change them unnoticed. The
+sender connection id is the relay's own routing data and is not trusted by
+receivers: they identify the sender by the SFrame KID (RFC 9605 section 5.2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+from .errors import WireError
+from .frames import MEDIA, PROTOCOL_VERSION
+
+HEADER_BYTES = 7
+MAX_MEDIA_BYTES = 256 * 1024
+"""Largest accepted media message (a 1080p VP8 keyframe fits comfortably)."""
+
+_KEYFRAME = 0x80
+_KIND_MASK = 0x03
+
+
+class StreamKind(IntEnum):
+    audio = 0
+    video = 1
+    screen = 2
+
+
+@dataclass(frozen=True, slots=True)
+class MediaFrame:
+    kind: StreamKind
+    keyframe: bool
+    sender: int
+    sframe: bytes
+
+
+def flags_of(kind: StreamKind, keyframe: bool) -> int:
+    return int(kind) | (_KEYFRAME if keyframe else 0)
+
+
+def media_aad(kind: StreamKind, keyframe: bool) -> bytes:
+    """The SFrame metadata for a frame: every cleartext field the sender sets."""
+    return bytes((PROTOCOL_VERSION, MEDIA, flags_of(kind, keyframe)))
+
+
+def encode_media(kind: StreamKind, keyframe: bool, sframe: bytes, sender: int = 0) -> bytes:
+    if len(sframe) + HEADER_BYTES > MAX_MEDIA_BYTES:
+        raise WireError(f"media frame of {len(sframe)} bytes exceeds {MAX_MEDIA_BYTES}")
+    return (
+        bytes((PROTOCOL_VERSION, MEDIA, flags_of(kind, keyframe)))
+        + sender.to_bytes(4, "big")
+        + sframe
+    )
+
+
+def parse_flags(flags: int) -> tuple[StreamKind, bool]:
+    if flags & ~(_KEYFRAME | _KIND_MASK):
+        raise WireError(f"media flags 0x{flags:02x} set reserved bits")
+    kind = flags & _KIND_MASK
+    if kind > StreamKind.screen:
+        raise WireError(f"unknown stream kind {kind}")
+    return StreamKind(kind), bool(flags & _KEYFRAME)
+
+
+def decode_media(data: bytes) -> MediaFrame:
+    """Parse a whole media message (prefix included); WireError if malformed."""
+    if len(data) > MAX_MEDIA_BYTES:
+        raise WireError(f"media frame of {len(data)} bytes exceeds {MAX_MEDIA_BYTES}")
+    if len(data) <= HEADER_BYTES:
+        raise WireError(f"media frame of {len(data)} bytes has no payload")
+    if data[0] != PROTOCOL_VERSION or data[1] != MEDIA:
+        raise WireError("not a version-1 media frame")
+    kind, keyframe = parse_flags(data[2])
+    return MediaFrame(kind, keyframe, int.from_bytes(data[3:7], "big"), bytes(data[7:]))
+
+
+def stamp_sender(data: bytes, sender: int) -> bytes:
+    """The relay's rewrite of a client's media message: set the sender connection id."""
+    return data[:3] + sender.to_bytes(4, "big") + data[7:]
