@@ -314,7 +314,8 @@ def test_external_join_and_resync(suite_id: int) -> None:
         assert isinstance(event, CommitProcessed)
         s = event.summary
         assert (s.epoch, s.external, s.committer, s.has_path) == (2, True, None, True)
-        assert (s.added, s.removed, s.updated) == ((), (), ())
+        assert identities(s.added) == [b"carol"] and s.added[0].leaf_index == 2
+        assert (s.removed, s.updated) == ((), ())
     assert identities(alice.roster()) == [b"alice", b"bob", b"carol"]
     assert_agree([alice, bob, carol])
     _exchange([alice, bob, carol])

@@ -1038,11 +1038,13 @@ class Group:
             interim_transcript_hash(suite, confirmed, tag),
             tag,
         )
+        # An external joiner counts as added (RFC 9420 section 12.4.3.2).
+        added = [i for i, _ in applied.adds] + ([own_leaf] if committer is None else [])
         summary = CommitSummary(
             new_epoch,
             committer,
             committer is None,
-            tuple(_member(tree, i) for i, _ in applied.adds),
+            tuple(_member(tree, i) for i in added),
             tuple(applied.removed),
             tuple(applied.updated),
             applied.extensions_changed,
@@ -1149,9 +1151,11 @@ class Group:
             keys.set(2 * ep.own_leaf, *own_update)
         own_removed = any(m.leaf_index == ep.own_leaf for m in applied.removed)
         commit_secret: bytes | None = None
+        external_leaf = -1
         if commit.path is not None:
             sender_leaf = tree.ensure_free_leaf() if external else committer
             assert sender_leaf is not None
+            external_leaf = sender_leaf if external else -1
             provisional = replace(ep.context, epoch=new_epoch, extensions=applied.extensions)
             if own_removed:
                 treekem.merge_update_path(
@@ -1209,11 +1213,14 @@ class Group:
             raise CommitError("commit without a confirmation tag")
         if not own_removed:
             verify_confirmation_tag(suite, ks.secrets.confirmation_key, confirmed, tag)
+        added = [i for i, _ in applied.adds]
+        if external:
+            added.append(external_leaf)
         summary = CommitSummary(
             new_epoch,
             committer,
             external,
-            tuple(_member(tree, i) for i, _ in applied.adds),
+            tuple(_member(tree, i) for i in added),
             tuple(applied.removed),
             tuple(applied.updated),
             applied.extensions_changed,
