@@ -37,6 +37,7 @@ import { leafNodeTBSEncoder } from "ts-mls/leafNode.js";
 import { signWithLabel } from "ts-mls/crypto/signature.js";
 import { encode } from "ts-mls/codec/tlsEncoder.js";
 import { defaultClientConfig } from "ts-mls/clientConfig.js";
+import { createGroupInfo } from "ts-mls/createCommit.js";
 
 // Keep stdout clean: route console output of any library to stderr.
 for (const k of ["log", "info", "debug", "warn"]) {
@@ -257,6 +258,84 @@ function parseGroupInfo(bytes) {
     return asMsg[0].groupInfo;
   }
   return decodeFully(decodeGroupInfo, bytes, "GroupInfo");
+}
+
+// ---------------------------------------------------------------- external_pub encoding
+//
+// RFC 9420 section 12.4.3.2: the external_pub extension's data is the
+// encoding of `struct { HPKEPublicKey external_pub; }` with
+// `opaque HPKEPublicKey<V>`, i.e. the key with its own varint length prefix
+// inside extension_data<V>. ts-mls 1.6.4 writes and reads the bare key
+// instead (fixed upstream after 1.6.4: LukaJCB/ts-mls#449). The peer speaks
+// the RFC form by default (`external_pub_encoding: "rfc"`); "ts-mls" keeps
+// ts-mls' native form.
+
+function externalPubEncoding(request) {
+  const e = request.external_pub_encoding ?? "rfc";
+  if (e !== "rfc" && e !== "ts-mls") {
+    throw new ProtocolError(`field 'external_pub_encoding' must be "rfc" or "ts-mls", got ${JSON.stringify(e)}`);
+  }
+  return e;
+}
+
+/** opaque<V> (RFC 9420 section 2.1.2 varint length, 1/2/4 bytes) */
+function encodeOpaqueV(bytes) {
+  const n = bytes.length;
+  let prefix;
+  if (n < 0x40) prefix = [n];
+  else if (n < 0x4000) prefix = [0x40 | (n >> 8), n & 0xff];
+  else prefix = [0x80 | (n >>> 24), (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff];
+  const out = new Uint8Array(prefix.length + n);
+  out.set(prefix, 0);
+  out.set(bytes, prefix.length);
+  return out;
+}
+
+/** The content of an opaque<V> that must fill `bytes` exactly, else undefined. */
+function decodeOpaqueVExactly(bytes) {
+  if (bytes.length === 0) return undefined;
+  const kind = bytes[0] >> 6;
+  const size = [1, 2, 4][kind];
+  if (size === undefined || bytes.length < size) return undefined;
+  let n = bytes[0] & 0x3f;
+  for (let i = 1; i < size; i++) n = n * 256 + bytes[i];
+  if (bytes.length !== size + n) return undefined;
+  return bytes.subarray(size);
+}
+
+async function makeGroupInfo(c, withTree, encoding) {
+  if (encoding === "ts-mls") {
+    return withTree
+      ? await createGroupInfoWithExternalPubAndRatchetTree(c.state, [], c.cs)
+      : await createGroupInfoWithExternalPub(c.state, [], c.cs);
+  }
+  // what createGroupInfoWithExternalPub[AndRatchetTree] does, with the RFC encoding
+  const kp = await c.cs.hpke.deriveKeyPair(c.state.keySchedule.externalSecret);
+  const externalPub = await c.cs.hpke.exportPublicKey(kp.publicKey);
+  const extensions = [{ extensionType: "external_pub", extensionData: encodeOpaqueV(externalPub) }];
+  if (withTree) {
+    extensions.push({ extensionType: "ratchet_tree", extensionData: encodeRatchetTree(c.state.ratchetTree) });
+  }
+  return createGroupInfo(c.state.groupContext, c.state.confirmationTag, c.state, extensions, c.cs);
+}
+
+/**
+ * The ciphersuite to hand to joinGroupExternal for GroupInfo `gi`: with the
+ * RFC encoding, ts-mls would import the length-prefixed bytes as the key, so
+ * importPublicKey is given the bare key for exactly that extension value.
+ * The GroupInfo itself stays untouched (its signature covers the extension).
+ */
+function externalJoinSuite(c, gi, encoding) {
+  if (encoding === "ts-mls") return c.cs;
+  const ext = gi.extensions.find((e) => e.extensionType === "external_pub");
+  if (ext === undefined) return c.cs;
+  const key = decodeOpaqueVExactly(ext.extensionData);
+  if (key === undefined) {
+    throw new ProtocolError("external_pub extension is not an RFC 9420 ExternalPub (opaque<V> key)");
+  }
+  const data = Buffer.from(ext.extensionData);
+  const importPublicKey = (k) => c.cs.hpke.importPublicKey(data.equals(Buffer.from(k)) ? key : k);
+  return { ...c.cs, hpke: { ...c.cs.hpke, importPublicKey } };
 }
 
 /** A client holds one group at a time; a removed client may join again. */
@@ -552,9 +631,7 @@ const ops = {
   async group_info(request) {
     const c = getGroupClient(request);
     const withTree = optBool(request, "ratchet_tree_extension", true);
-    const gi = withTree
-      ? await createGroupInfoWithExternalPubAndRatchetTree(c.state, [], c.cs)
-      : await createGroupInfoWithExternalPub(c.state, [], c.cs);
+    const gi = await makeGroupInfo(c, withTree, externalPubEncoding(request));
     return {
       group_info: encodeMessage({ wireformat: "mls_group_info", groupInfo: gi }),
       ratchet_tree: toHex(encodeRatchetTree(c.state.ratchetTree)),
@@ -569,13 +646,14 @@ const ops = {
       throw new ProtocolError("external commits are always PublicMessage (RFC 9420 12.4.3.2)");
     }
     const gi = parseGroupInfo(reqHex(request, "group_info"));
+    const cs = externalJoinSuite(c, gi, externalPubEncoding(request));
     const kp = await newKeyPackage(c);
     const res = await joinGroupExternal(
       gi,
       kp.publicPackage,
       kp.privatePackage,
       resync,
-      c.cs,
+      cs,
       optTree(request),
       defaultClientConfig,
       authData(request),
