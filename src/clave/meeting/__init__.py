@@ -1,1 +1,4 @@
-"""One participant's meeting state machine (sans-I/O): admission, roles, policy, epochs -> SFrame keys, security code, chat."""
+"""One participant's meeting state machine (sans-I/O).
+
+Admission, roles, policy, epochs -> SFrame keys, security code, chat.
+"""
