@@ -1,15 +1,21 @@
-"""The ``clave`` command."""
+"""The ``clave`` command: serve | meet | join | demo."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
 
 from . import __version__
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="clave",
         description=(
@@ -19,12 +25,139 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--version", action="version", version=f"clave {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.add_parser(
-        "demo",
-        help="run an end-to-end check: an MLS group keys SFrame media between three members",
+
+    serve = sub.add_parser("serve", help="run a relay (it never sees keys or plaintext)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8443, help="port (default 8443; 0: any)")
+
+    for name, helptext in (
+        ("meet", "create a meeting and print its invitation link"),
+        ("join", "join a meeting from its invitation link"),
+    ):
+        p = sub.add_parser(name, help=helptext)
+        if name == "join":
+            p.add_argument("link", help="https://HOST/m/<room>#<secret>")
+        else:
+            p.add_argument(
+                "--relay",
+                help="relay base URL, e.g. https://relay.example (default: an embedded "
+                "relay on 127.0.0.1)",
+            )
+            p.add_argument(
+                "--no-auto-admit",
+                action="store_true",
+                help="do not admit join requests automatically",
+            )
+        p.add_argument(
+            "--headless",
+            action="store_true",
+            required=True,
+            help="participate without a browser: test-pattern VP8 video and an Opus tone",
+        )
+        p.add_argument("--name", default="host" if name == "meet" else "guest")
+        p.add_argument("--duration", type=float, default=None, help="seconds, then leave")
+        p.add_argument("--no-video", action="store_true")
+        p.add_argument("--no-audio", action="store_true")
+        p.add_argument("--chat", action="append", default=[], help="send this chat message")
+        p.add_argument("--report", help="write a JSON report (no secrets) to this file")
+        p.add_argument(
+            "--linger",
+            type=float,
+            default=0.0,
+            help="after --duration, say goodbye but stay connected this many seconds and "
+            "count frames that still decrypt after removal (an audit; must be none)",
+        )
+
+    demo = sub.add_parser(
+        "demo", help="an end-to-end encrypted meeting of three on an embedded relay"
     )
+    demo.add_argument("--seconds", type=float, default=10.0)
+    sub.add_parser("selfcheck", help="MLS-keyed SFrame checks, no network")
+    return parser
+
+
+async def _participate(args: argparse.Namespace) -> int:
+    from .engine.headless import HeadlessParticipant
+    from .meeting.errors import LinkError
+    from .meeting.link import new_link, parse_link
+
+    runner = None
+    if args.command == "meet":
+        base = args.relay
+        if base is None:
+            from .relay.server import start_relay
+
+            runner, port = await start_relay("127.0.0.1", 0)
+            base = f"http://127.0.0.1:{port}"
+        link = new_link(base, os.urandom)
+        host = True
+    else:
+        try:
+            link = parse_link(args.link)
+        except LinkError as exc:
+            print(f"clave: {exc}", file=sys.stderr)
+            return 2
+        host = False
+    me = HeadlessParticipant(
+        link,
+        args.name,
+        host=host,
+        auto_admit=not getattr(args, "no_auto_admit", False),
+        video=not args.no_video,
+        audio=not args.no_audio,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await me.start()
+        if host:
+            print(f"link: {link.url}", flush=True)
+            print("share the whole link; the part after # never reaches any server", flush=True)
+        if not await me.wait_joined(30):
+            print("clave: not admitted within 30 s", file=sys.stderr)
+            return 1
+        print(f"joined as {args.name}; security code {me.report.security_code}", flush=True)
+        for text in args.chat:
+            await me.chat(text)
+        waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(me.ended.wait())]
+        await asyncio.wait(waiters, timeout=args.duration, return_when=asyncio.FIRST_COMPLETED)
+        for w in waiters:
+            w.cancel()
+        if args.linger > 0 and not me.ended.is_set():
+            await me.depart_and_observe(args.linger)
+    finally:
+        report = await me.stop()
+        if runner is not None:
+            await runner.cleanup()
+    for sender, kinds in sorted(report.decoded.items()):
+        print(f"decoded from {sender}: video {kinds.get('video', 0)} audio {kinds.get('audio', 0)}")
+    if args.report:
+        with open(args.report, "w") as f:
+            json.dump(asdict(report), f)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
+    if args.command == "serve":
+        from .relay.server import serve_forever
+
+        def ready(port: int) -> None:
+            print(f"relay listening on http://{args.host}:{port}", flush=True)
+
+        serve_forever(args.host, args.port, on_ready=ready)
+        return 0
+    if args.command in ("meet", "join"):
+        return asyncio.run(_participate(args))
     if args.command == "demo":
+        from .engine.demo import run_demo
+
+        return 0 if asyncio.run(run_demo(args.seconds)) else 1
+    if args.command == "selfcheck":
         from .selfcheck import run
 
         return 0 if run() else 1

@@ -1,4 +1,4 @@
-"""`clave demo` runs the MLS-keyed SFrame self-check and every check passes."""
+"""The `clave` command: the offline self-check, and the demo meeting on an embedded relay."""
 
 from __future__ import annotations
 
@@ -17,12 +17,18 @@ def test_selfcheck_passes_every_step() -> None:
     assert all("[ok]" in line for line in checks), lines
 
 
-def test_cli_demo_exit_status() -> None:
-    assert main(["demo"]) == 0
+def test_cli_selfcheck_exit_status() -> None:
+    assert main(["selfcheck"]) == 0
 
 
-def test_cli_help_lists_demo() -> None:
+def test_cli_demo_meeting_passes(capsys: object) -> None:
+    """The README's main job: three participants, media both ways, relay blind."""
+    assert main(["demo", "--seconds", "4"]) == 0
+
+
+def test_cli_help_lists_commands() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "clave.cli", "--help"], capture_output=True, text=True, check=True
     ).stdout
-    assert "demo" in out
+    for command in ("serve", "meet", "join", "demo"):
+        assert command in out

@@ -46,7 +46,9 @@ from .media import (
     decode_media,
     encode_media,
     media_aad,
+    pack_payload,
     stamp_sender,
+    unpack_payload,
 )
 
 __all__ = [
@@ -86,6 +88,8 @@ __all__ = [
     "encode",
     "encode_media",
     "media_aad",
+    "pack_payload",
     "split_frame",
     "stamp_sender",
+    "unpack_payload",
 ]

@@ -208,7 +208,8 @@ def _decode(
         raise WireError(f"control message of {len(body)} bytes exceeds {MAX_CONTROL_BYTES}")
     try:
         return decoder.decode(body)
-    except msgspec.DecodeError as exc:  # ValidationError is a subclass
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        # ValidationError is a DecodeError; invalid UTF-8 in a str raises UnicodeDecodeError.
         raise WireError(f"bad control message: {exc}") from None
 
 

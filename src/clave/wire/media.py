@@ -91,3 +91,19 @@ def decode_media(data: bytes) -> MediaFrame:
 def stamp_sender(data: bytes, sender: int) -> bytes:
     """The relay's rewrite of a client's media message: set the sender connection id."""
     return data[:3] + sender.to_bytes(4, "big") + data[7:]
+
+
+CAPTURE_TIME_BYTES = 8
+
+
+def pack_payload(capture_time_us: int, codec_data: bytes) -> bytes:
+    """The SFrame plaintext of a media frame: capture time (uint64 microseconds since
+    the Unix epoch, big-endian) then the codec's encoded chunk. Carried encrypted,
+    so the relay never learns it; receivers use it to measure end-to-end latency."""
+    return capture_time_us.to_bytes(CAPTURE_TIME_BYTES, "big") + codec_data
+
+
+def unpack_payload(plaintext: bytes) -> tuple[int, bytes]:
+    if len(plaintext) <= CAPTURE_TIME_BYTES:
+        raise WireError(f"media plaintext of {len(plaintext)} bytes has no codec data")
+    return int.from_bytes(plaintext[:CAPTURE_TIME_BYTES], "big"), plaintext[CAPTURE_TIME_BYTES:]

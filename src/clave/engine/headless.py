@@ -1,0 +1,281 @@
+"""A headless participant: test-pattern VP8 video and an Opus tone, decoded per sender.
+
+The same engine as a person's, with PyAV instead of a browser. Used by
+``clave meet/join --headless``, ``clave demo``, tests and benchmarks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from ..media import (
+    MediaCounter,
+    OpusDecoder,
+    OpusEncoder,
+    Pacer,
+    TestPatternSource,
+    ToneSource,
+    VideoDecoder,
+    VideoEncoder,
+)
+from ..meeting import events as ev
+from ..meeting.link import MeetingLink
+from ..meeting.meeting import MeetingConfig, Phase
+from ..wire import StreamKind, WireError, pack_payload, unpack_payload
+from .session import MeetingSession
+
+log = logging.getLogger("clave.engine.headless")
+
+VIDEO_FPS = 30
+AUDIO_FRAME_S = 0.020
+
+
+@dataclass
+class ParticipantReport:
+    """What one headless participant saw, for printing and for tests (no secrets)."""
+
+    name: str
+    joined: bool = False
+    security_codes: list[tuple[int, str]] = field(default_factory=list)
+    roster: list[str] = field(default_factory=list)
+    decoded: dict[str, dict[str, int]] = field(default_factory=dict)
+    chats: list[tuple[str, str]] = field(default_factory=list)
+    frames_sent: dict[str, int] = field(default_factory=lambda: {"video": 0, "audio": 0})
+    frames_rejected: int = 0
+    rejections: list[str] = field(default_factory=list)
+    latencies_ms: list[float] = field(default_factory=list)
+    removed: bool = False
+    ended_reason: str = ""
+    frames_after_removal: int = 0
+    """Media frames that reached us more than 0.5 s after our removal (new epochs)."""
+    decrypted_after_removal: int = 0
+    """How many of those our last keys could decrypt: must be 0."""
+    members_left: list[str] = field(default_factory=list)
+
+    @property
+    def security_code(self) -> str | None:
+        return self.security_codes[-1][1] if self.security_codes else None
+
+
+class HeadlessParticipant:
+    """Join (or host) a meeting and exchange real VP8 video and Opus audio."""
+
+    def __init__(
+        self,
+        link: MeetingLink,
+        name: str,
+        *,
+        host: bool = False,
+        auto_admit: bool = True,
+        video: bool = True,
+        audio: bool = True,
+        config: MeetingConfig | None = None,
+        relay_url: str | None = None,
+        keep_chunks: int = 0,
+        audit: bool = False,
+    ) -> None:
+        self.link = link
+        self.name = name
+        self.host = host
+        self.auto_admit = auto_admit
+        self.send_video = video
+        self.send_audio = audio
+        self.config = config
+        self.relay_url = relay_url
+        self.report = ParticipantReport(name)
+        self.counter = MediaCounter()
+        self.session: MeetingSession | None = None
+        self.in_meeting = asyncio.Event()
+        self.ended = asyncio.Event()
+        self.keep_chunks = keep_chunks
+        self.sent_chunks: list[bytes] = []
+        self.audit = audit
+        self.audit_keys: list[bytes] = []
+        """With ``audit``: each epoch's SFrame base key (RFC 9605 section 5.2), kept in
+        memory only so an audit can search the relay's traffic for it."""
+        self._video_decoders: dict[int, VideoDecoder] = {}
+        self._audio_decoders: dict[int, OpusDecoder] = {}
+        self._last_kf_request: dict[int, float] = defaultdict(float)
+        self._video_encoder: VideoEncoder | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._epoch_seen: asyncio.Event = asyncio.Event()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        self.session = await MeetingSession.start(
+            self.link,
+            self.name,
+            host=self.host,
+            auto_admit=self.auto_admit,
+            on_event=self._on_event,
+            config=self.config,
+            relay_url=self.relay_url,
+        )
+        if self.send_video:
+            self._tasks.append(asyncio.create_task(self._video_loop(), name=f"video-{self.name}"))
+        if self.send_audio:
+            self._tasks.append(asyncio.create_task(self._audio_loop(), name=f"audio-{self.name}"))
+
+    async def wait_joined(self, timeout: float) -> bool:
+        try:
+            await asyncio.wait_for(self.in_meeting.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def chat(self, text: str) -> None:
+        assert self.session is not None
+        await self.session.act(lambda m: m.send_chat(text))
+
+    async def depart_and_observe(self, seconds: float) -> None:
+        """Say Bye over MLS but stay connected to the relay for ``seconds``, trying to
+        decrypt every media frame that still arrives after the committer removed us."""
+        assert self.session is not None
+        session = self.session
+        removed_at: list[float] = []
+
+        def observe(frame: bytes) -> None:
+            if not removed_at or frame[1:2] != b"M":
+                return
+            if time.monotonic() - removed_at[0] > 0.5:
+                self.report.frames_after_removal += 1
+                if session.meeting.try_decrypt_media(frame):
+                    self.report.decrypted_after_removal += 1
+
+        session.observe_after_end = observe
+        for task in self._tasks:
+            task.cancel()
+        await session.act(lambda m: m.depart_for_audit())
+        try:
+            await asyncio.wait_for(self.ended.wait(), 10)
+        except TimeoutError:
+            return
+        removed_at.append(time.monotonic())
+        await asyncio.sleep(seconds)
+
+    async def stop(self, *, leave: bool = True) -> ParticipantReport:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.session is not None:
+            await self.session.close(leave=leave)
+        self.report.decoded = self.counter.summary()
+        return self.report
+
+    # ------------------------------------------------------------------ events
+
+    def _on_event(self, event: ev.Event) -> None:
+        r = self.report
+        assert self.session is not None
+        meeting = self.session.meeting
+        if isinstance(event, ev.MediaFrameDecrypted):
+            self._decode(event)
+        elif isinstance(event, ev.EpochChanged):
+            r.joined = True
+            r.security_codes.append((event.epoch, event.security_code))
+            if self.audit:
+                self.audit_keys.append(meeting.export_secret("SFrame 1.0 Base Key", b"", 16))
+            r.roster = [e.name for e in event.roster]
+            self.in_meeting.set()
+            if self._video_encoder is not None:
+                self._video_encoder.request_keyframe()  # newcomers need one to start decoding
+        elif isinstance(event, ev.LobbyRequest):
+            if self.host and self.auto_admit and meeting.is_host:
+                meeting.admit(event.request_id)
+        elif isinstance(event, ev.ChatReceived):
+            r.chats.append((event.name, event.text))
+        elif isinstance(event, ev.KeyframeRequested):
+            if event.kind == StreamKind.video and self._video_encoder is not None:
+                self._video_encoder.request_keyframe()
+        elif isinstance(event, ev.FrameRejected):
+            r.frames_rejected += 1
+            if len(r.rejections) < 20:
+                r.rejections.append(event.reason)
+        elif isinstance(event, ev.MemberLeft):
+            r.members_left.append(event.name)
+        elif isinstance(event, ev.Removed):
+            r.removed = True
+            r.ended_reason = event.reason
+            self.ended.set()
+        elif isinstance(event, (ev.MeetingEnded, ev.JoinRefused)):
+            r.ended_reason = getattr(event, "reason", "")
+            self.ended.set()
+        elif isinstance(event, ev.Error):
+            log.info("%s: %s %s", self.name, event.code, event.message)
+
+    def _decode(self, event: ev.MediaFrameDecrypted) -> None:
+        try:
+            capture_us, data = unpack_payload(event.payload)
+        except WireError:
+            self.report.frames_rejected += 1
+            return
+        if event.kind == StreamKind.audio:
+            dec_a = self._audio_decoders.get(event.sender)
+            if dec_a is None:
+                dec_a = self._audio_decoders[event.sender] = OpusDecoder()
+            if dec_a.decode(data) > 0:
+                self.counter.add(event.name, "audio")
+            return
+        dec = self._video_decoders.get(event.sender)
+        if dec is None:
+            dec = self._video_decoders[event.sender] = VideoDecoder("vp8")
+        n = dec.decode(data)
+        if n:
+            self.counter.add(event.name, "video", n)
+            if len(self.report.latencies_ms) < 100_000:
+                self.report.latencies_ms.append(time.time() * 1000 - capture_us / 1000)
+        elif dec.needs_keyframe:
+            now = time.monotonic()
+            if now - self._last_kf_request[event.sender] > 0.5 and self.session is not None:
+                self._last_kf_request[event.sender] = now
+                self.session.meeting.request_keyframe(event.sender, StreamKind.video)
+
+    # ------------------------------------------------------------------ media loops
+
+    async def _video_loop(self) -> None:
+        assert self.session is not None
+        source = TestPatternSource(640, 360, VIDEO_FPS, label=self.name)
+        encoder = self._video_encoder = VideoEncoder("vp8", 640, 360, VIDEO_FPS, 500_000)
+        pacer = Pacer(VIDEO_FPS, start=time.monotonic())
+        await self.in_meeting.wait()
+        encoder.request_keyframe()
+        while not self.ended.is_set():
+            await asyncio.sleep(pacer.delay(time.monotonic()))
+            frame = source.next_frame(pacer.index)
+            for chunk in encoder.encode(frame):
+                payload = pack_payload(time.time_ns() // 1000, chunk.data)
+                if await self.session.send_media(StreamKind.video, chunk.keyframe, payload):
+                    self.report.frames_sent["video"] += 1
+                    self._keep(chunk.data)
+            pacer.advance(time.monotonic())
+
+    async def _audio_loop(self) -> None:
+        assert self.session is not None
+        source = ToneSource(440.0 + 110.0 * (hash(self.name) % 5))
+        encoder = OpusEncoder()
+        pacer = Pacer(1 / AUDIO_FRAME_S, start=time.monotonic())
+        await self.in_meeting.wait()
+        while not self.ended.is_set():
+            await asyncio.sleep(pacer.delay(time.monotonic()))
+            for chunk in encoder.encode(source.next_frame(pacer.index)):
+                payload = pack_payload(time.time_ns() // 1000, chunk.data)
+                if await self.session.send_media(StreamKind.audio, False, payload):
+                    self.report.frames_sent["audio"] += 1
+                    self._keep(chunk.data)
+            pacer.advance(time.monotonic())
+
+    def _keep(self, data: bytes) -> None:
+        if len(self.sent_chunks) < self.keep_chunks:
+            self.sent_chunks.append(data)
+
+    @property
+    def phase(self) -> Phase | None:
+        return None if self.session is None else self.session.meeting.phase

@@ -1,0 +1,63 @@
+"""Meeting messages carried as MLS application data (RFC 9420 section 6.3).
+
+msgspec Structs tagged by ``"t"`` and MessagePack-encoded; decoding is strict
+(unknown tags, extra fields, wrong types and oversized values raise
+:class:`AppMessageError`):
+
+* ``{"t": "hello", "conn": int, "name": str}``: announces the sender's relay
+  connection id (which must equal the relay's ``AppFrom.sender``), so every
+  member can map relay connections to MLS leaves. Sent after joining and
+  after every epoch change.
+* ``{"t": "chat", "text": str}``: up to 4000 characters.
+* ``{"t": "bye"}``: the sender is leaving; the committer removes its leaf.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+from .errors import AppMessageError
+from .identity import MAX_NAME_CHARS
+
+MAX_CHAT_CHARS = 4000
+
+ConnId = Annotated[int, msgspec.Meta(ge=1, le=0xFFFFFFFF)]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_NAME_CHARS)]
+Text = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_CHAT_CHARS)]
+
+
+class _Msg(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="t"):
+    """Base of all meeting application messages."""
+
+
+class Hello(_Msg, tag="hello", frozen=True):
+    conn: ConnId
+    name: Name
+
+
+class Chat(_Msg, tag="chat", frozen=True):
+    text: Text
+
+
+class Bye(_Msg, tag="bye", frozen=True):
+    pass
+
+
+AppMessage = Hello | Chat | Bye
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(AppMessage)
+
+
+def encode_app_message(msg: AppMessage) -> bytes:
+    return _encoder.encode(msg)
+
+
+def decode_app_message(data: bytes) -> AppMessage:
+    try:
+        msg: AppMessage = _decoder.decode(data)
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # bad UTF-8 raises the latter
+        raise AppMessageError(f"bad application message: {exc}") from None
+    return msg

@@ -1,0 +1,198 @@
+"""What a :class:`~clave.meeting.Meeting` reports: small frozen dataclasses.
+
+Named for what happened, in the aioquic style; read them with
+:meth:`Meeting.next_event`. Leaves are MLS leaf indices (RFC 9420 section 7),
+stable for a member from admission to removal; names and fingerprints come
+from the member's MLS credential, never from unauthenticated relay data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from ..wire.media import StreamKind
+
+
+class ErrorCode(StrEnum):
+    """Codes of :class:`Error` events."""
+
+    bad_frame = "bad_frame"
+    """A relay frame could not be decoded (clave.wire)."""
+    bad_join_request = "bad_join_request"
+    """A join request did not open under the join key or carried an invalid KeyPackage."""
+    bad_welcome = "bad_welcome"
+    """A Welcome could not be processed or is for another group."""
+    bad_handshake = "bad_handshake"
+    """An MLS handshake message is malformed, for another group or of the wrong type."""
+    rejected_commit = "rejected_commit"
+    """A commit the relay ordered failed MLS validation or the meeting policy."""
+    stale_message = "stale_message"
+    """A handshake for an epoch this member has already left."""
+    bad_app_message = "bad_app_message"
+    """An MLS application message failed to decrypt or to decode."""
+    relay_error = "relay_error"
+    """The relay reported an error (its code and message are in the text)."""
+    protocol_violation = "protocol_violation"
+    """A relay message that makes no sense in the current state."""
+    commit_failed = "commit_failed"
+    """A queued change could not be committed (for example an expired KeyPackage)."""
+    buffer_full = "buffer_full"
+    """Too many messages for future epochs; the oldest was dropped."""
+    internal = "internal"
+    """A bug: an unexpected exception while handling input (reported, not raised)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RosterEntry:
+    """One member of the current epoch."""
+
+    leaf: int
+    name: str
+    fingerprint: str
+    is_host: bool
+    is_self: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Connected:
+    """The relay admitted this connection to the room (not yet to the meeting)."""
+
+    conn: int
+
+
+@dataclass(frozen=True, slots=True)
+class LobbyRequest:
+    """Someone holding the link asks to join; :meth:`Meeting.admit` or :meth:`Meeting.deny`.
+
+    Reported to the host only, after the KeyPackage passed validation.
+    """
+
+    request_id: int
+    display_name: str
+    fingerprint: str
+
+
+@dataclass(frozen=True, slots=True)
+class LobbyWithdrawn:
+    """A pending join request is gone: its connection left the relay."""
+
+    request_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """This participant joined the meeting from a Welcome (RFC 9420 section 12.4.3.1)."""
+
+    leaf: int
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class MemberJoined:
+    leaf: int
+    name: str
+    fingerprint: str
+
+
+@dataclass(frozen=True, slots=True)
+class MemberLeft:
+    leaf: int
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class EpochChanged:
+    """A new MLS epoch: new media keys and a new security code."""
+
+    epoch: int
+    security_code: str
+    roster: tuple[RosterEntry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ChatReceived:
+    sender: int
+    name: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class MediaFrameDecrypted:
+    """A media frame authenticated and decrypted (RFC 9605 section 4.4.4).
+
+    ``sender`` comes from the SFrame KID (RFC 9605 section 5.2). Every member
+    knows the epoch's base key, so this proves group membership, not which
+    member sent the frame (RFC 9605 section 7.2).
+    """
+
+    sender: int
+    name: str
+    kind: StreamKind
+    keyframe: bool
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class FrameRejected:
+    """A media frame or application message was discarded (never shown)."""
+
+    reason: str
+    sender: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyframeRequested:
+    """A receiver asks us for a keyframe of ``kind``; ``by`` is its leaf if known."""
+
+    kind: StreamKind
+    by: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class JoinRefused:
+    """The relay refused to create or join the room (bad link, unknown room, full)."""
+
+    code: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Removed:
+    """A commit removed this participant from the group; the meeting is over for it."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class MeetingEnded:
+    """This participant left, or nobody is left who could admit it."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Error:
+    """Bad or unexpected input was discarded; the meeting goes on."""
+
+    code: ErrorCode
+    message: str
+
+
+Event = (
+    Connected
+    | LobbyRequest
+    | LobbyWithdrawn
+    | Admitted
+    | MemberJoined
+    | MemberLeft
+    | EpochChanged
+    | ChatReceived
+    | MediaFrameDecrypted
+    | FrameRejected
+    | KeyframeRequested
+    | JoinRefused
+    | Removed
+    | MeetingEnded
+    | Error
+)
