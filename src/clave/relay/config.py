@@ -1,0 +1,62 @@
+"""Relay settings: timeouts, caps, rate limits and queue sizes, with safe defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from clave.wire import MAX_CONTROL_BYTES, MAX_MEDIA_BYTES
+
+
+@dataclass(frozen=True, slots=True)
+class RelayConfig:
+    """Everything an operator or a test may tune. All sizes are in bytes, times in seconds.
+
+    The rate defaults admit a 1080p60 camera plus a 1080p screen share and audio
+    (about 15 Mbit/s with keyframe bursts) with room to spare.
+    """
+
+    heartbeat: float = 15.0
+    """WebSocket ping interval; a peer that does not answer within half of it is gone."""
+    join_timeout: float = 30.0
+    """A connection must be admitted to a room (Create or Join) within this time."""
+    close_timeout: float = 2.0
+    """How long a closing handshake or a final error message may take."""
+
+    max_rooms: int = 10_000
+    max_conns_per_room: int = 100
+
+    msg_rate: float = 500.0
+    """Sustained messages per second per connection (video 60 + screen 60 + audio 50 + control)."""
+    msg_burst: float = 1_000.0
+    byte_rate: float = 4_000_000.0
+    """Sustained bytes per second per connection (32 Mbit/s)."""
+    byte_burst: float = 8_000_000.0
+
+    media_high_water: int = 1024 * 1024
+    """Receiver media backlog above which video and screen deltas are dropped."""
+    media_hard_limit: int = 4 * 1024 * 1024
+    """Receiver media backlog above which audio is dropped too (oldest first)."""
+    control_cap: int = 16 * 1024 * 1024
+    """Receiver control backlog above which the receiver is disconnected as too slow."""
+    keyframe_retry: float = 1.0
+    """While a receiver waits for a keyframe, re-ask the sender at most this often."""
+
+    socket_send_buffer: int | None = None
+    """SO_SNDBUF for WebSocket connections (None: the OS default, autotuned)."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.media_high_water <= self.media_hard_limit:
+            raise ValueError("need 0 < media_high_water <= media_hard_limit")
+        if self.control_cap < MAX_CONTROL_BYTES:
+            raise ValueError("control_cap must hold at least one control message")
+        for name in ("heartbeat", "join_timeout", "close_timeout", "msg_rate", "byte_rate"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        if self.msg_burst < 1 or self.byte_burst < MAX_CONTROL_BYTES:
+            raise ValueError("bursts must admit at least one message of the largest size")
+        if self.max_rooms < 1 or self.max_conns_per_room < 1:
+            raise ValueError("caps must be at least 1")
+
+
+MAX_MESSAGE_BYTES = max(MAX_CONTROL_BYTES, MAX_MEDIA_BYTES)
+"""The WebSocket message size limit (aiohttp ``max_msg_size``)."""

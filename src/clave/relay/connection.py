@@ -1,0 +1,390 @@
+"""One client connection: the read loop (limits, admission, dispatch) and its writer task.
+
+The read loop never awaits another connection: delivering to a room only
+queues (see :mod:`clave.relay.queues`), and each connection's own writer task
+drains its queue to its WebSocket. A violation (malformed, oversized or
+too-frequent messages, anything before admission) gets one ``Error`` and a
+close code; the connection leaves its room and nobody else is affected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from enum import IntEnum
+from typing import Any
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from clave.wire import (
+    CONTROL,
+    MAX_MEDIA_BYTES,
+    MEDIA,
+    PROTOCOL_VERSION,
+    AppMessage,
+    Create,
+    Error,
+    ErrorCode,
+    Handshake,
+    Join,
+    JoinRequest,
+    KeyframeRequest,
+    Leave,
+    Subscribe,
+    WelcomeTo,
+    WireError,
+    decode_client,
+    decode_media,
+    encode,
+    stamp_sender,
+)
+
+from .config import MAX_MESSAGE_BYTES
+from .limits import RateLimit
+from .queues import OutQueue
+from .room import Peer, Room
+from .state import RelayState
+
+log = logging.getLogger("clave.relay")
+
+
+class CloseCode(IntEnum):
+    """WebSocket close codes the relay uses (4000-4999 are for applications)."""
+
+    normal = 1000
+    going_away = 1001
+    bad_message = 4400
+    not_joined = 4403
+    too_slow = 4408
+    too_large = 4413
+    rate_limited = 4429
+    internal = 4500
+
+
+_ABORTS: dict[int, tuple[ErrorCode, str, CloseCode]] = {
+    # aiohttp closes by itself on these reader errors; say why in the relay's terms.
+    WSCloseCode.MESSAGE_TOO_BIG: (ErrorCode.too_large, "message too large", CloseCode.too_large),
+    WSCloseCode.PROTOCOL_ERROR: (ErrorCode.bad_message, "bad frame", CloseCode.bad_message),
+    WSCloseCode.INVALID_TEXT: (ErrorCode.bad_message, "text frame", CloseCode.bad_message),
+}
+
+
+class RelayWebSocket(web.WebSocketResponse):
+    """A WebSocketResponse that answers aiohttp's own protocol aborts with an ``Error``."""
+
+    def __init__(self, *, final_timeout: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._final_timeout = final_timeout
+        self.aborted = False
+        """True once aiohttp refused a frame (too large, malformed) and closed."""
+
+    async def close(
+        self, *, code: int = WSCloseCode.OK, message: bytes = b"", drain: bool = True
+    ) -> bool:
+        abort = _ABORTS.get(code)
+        if abort is not None and not self.closed:
+            self.aborted = True
+            err, text, close_code = abort
+            code = close_code
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(
+                    self.send_bytes(encode(Error(err, text))), self._final_timeout
+                )
+        return await super().close(code=code, message=message, drain=drain)
+
+
+class _Fatal(Exception):
+    """End this connection with an Error and a close code."""
+
+    def __init__(self, code: ErrorCode, message: str, close: CloseCode) -> None:
+        super().__init__(message)
+        self.error = Error(code, message)
+        self.close = close
+
+
+def _bad(message: str) -> _Fatal:
+    return _Fatal(ErrorCode.bad_message, message, CloseCode.bad_message)
+
+
+class Connection:
+    """One WebSocket client of the relay."""
+
+    def __init__(self, state: RelayState, request: web.Request) -> None:
+        cfg = state.config
+        self.state = state
+        self.request = request
+        self.conn = state.next_conn_id()
+        self.ws = RelayWebSocket(
+            final_timeout=cfg.close_timeout,
+            heartbeat=cfg.heartbeat,
+            timeout=cfg.close_timeout,
+            compress=False,  # no permessage-deflate: payloads are ciphertext anyway
+            max_msg_size=MAX_MESSAGE_BYTES,
+            autoping=True,
+        )
+        self.queue = OutQueue(
+            cfg.media_high_water,
+            cfg.media_hard_limit,
+            cfg.control_cap,
+            cfg.keyframe_retry,
+            on_ready=self._wake,
+            on_overflow=self._overflow,
+        )
+        self.peer = Peer(self.conn, self.queue)
+        self.room: Room | None = None
+        self._loop = asyncio.get_running_loop()
+        self._limit = RateLimit(
+            cfg.msg_rate, cfg.msg_burst, cfg.byte_rate, cfg.byte_burst, self._loop.time()
+        )
+        self._waiter: asyncio.Future[None] | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._stopping: CloseCode | None = None
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def serve(self) -> web.WebSocketResponse:
+        """Run this connection to its end (the aiohttp handler's body)."""
+        ws = self.ws
+        await ws.prepare(self.request)
+        self._tune_socket()
+        self.state.connections.add(self)
+        writer = self._writer = asyncio.create_task(self._write_loop())
+        fatal: _Fatal | None = None
+        reason = "disconnected"
+        try:
+            reason = await self._read_loop()
+        except _Fatal as exc:
+            fatal = exc
+            reason = "error"
+        except asyncio.CancelledError:
+            reason = "relay stopping"
+            raise
+        except Exception:  # a relay bug: end this connection only, and say so
+            log.exception("conn %d: internal error", self.conn)
+            fatal = _Fatal(ErrorCode.internal, "internal error", CloseCode.internal)
+            reason = "error"
+        finally:
+            self.leave(reason)
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+            self.state.connections.discard(self)
+            await self._close(fatal)
+        return ws
+
+    async def _close(self, fatal: _Fatal | None) -> None:
+        ws = self.ws
+        if ws.closed:
+            return
+        timeout = self.state.config.close_timeout
+        code: int = self._stopping or CloseCode.normal
+        if fatal is not None:
+            code = fatal.close
+            log.info("conn %d: closed (%s)", self.conn, fatal.error.code.name)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ws.send_bytes(encode(fatal.error)), timeout)
+        try:
+            await asyncio.wait_for(ws.close(code=code), timeout + 0.5)
+        except (TimeoutError, ConnectionError):
+            self._abort()
+
+    def _abort(self) -> None:
+        transport = self.request.transport
+        if transport is not None:
+            transport.abort()
+
+    def _tune_socket(self) -> None:
+        size = self.state.config.socket_send_buffer
+        if size is None:
+            return
+        sock = self.ws.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+
+    async def stop(self, code: CloseCode = CloseCode.going_away) -> None:
+        """Close from the relay's side (shutdown)."""
+        self._stopping = code
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.ws.close(code=code), self.state.config.close_timeout)
+
+    def leave(self, reason: str) -> None:
+        """Leave the room (idempotent); the others get PeerLeft(reason)."""
+        room = self.room
+        if room is None:
+            return
+        self.room = None
+        room.remove(self.peer, reason)
+        self.queue.clear()
+        log.debug("conn %d left room #%d: %s", self.conn, room.serial, reason)
+        if self.state.rooms.discard_if_empty(room):
+            log.info("room #%d closed (%d rooms)", room.serial, len(self.state.rooms))
+
+    # ------------------------------------------------------------ writing
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _write_loop(self) -> None:
+        queue = self.queue
+        send = self.ws.send_bytes
+        loop = self._loop
+        with contextlib.suppress(ConnectionError):
+            while True:
+                data = queue.pop()
+                if data is None:
+                    self._waiter = loop.create_future()
+                    await self._waiter
+                    self._waiter = None
+                else:
+                    await send(data)
+
+    def _overflow(self) -> None:
+        # Called while another connection delivers to this one: act on the next tick.
+        self._loop.call_soon(self._too_slow)
+
+    def _too_slow(self) -> None:
+        """The control backlog is over its cap: this receiver cannot stay."""
+        if self._stopping is not None:
+            return
+        log.info("conn %d: too slow, disconnected", self.conn)
+        self._stopping = CloseCode.too_slow
+        self.leave("too slow")
+        if self._writer is not None:
+            self._writer.cancel()
+        self._abort()
+
+    # ------------------------------------------------------------ reading
+
+    async def _read_loop(self) -> str:
+        """Read until the client leaves or disconnects; return the PeerLeft reason."""
+        reason = await self._admission()
+        if reason is not None:
+            return reason
+        ws = self.ws
+        receive = ws.receive
+        allow = self._limit.allow
+        clock = self._loop.time
+        while True:
+            msg = await receive()
+            if msg.type is WSMsgType.BINARY:
+                data: bytes = msg.data
+                now = clock()
+                if not allow(len(data), now):
+                    raise _Fatal(ErrorCode.rate_limited, "rate limit", CloseCode.rate_limited)
+                if len(data) < 2 or data[0] != PROTOCOL_VERSION:
+                    raise _bad("bad frame prefix")
+                if data[1] == MEDIA:
+                    self._media(data, now)
+                elif data[1] == CONTROL:
+                    if self._control(data):
+                        return "left"
+                else:
+                    raise _bad("unknown channel")
+            elif msg.type is WSMsgType.TEXT:
+                raise _bad("text frames are not used")
+            else:
+                return self._ended()
+
+    def _ended(self) -> str:
+        if self._stopping is CloseCode.too_slow:
+            return "too slow"
+        if self._stopping is not None:
+            return "relay stopping"
+        if self.ws.aborted:
+            return "error"
+        if isinstance(self.ws.exception(), asyncio.TimeoutError):
+            return "timeout"
+        return "disconnected"
+
+    async def _admission(self) -> str | None:
+        """Wait for a successful Create or Join; a reason if the connection ended first."""
+        ws = self.ws
+        deadline = self._loop.time() + self.state.config.join_timeout
+        while self.room is None:
+            remaining = deadline - self._loop.time()
+            try:
+                if remaining <= 0:
+                    raise TimeoutError
+                msg = await ws.receive(timeout=remaining)
+            except TimeoutError:
+                raise _Fatal(
+                    ErrorCode.not_joined, "no Create or Join in time", CloseCode.not_joined
+                ) from None
+            if msg.type is WSMsgType.TEXT:
+                raise _bad("text frames are not used")
+            if msg.type is not WSMsgType.BINARY:
+                return self._ended()
+            data: bytes = msg.data
+            if not self._limit.allow(len(data), self._loop.time()):
+                raise _Fatal(ErrorCode.rate_limited, "rate limit", CloseCode.rate_limited)
+            if len(data) < 2 or data[0] != PROTOCOL_VERSION or data[1] != CONTROL:
+                raise _Fatal(ErrorCode.not_joined, "Create or Join first", CloseCode.not_joined)
+            request = self._decode(data)
+            if isinstance(request, Leave):
+                return "left"
+            if not isinstance(request, Create | Join):
+                raise _Fatal(ErrorCode.not_joined, "Create or Join first", CloseCode.not_joined)
+            self._admit(request)
+        return None
+
+    def _admit(self, request: Create | Join) -> None:
+        rooms = self.state.rooms
+        if isinstance(request, Create):
+            outcome = rooms.create(request.room, request.token_hash)
+        else:
+            outcome = rooms.admit(request.room, request.token)
+        if isinstance(outcome, Error):
+            self.peer.send(outcome)
+            log.debug("conn %d: admission refused (%s)", self.conn, outcome.code.name)
+            return
+        self.room = outcome
+        outcome.add(self.peer)
+        if isinstance(request, Create):
+            log.info("room #%d created (%d rooms)", outcome.serial, len(rooms))
+        log.debug("conn %d joined room #%d (%d present)", self.conn, outcome.serial, len(outcome))
+
+    def _decode(self, data: bytes) -> Any:
+        try:
+            return decode_client(memoryview(data)[2:])
+        except WireError as exc:
+            raise _bad(str(exc)) from None
+
+    def _media(self, data: bytes, now: float) -> None:
+        if len(data) > MAX_MEDIA_BYTES:
+            raise _Fatal(ErrorCode.too_large, "media message too large", CloseCode.too_large)
+        try:
+            frame = decode_media(data)
+        except WireError as exc:
+            raise _bad(str(exc)) from None
+        room = self.room
+        if room is not None:
+            room.media(self.peer, stamp_sender(data, self.conn), frame.kind, frame.keyframe, now)
+
+    def _control(self, data: bytes) -> bool:
+        """Dispatch one control message of an admitted client; True if it left."""
+        msg = self._decode(data)
+        room = self.room
+        if room is None:  # removed as too slow while this message was in flight
+            return True
+        if isinstance(msg, Handshake):
+            room.handshake(self.peer, msg)
+        elif isinstance(msg, AppMessage):
+            room.app(self.peer, msg)
+        elif isinstance(msg, WelcomeTo):
+            room.welcome(self.peer, msg)
+        elif isinstance(msg, JoinRequest):
+            room.join_request(self.peer, msg)
+        elif isinstance(msg, KeyframeRequest):
+            room.keyframe_request(self.peer, msg)
+        elif isinstance(msg, Subscribe):
+            room.subscribe(self.peer, msg)
+        elif isinstance(msg, Leave):
+            return True
+        else:
+            raise _bad("already in a room")
+        return False

@@ -1,0 +1,129 @@
+"""The relay's aiohttp application and the ways to run it.
+
+* :func:`create_app` builds the application: ``GET /ws`` (the WebSocket),
+  ``GET /healthz``, ``GET /m/<room>`` (landing page) and its static files.
+* :func:`start_relay` runs it inside an existing event loop (tests, an
+  embedded relay); port 0 picks a free port.
+* :func:`serve_forever` (alias :func:`run`) runs it on uvloop until SIGINT
+  or SIGTERM; ``clave serve`` calls it.
+
+No access log is written and nothing is stored on disk. Serve it behind a TLS
+terminating proxy in production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from aiohttp import web
+
+from . import landing, logs
+from .config import RelayConfig
+from .connection import CloseCode, Connection
+from .state import RelayState
+
+log = logging.getLogger("clave.relay")
+
+STATE_KEY = web.AppKey("clave.relay.state", RelayState)
+
+
+def create_app(config: RelayConfig | None = None) -> web.Application:
+    """The relay as an aiohttp application (state in ``app[STATE_KEY]``)."""
+    logs.install()
+    state = RelayState(config or RelayConfig())
+    app = web.Application(client_max_size=4096)  # no route takes a request body
+    app[STATE_KEY] = state
+
+    async def websocket(request: web.Request) -> web.StreamResponse:
+        if "Sec-WebSocket-Protocol" in request.headers:
+            # aiohttp would log the client's address for a protocol it does not know.
+            raise web.HTTPBadRequest(text="WebSocket subprotocols are not used")
+        return await Connection(state, request).serve()
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.Response(text="ok", headers={"Cache-Control": "no-store"})
+
+    async def on_shutdown(app: web.Application) -> None:
+        connections = list(state.connections)
+        if connections:
+            log.info("closing %d connections", len(connections))
+            await asyncio.gather(*(c.stop(CloseCode.going_away) for c in connections))
+
+    app.router.add_get("/ws", websocket)
+    app.router.add_get("/healthz", healthz)
+    landing.setup(app)
+    app.on_shutdown.append(on_shutdown)
+    return app
+
+
+async def start_relay(
+    host: str, port: int, config: RelayConfig | None = None
+) -> tuple[web.AppRunner, int]:
+    """Start serving on ``host:port`` (0: any free port); return the runner and the bound port.
+
+    Stop with ``await runner.cleanup()``.
+    """
+    runner = web.AppRunner(
+        create_app(config),
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=5.0,
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    try:
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    bound = runner.addresses[0][1]
+    return runner, int(bound)
+
+
+async def serve(
+    host: str,
+    port: int,
+    config: RelayConfig | None = None,
+    on_ready: Callable[[int], None] | None = None,
+) -> None:
+    """Serve until SIGINT or SIGTERM; ``on_ready(bound_port)`` once listening."""
+    runner, bound = await start_relay(host, port, config)
+    log.info("relay listening on port %d", bound)
+    if on_ready is not None:
+        on_ready(bound)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def _run(main: Coroutine[Any, Any, None]) -> None:
+    try:
+        import uvloop
+    except ImportError:  # e.g. Windows: the standard loop works, a bit slower
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
+
+
+def serve_forever(
+    host: str,
+    port: int,
+    config: RelayConfig | None = None,
+    on_ready: Callable[[int], None] | None = None,
+) -> None:
+    """Run the relay on uvloop until SIGINT or SIGTERM."""
+    _run(serve(host, port, config, on_ready))
+
+
+run = serve_forever

@@ -1,0 +1,29 @@
+"""What one relay process holds: its settings, its rooms, its live connections."""
+
+from __future__ import annotations
+
+import itertools
+from typing import TYPE_CHECKING
+
+from .config import RelayConfig
+from .room import Rooms
+
+if TYPE_CHECKING:
+    from .connection import Connection
+
+
+class RelayState:
+    """Shared by every connection of one relay (one event loop, so no locking)."""
+
+    def __init__(self, config: RelayConfig) -> None:
+        self.config = config
+        self.rooms = Rooms(config.max_rooms, config.max_conns_per_room)
+        self.connections: set[Connection] = set()
+        self._ids = itertools.count(1)
+
+    def next_conn_id(self) -> int:
+        """A connection id (u32, never 0: 0 marks an unstamped media frame)."""
+        conn = next(self._ids) & 0xFFFFFFFF
+        if conn == 0:
+            conn = next(self._ids) & 0xFFFFFFFF
+        return conn

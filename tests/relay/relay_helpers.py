@@ -1,0 +1,215 @@
+"""Helpers for relay tests: a relay on a free port and a typed WebSocket client.
+
+Tests are plain functions that call :func:`run` on a scenario coroutine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import os
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import aiohttp
+from aiohttp import WSMsgType
+
+from clave.relay import RelayConfig
+from clave.relay.server import start_relay
+from clave.wire import (
+    MEDIA,
+    Create,
+    Error,
+    Join,
+    Joined,
+    MediaFrame,
+    PeerJoined,
+    RelayMessage,
+    StreamKind,
+    decode_media,
+    decode_relay,
+    encode,
+    encode_media,
+)
+
+T = TypeVar("T")
+M = TypeVar("M")
+
+
+def run(scenario: Coroutine[Any, Any, T], timeout: float = 20.0) -> T:
+    """Run one test scenario in a fresh event loop, with an overall timeout."""
+    return asyncio.run(asyncio.wait_for(scenario, timeout))
+
+
+def new_room() -> tuple[str, bytes]:
+    """A fresh room id (22 base64url chars) and access token (32 bytes)."""
+    room = base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
+    return room, os.urandom(32)
+
+
+@contextlib.asynccontextmanager
+async def relay(config: RelayConfig | None = None) -> AsyncIterator[int]:
+    """A relay on 127.0.0.1 and a free port (yielded), stopped afterwards."""
+    runner, port = await start_relay("127.0.0.1", 0, config or RelayConfig())
+    try:
+        yield port
+    finally:
+        await runner.cleanup()
+
+
+def small_rcvbuf(size: int) -> Callable[[Any], socket.socket]:
+    """An aiohttp socket_factory whose sockets have a small receive buffer (a slow reader)."""
+
+    def factory(addr_info: Any) -> socket.socket:
+        family, type_, proto, _, _ = addr_info
+        sock = socket.socket(family=family, type=type_, proto=proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+        sock.setblocking(False)
+        return sock
+
+    return factory
+
+
+@dataclass
+class Closed:
+    """How a connection ended: the Error messages seen last, and the close code."""
+
+    errors: list[Error]
+    code: int | None
+
+
+class Client:
+    """A relay client over aiohttp: typed sends, typed receives."""
+
+    def __init__(self, session: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.session = session
+        self.ws = ws
+        self.conn = 0
+        self.epoch = 0
+
+    @classmethod
+    async def connect(
+        cls, port: int, *, rcvbuf: int | None = None, autoping: bool = True
+    ) -> Client:
+        connector = (
+            aiohttp.TCPConnector(socket_factory=small_rcvbuf(rcvbuf))
+            if rcvbuf is not None
+            else aiohttp.TCPConnector()
+        )
+        session = aiohttp.ClientSession(connector=connector)
+        ws = await session.ws_connect(
+            f"http://127.0.0.1:{port}/ws", autoping=autoping, max_msg_size=0
+        )
+        return cls(session, ws)
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.ws.close()
+        await self.session.close()
+
+    # -- sending
+
+    async def send(self, msg: Any) -> None:
+        await self.ws.send_bytes(encode(msg))
+
+    async def send_raw(self, data: bytes) -> None:
+        await self.ws.send_bytes(data)
+
+    async def send_media(self, kind: StreamKind, keyframe: bool, sframe: bytes) -> None:
+        await self.ws.send_bytes(encode_media(kind, keyframe, sframe))
+
+    # -- receiving
+
+    async def recv(self, timeout: float = 3.0) -> RelayMessage | MediaFrame:
+        """The next message (control or media); fails on close or timeout."""
+        msg = await asyncio.wait_for(self.ws.receive(), timeout)
+        if msg.type is not WSMsgType.BINARY:
+            raise AssertionError(f"expected a binary message, got {msg.type!r} {msg.data!r}")
+        data: bytes = msg.data
+        if data[1] == MEDIA:
+            return decode_media(data)
+        return decode_relay(memoryview(data)[2:])
+
+    async def control(self, timeout: float = 3.0) -> RelayMessage:
+        """The next control message, skipping media."""
+        while True:
+            msg = await self.recv(timeout)
+            if not isinstance(msg, MediaFrame):
+                return msg
+
+    async def expect(self, kind: type[M], timeout: float = 3.0) -> M:
+        """The next control message, which must be of type ``kind``."""
+        msg = await self.control(timeout)
+        assert isinstance(msg, kind), f"expected {kind.__name__}, got {msg!r}"
+        return msg
+
+    async def media(self, timeout: float = 3.0) -> MediaFrame:
+        """The next media frame, which must come before any control message."""
+        msg = await self.recv(timeout)
+        assert isinstance(msg, MediaFrame), f"expected media, got {msg!r}"
+        return msg
+
+    async def silent(self, wait: float = 0.2) -> None:
+        """Assert that nothing arrives within ``wait`` seconds."""
+        try:
+            msg = await asyncio.wait_for(self.ws.receive(), wait)
+        except TimeoutError:
+            return
+        raise AssertionError(f"unexpected message {msg.type!r} {msg.data!r}")
+
+    async def closed(self, timeout: float = 3.0) -> Closed:
+        """Read until the relay closes; the Error messages it sent and the close code."""
+        errors: list[Error] = []
+        while True:
+            msg = await asyncio.wait_for(self.ws.receive(), timeout)
+            if msg.type is WSMsgType.BINARY:
+                if msg.data[1] != MEDIA:
+                    decoded = decode_relay(memoryview(msg.data)[2:])
+                    if isinstance(decoded, Error):
+                        errors.append(decoded)
+                continue
+            if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+                code = msg.data if msg.type is WSMsgType.CLOSE else self.ws.close_code
+                return Closed(errors, code)
+            if msg.type is WSMsgType.ERROR:
+                return Closed(errors, self.ws.close_code)
+
+    # -- admission
+
+    async def create(self, room: str, token: bytes) -> Joined:
+        await self.send(Create(room=room, token_hash=hashlib.sha256(token).digest()))
+        return await self._joined()
+
+    async def join(self, room: str, token: bytes) -> Joined:
+        await self.send(Join(room=room, token=token))
+        return await self._joined()
+
+    async def _joined(self) -> Joined:
+        joined = await self.expect(Joined)
+        self.conn, self.epoch = joined.conn, joined.epoch
+        return joined
+
+
+async def meeting(port: int, n: int, **connect: Any) -> tuple[str, bytes, list[Client]]:
+    """A new room with ``n`` members; every PeerJoined has been consumed."""
+    room, token = new_room()
+    clients: list[Client] = []
+    for i in range(n):
+        c = await Client.connect(port, **connect)
+        await (c.create(room, token) if i == 0 else c.join(room, token))
+        for earlier in clients:
+            assert (await earlier.expect(PeerJoined)).conn == c.conn
+        clients.append(c)
+    return room, token, clients
+
+
+async def close_all(clients: list[Client]) -> None:
+    await asyncio.gather(*(c.close() for c in clients))
+
+
+async def gather_all(*aws: Awaitable[Any]) -> list[Any]:
+    return list(await asyncio.gather(*aws))

@@ -1,0 +1,134 @@
+"""A receiver that stops reading harms only itself.
+
+The slow client has a tiny TCP receive buffer and does not read; the relay's
+socket send buffer is small too, so its backlog builds up in the relay's
+queue quickly and the drop policy is what is being tested.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+
+from relay_helpers import Client, close_all, meeting, relay, run
+
+from clave.relay import RelayConfig
+from clave.wire import (
+    MAX_CONTROL_BYTES,
+    AppFrom,
+    AppMessage,
+    KeyframeWanted,
+    MediaFrame,
+    PeerLeft,
+    RelayMessage,
+    StreamKind,
+)
+
+FRAMES = 400
+FRAME_BYTES = 10_000
+KEYFRAME_EVERY = 100
+CHATS = 20
+CONFIG = RelayConfig(
+    media_high_water=256 * 1024,
+    media_hard_limit=1024 * 1024,
+    socket_send_buffer=16 * 1024,
+    keyframe_retry=10.0,
+)
+
+
+def video(seq: int) -> tuple[bool, bytes]:
+    return seq % KEYFRAME_EVERY == 0, seq.to_bytes(4, "big") + bytes(FRAME_BYTES - 4)
+
+
+async def collect(client: Client, quiet: float = 0.5) -> list[RelayMessage | MediaFrame]:
+    """Everything ``client`` receives until nothing comes for ``quiet`` seconds."""
+    out: list[RelayMessage | MediaFrame] = []
+    while True:
+        try:
+            out.append(await client.recv(quiet))
+        except TimeoutError:
+            return out
+
+
+def seqs(messages: list[RelayMessage | MediaFrame]) -> list[tuple[int, bool]]:
+    return [
+        (int.from_bytes(m.sframe[:4], "big"), m.keyframe)
+        for m in messages
+        if isinstance(m, MediaFrame) and m.kind is StreamKind.video
+    ]
+
+
+def test_slow_receiver_does_not_slow_the_others() -> None:
+    async def scenario() -> None:
+        async with relay(CONFIG) as port:
+            room, token, (sender, chatter, fast) = await meeting(port, 3)
+            slow = await Client.connect(port, rcvbuf=4096)
+            await slow.join(room, token)
+            for member in (sender, chatter, fast):
+                await member.control()  # PeerJoined
+
+            listeners = {c: asyncio.create_task(collect(c, 1.0)) for c in (sender, chatter, fast)}
+            start = time.monotonic()
+            for seq in range(FRAMES):
+                keyframe, payload = video(seq)
+                await sender.send_media(StreamKind.video, keyframe, payload)
+                if seq % (FRAMES // CHATS) == 0:
+                    await chatter.send(AppMessage(epoch=0, data=seq.to_bytes(4, "big")))
+                await asyncio.sleep(0.001)
+            sent_in = time.monotonic() - start
+            got = {c: await task for c, task in listeners.items()}
+
+            # the fast receivers got everything, in order, while the slow one lagged
+            for c in (chatter, fast):
+                assert [s for s, _ in seqs(got[c])] == list(range(FRAMES))
+            assert len([m for m in got[fast] if isinstance(m, AppFrom)]) == CHATS
+            assert sent_in < 10
+            # the sender was asked for a keyframe on behalf of the slow receiver
+            wanted = [m for m in got[sender] if isinstance(m, KeyframeWanted)]
+            assert KeyframeWanted(by=slow.conn, kind=StreamKind.video) in wanted
+            assert all(w.by == slow.conn for w in wanted)
+
+            # the slow receiver, reading again, got every control message ...
+            late = await collect(slow)
+            chats = [m for m in late if isinstance(m, AppFrom)]
+            assert [int.from_bytes(m.data, "big") for m in chats] == list(
+                range(0, FRAMES, FRAMES // CHATS)
+            )
+            # ... but not every frame, and never a delta right after a gap
+            received = seqs(late)
+            assert 0 < len(received) < FRAMES
+            for (before, _), (after, keyframe) in itertools.pairwise(received):
+                assert after > before
+                assert after == before + 1 or keyframe, (before, after)
+            await close_all([sender, chatter, fast, slow])
+
+    run(scenario(), timeout=30)
+
+
+def test_control_backlog_over_cap_disconnects_only_that_receiver() -> None:
+    config = RelayConfig(control_cap=MAX_CONTROL_BYTES, socket_send_buffer=16 * 1024)
+
+    async def scenario() -> None:
+        async with relay(config) as port:
+            room, token, (talker, listener) = await meeting(port, 2)
+            slow = await Client.connect(port, rcvbuf=4096)
+            await slow.join(room, token)
+            await talker.control()
+            await listener.control()
+            heard = asyncio.create_task(collect(listener))
+            blob = bytes(60_000)
+            for i in range(40):
+                await talker.send(AppMessage(epoch=0, data=i.to_bytes(4, "big") + blob))
+                await asyncio.sleep(0.005)  # a burst over the cap in one go would be too much
+            left = await talker.expect(PeerLeft)
+            assert left == PeerLeft(conn=slow.conn, reason="too slow")
+            messages = await heard
+            chats = [m for m in messages if isinstance(m, AppFrom)]
+            assert [int.from_bytes(m.data[:4], "big") for m in chats] == list(range(40))
+            assert left in messages
+            await talker.send_media(StreamKind.audio, False, b"still fine")
+            assert (await listener.media()).sframe == b"still fine"
+            await close_all([talker, listener, slow])
+
+    run(scenario())
