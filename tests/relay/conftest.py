@@ -1,10 +1,10 @@
-"""Make ``relay_helpers`` and ``support.*`` (tests/support) importable from tests/relay."""
+"""Make ``relay_helpers`` importable from tests/relay."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-for path in (Path(__file__).resolve().parent, Path(__file__).resolve().parents[1]):
+for path in (Path(__file__).resolve().parent,):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))

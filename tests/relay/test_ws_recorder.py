@@ -6,8 +6,7 @@ import os
 
 from relay_helpers import Client, close_all, relay, run
 
-from clave.wire import StreamKind, decode_media, encode_media
-from support.ws_recorder import (
+from clave.devtools.ws_recorder import (
     OP_BINARY,
     OP_CONTINUATION,
     OP_TEXT,
@@ -16,6 +15,7 @@ from support.ws_recorder import (
     StreamParser,
     unmask,
 )
+from clave.wire import StreamKind, decode_media, encode_media
 
 
 def masked_frame(payload: bytes, opcode: int = OP_BINARY, fin: bool = True) -> bytes:

@@ -1,1 +1,0 @@
-"""Test helpers shared across test directories (import as ``support.<module>``)."""
