@@ -11,6 +11,12 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q -e '.[test]'
 
+# Browser tests: Debian's Chromium, driven by Python playwright (no browser download).
+if [ ! -x /usr/bin/chromium ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
+fi
+
 # Interop peer: npm ts-mls@1.6.4 under Node.js >= 20 (tests/interop).
 if ! command -v node >/dev/null 2>&1; then
     apt-get update -qq && apt-get install -y -qq nodejs
