@@ -31,8 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8443, help="port (default 8443; 0: any)")
 
     for name, helptext in (
-        ("meet", "create a meeting and print its invitation link"),
-        ("join", "join a meeting from its invitation link"),
+        ("meet", "create a meeting, print its invitation link and open it in the browser"),
+        ("join", "join a meeting from its invitation link in the browser"),
     ):
         p = sub.add_parser(name, help=helptext)
         if name == "join":
@@ -46,15 +46,31 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument(
                 "--no-auto-admit",
                 action="store_true",
-                help="do not admit join requests automatically",
+                help="--headless: do not admit join requests automatically (in the browser "
+                "the host admits from the lobby)",
             )
         p.add_argument(
             "--headless",
             action="store_true",
-            required=True,
             help="participate without a browser: test-pattern VP8 video and an Opus tone",
         )
-        p.add_argument("--name", default="host" if name == "meet" else "guest")
+        p.add_argument(
+            "--no-browser",
+            action="store_true",
+            help="print the local address of the meeting page instead of opening a browser",
+        )
+        p.add_argument(
+            "--port",
+            type=int,
+            default=0,
+            help="port of the local meeting page on 127.0.0.1 (default 0: a random free port)",
+        )
+        p.add_argument(
+            "--name",
+            default=None,
+            help="display name (--headless: default host/guest; browser: suggested on the "
+            "pre-join screen)",
+        )
         p.add_argument("--duration", type=float, default=None, help="seconds, then leave")
         p.add_argument("--no-video", action="store_true")
         p.add_argument("--no-audio", action="store_true")
@@ -140,6 +156,95 @@ async def _participate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _open_browser(url: str) -> None:
+    """Open ``url`` in the system browser without ever blocking or failing the engine."""
+    import threading
+    import webbrowser
+
+    graphical = (
+        sys.platform in ("darwin", "win32")
+        or bool(os.environ.get("DISPLAY"))
+        or bool(os.environ.get("WAYLAND_DISPLAY"))
+    )
+    if not graphical:  # a console browser would take over this terminal
+        print("no display found: open the address above in your browser", flush=True)
+        return
+
+    def run() -> None:
+        try:
+            opened = webbrowser.open(url)
+        except Exception:
+            opened = False
+        if not opened:
+            print("could not start a browser: open the address above yourself", flush=True)
+
+    threading.Thread(target=run, name="clave-browser", daemon=True).start()
+
+
+async def _browse(args: argparse.Namespace) -> int:
+    """``clave meet`` / ``clave join`` without --headless: the meeting in the browser."""
+    from .engine.bridge import GlassBridge
+    from .engine.ui_server import UIServer
+    from .meeting.errors import LinkError
+    from .meeting.link import new_link, parse_link
+
+    runner = None
+    if args.command == "meet":
+        base = args.relay
+        if base is None:
+            from .relay.server import start_relay
+
+            runner, port = await start_relay("127.0.0.1", 0)
+            base = f"http://127.0.0.1:{port}"
+        try:
+            link = new_link(base, os.urandom)
+        except LinkError as exc:
+            print(f"clave: {exc}", file=sys.stderr)
+            if runner is not None:
+                await runner.cleanup()
+            return 2
+        host = True
+    else:
+        try:
+            link = parse_link(args.link)
+        except LinkError as exc:
+            print(f"clave: {exc}", file=sys.stderr)
+            return 2
+        host = False
+    bridge = GlassBridge(link, host=host, default_name=args.name or "")
+    server = UIServer(bridge, port=args.port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        try:
+            url = await server.start()
+        except OSError as exc:
+            print(f"clave: cannot serve the meeting page: {exc}", file=sys.stderr)
+            return 1
+        print(f"open: {url}", flush=True)
+        print(f"link: {link.url}", flush=True)
+        if host:
+            print("share the whole link; the part after # never reaches any server", flush=True)
+        if not args.no_browser:
+            _open_browser(url)
+        waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(bridge.ended.wait())]
+        await asyncio.wait(waiters, timeout=args.duration, return_when=asyncio.FIRST_COMPLETED)
+        for w in waiters:
+            w.cancel()
+        if bridge.ended.is_set() and not stop.is_set():
+            print(f"meeting ended: {bridge.ended_reason}", flush=True)
+            await asyncio.sleep(1.0)  # let the page show why
+    finally:
+        await bridge.close()
+        await server.stop()
+        if runner is not None:
+            await runner.cleanup()
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -152,7 +257,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         serve_forever(args.host, args.port, on_ready=ready)
         return 0
     if args.command in ("meet", "join"):
-        return asyncio.run(_participate(args))
+        if args.headless:
+            if args.name is None:
+                args.name = "host" if args.command == "meet" else "guest"
+            return asyncio.run(_participate(args))
+        used = [
+            flag
+            for flag, value in (
+                ("--no-video", args.no_video),
+                ("--no-audio", args.no_audio),
+                ("--chat", args.chat),
+                ("--report", args.report),
+                ("--linger", args.linger),
+            )
+            if value
+        ]
+        if used:
+            parser.error(f"{', '.join(used)}: only with --headless")
+        return asyncio.run(_browse(args))
     if args.command == "demo":
         from .engine.demo import run_demo
 

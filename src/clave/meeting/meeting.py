@@ -399,6 +399,11 @@ class Meeting:
         return self._require_in_meeting("export a secret").export_secret(label, context, length)
 
     @property
+    def commit_in_flight(self) -> bool:
+        """True while our own commit awaits the relay's ordering (keys are about to change)."""
+        return self._inflight is not None
+
+    @property
     def encrypted(self) -> bool:
         """True only while in the meeting with the current epoch's media keys installed."""
         return (

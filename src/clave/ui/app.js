@@ -1,0 +1,807 @@
+// Clave glass: the browser half of a participant. It captures, encodes,
+// decodes and renders; the local engine (127.0.0.1) holds every key and does
+// all the cryptography. See ARCHITECTURE.md, "The trust boundary".
+//
+// Module map:
+//   protocol.js            WebSocket to the engine, message validation, media framing
+//   stats.js               window.claveStats and the 2 s stats report
+//   media/capture.js       getUserMedia / enumerateDevices / getDisplayMedia
+//   media/video.js         VideoEncoder sender, VideoDecoder per sender+kind
+//   media/audio.js         AudioEncoder sender, AudioDecoder per sender -> worklet
+//   media/jitter-worklet.js  jitter buffers, concealment, mixing (AudioWorklet)
+//   ui/*.js                pre-join, stage/tiles, padlock, side panel, toasts
+
+import { EngineLink, KIND } from './protocol.js';
+import { countDecoded, countSent, recordChat, recordError, stats, takeReport } from './stats.js';
+import { LocalMedia, captureScreen, describeMediaError } from './media/capture.js';
+import { VIDEO_CODECS, VideoSender, VideoStreamDecoder, videoCodecSupported } from './media/video.js';
+import { AudioPlayout, AudioSender } from './media/audio.js';
+import { $ } from './ui/dom.js';
+import { initToasts, toast, toastError } from './ui/toast.js';
+import { Prejoin } from './ui/prejoin.js';
+import { Stage } from './ui/grid.js';
+import { Padlock } from './ui/padlock.js';
+import { ChatLog, SidePanel, renderLobby, renderParticipants, renderSecurityCode } from './ui/panels.js';
+
+const TICK_MS = 250;
+const STATS_MS = 2000;
+const SPEAKER_THRESHOLD = 0.02; // RMS, about -34 dBFS
+const SPEAKER_HOLD_MS = 800;
+const VIDEO_STALE_MS = 1500;
+const SCREEN_GONE_MS = 4500;
+const AUDIO_SILENT_MS = 2500;
+
+const state = {
+  hello: null,
+  phase: 'loading',
+  joinRequested: false,
+  ended: false,
+  selfLeaf: null,
+  isHost: false,
+  name: '',
+  roster: [],
+  lobby: [],
+  policy: { locked: false, auto_admit: false },
+  epoch: null,
+  securityCode: null,
+  micOn: true,
+  camOn: true,
+  screenTrack: null,
+  meetingStart: 0,
+  speaker: null,
+  speakerLoudAt: 0,
+  localLevel: 0,
+  unread: 0,
+};
+
+const screens = {
+  prejoin: $('#prejoin-screen'),
+  wait: $('#wait-screen'),
+  meeting: $('#meeting-screen'),
+  ended: $('#ended-screen'),
+};
+
+initToasts($('#toasts'));
+
+// ---------- engine link ----------
+
+let lastBadMessageToast = 0;
+const link = new EngineLink({
+  onOpen: () => {},
+  onControl: (msg) => handleControl(msg),
+  onMedia: (frame) => handleMedia(frame),
+  onClose: (ev) => {
+    if (state.ended) return;
+    endMeeting('Lost the connection to Clave on this computer.',
+      ev && ev.reason ? `(${ev.reason})` : 'If the Clave program was closed, start it again to rejoin.', 'Disconnected');
+  },
+  onBadMessage: (problem) => {
+    console.warn('clave: bad message from the engine:', problem);
+    const now = performance.now();
+    if (now - lastBadMessageToast > 10000) {
+      lastBadMessageToast = now;
+      showError('Ignored a malformed message from the engine.');
+    }
+  },
+});
+
+function showError(message) {
+  recordError(message);
+  toastError(message);
+}
+
+// ---------- local media and senders ----------
+
+const media = new LocalMedia();
+
+function sendMedia(kindName, buffer, keyframe) {
+  if (state.phase !== 'in_meeting' || state.ended) return false;
+  const ok = link.sendMedia(buffer, { essential: kindName === 'audio' || keyframe });
+  if (ok) countSent(kindName);
+  return ok;
+}
+
+let videoCodec = VIDEO_CODECS.vp8;
+const videoSender = new VideoSender({
+  kind: KIND.video,
+  onChunk: (buf, key) => sendMedia('video', buf, key),
+  onError: (err) => mediaError('Video encoder', err),
+});
+const screenSender = new VideoSender({
+  kind: KIND.screen,
+  screen: true,
+  onChunk: (buf, key) => sendMedia('screen', buf, key),
+  onError: (err) => mediaError('Screen encoder', err),
+});
+const audioSender = new AudioSender({
+  onChunk: (buf) => sendMedia('audio', buf, true),
+  onLevel: (level) => {
+    state.localLevel = Math.max(level, state.localLevel * 0.9);
+    if (state.phase !== 'in_meeting') prejoin.setMicLevel(state.micOn ? level : 0);
+  },
+  onError: (err) => mediaError('Audio encoder', err),
+});
+
+let lastMediaError = 0;
+function mediaError(what, err) {
+  console.warn(`clave: ${what}:`, err);
+  const now = performance.now();
+  if (now - lastMediaError > 5000) {
+    lastMediaError = now;
+    showError(`${what} problem: ${err && err.message ? err.message : err}`);
+  }
+}
+
+media.onTracksChanged = () => {
+  audioSender.setTrack(media.audioTrack);
+  videoSender.setTrack(state.camOn ? media.videoTrack : null);
+  prejoin.showPreview(state.camOn ? media.videoTrack : null, state.camOn ? 'No camera' : 'Camera is off');
+  const self = stage.get('p:self');
+  if (self) self.setStream(state.camOn ? media.videoTrack : null);
+  updateSending();
+};
+
+function updateSending() {
+  const live = state.phase === 'in_meeting' && !state.ended;
+  audioSender.setEnabled(live && state.micOn && !!media.audioTrack);
+  videoSender.setEnabled(live && state.camOn && !!media.videoTrack);
+  screenSender.setEnabled(live && !!state.screenTrack);
+}
+
+// ---------- playback ----------
+
+const playout = new AudioPlayout({
+  onDecoded: (sender, captureUs) => countDecoded(sender, 'audio', captureUs),
+  onError: (err) => mediaError('Audio decoder', err),
+});
+const decoders = new Map(); // "<leaf>:<kind>" -> VideoStreamDecoder
+
+function nameOf(leaf) {
+  const member = state.roster.find((m) => m.leaf === leaf);
+  return member ? member.name : `Participant ${leaf}`;
+}
+
+function handleMedia(frame) {
+  if (state.ended || frame.sender === state.selfLeaf) return;
+  if (frame.kind === KIND.audio) {
+    playout.push(frame);
+    return;
+  }
+  const key = `${frame.sender}:${frame.kindName}`;
+  let decoder = decoders.get(key);
+  if (!decoder) {
+    const { sender, kindName } = frame;
+    const screen = kindName === 'screen';
+    decoder = new VideoStreamDecoder({
+      onFrame: (videoFrame, captureUs) => {
+        countDecoded(sender, kindName, captureUs);
+        const id = `${screen ? 's' : 'p'}:${sender}`;
+        const tile = stage.get(id) || stage.ensure(id, { name: nameOf(sender), screen, colorKey: `p:${sender}` });
+        tile.drawFrame(videoFrame);
+      },
+      onNeedKeyframe: () => {
+        stats.keyframeRequestsSent++;
+        link.send({ type: 'request_keyframe', leaf: sender, kind: kindName });
+      },
+      onError: (err) => console.warn(`clave: decoder ${key}:`, err),
+    });
+    decoders.set(key, decoder);
+  }
+  decoder.push(frame);
+}
+
+function forgetSender(leaf) {
+  for (const kind of ['video', 'screen']) {
+    const key = `${leaf}:${kind}`;
+    decoders.get(key)?.close();
+    decoders.delete(key);
+  }
+  playout.removeSender(leaf);
+  stage.remove(`p:${leaf}`);
+  stage.remove(`s:${leaf}`);
+}
+
+// ---------- UI parts ----------
+
+const prejoin = new Prejoin({
+  onJoin: (name) => join(name),
+  onToggleMic: () => toggleMic(),
+  onToggleCam: () => toggleCam(),
+  onCamera: async (id) => {
+    media.cameraId = id;
+    if (!state.camOn) return;
+    try {
+      await media.startCamera(id);
+    } catch (err) {
+      showError(describeMediaError(err, 'camera'));
+    }
+  },
+  onMic: async (id) => {
+    try {
+      await media.setMic(id);
+    } catch (err) {
+      showError(describeMediaError(err, 'microphone'));
+    }
+  },
+  onSpeaker: async (id) => {
+    try {
+      await playout.setSinkId(id);
+    } catch (err) {
+      showError(`Could not switch speaker: ${err.message}`);
+    }
+  },
+});
+
+const stage = new Stage({ stage: $('#stage'), grid: $('#grid'), strip: $('#strip') });
+
+const side = new SidePanel({
+  onOpenChange: (name) => {
+    if (name === 'chat') {
+      state.unread = 0;
+      renderUnread();
+      setTimeout(() => $('#chat-input').focus(), 0);
+    }
+    if (name === 'people') $('#lobby-dot').hidden = true;
+    requestAnimationFrame(() => stage.layout());
+  },
+});
+
+const padlock = new Padlock({
+  label: $('#padlock'),
+  button: $('#padlock-btn'),
+  detail: $('#padlock-detail'),
+  warnDot: $('#padlock-warn-dot'),
+  alerts: $('#alerts'),
+  onShowDetails: () => side.show('people'),
+});
+
+const chat = new ChatLog({
+  onSend: (text) => {
+    if (state.phase !== 'in_meeting') return false;
+    if (!link.send({ type: 'chat', text: text.slice(0, 4000) })) {
+      showError('Not connected: the message was not sent.');
+      return false;
+    }
+    return true;
+  },
+});
+
+function renderUnread() {
+  const badge = $('#chat-unread');
+  badge.hidden = state.unread === 0;
+  badge.textContent = String(state.unread);
+  $('#chat-dot').hidden = state.unread === 0;
+}
+
+// ---------- phases and screens ----------
+
+function showScreen(name) {
+  for (const [key, el] of Object.entries(screens)) el.hidden = key !== name;
+  $('#app').dataset.phase = state.phase;
+}
+
+function setWait(title, text) {
+  $('#wait-title').textContent = title;
+  $('#wait-text').textContent = text;
+  showScreen('wait');
+}
+
+function enterPhase(phase) {
+  const previous = state.phase;
+  state.phase = phase;
+  stats.phase = phase;
+  if (state.ended) return;
+  switch (phase) {
+    case 'prejoin':
+      if (state.joinRequested) setWait('Connecting…', 'Setting up encryption keys with the meeting.');
+      else showScreen('prejoin');
+      break;
+    case 'connecting':
+      setWait('Connecting…', 'Setting up encryption keys with the meeting.');
+      break;
+    case 'lobby':
+      setWait('Waiting to be let in',
+        'The host has been told you are here, with your name and key fingerprint. Keep this tab open.');
+      break;
+    case 'in_meeting':
+      if (previous !== 'in_meeting') startMeetingView();
+      break;
+    case 'ended':
+      endMeeting('The meeting has ended.', '', 'Meeting ended');
+      break;
+    default:
+      break;
+  }
+  updateSending();
+}
+
+function startMeetingView() {
+  state.meetingStart = performance.now();
+  showScreen('meeting');
+  const self = stage.ensure('p:self', { name: state.name || 'You', self: true, colorKey: 'self' });
+  self.setStream(state.camOn ? media.videoTrack : null);
+  self.setMicMuted(!state.micOn);
+  renderControls();
+  videoSender.requestKeyframe();
+  requestAnimationFrame(() => stage.layout());
+}
+
+let teardownDone = false;
+function teardown() {
+  if (teardownDone) return;
+  teardownDone = true;
+  updateSending();
+  videoSender.close();
+  screenSender.close();
+  audioSender.close();
+  if (state.screenTrack) state.screenTrack.stop();
+  state.screenTrack = null;
+  media.onTracksChanged = null;
+  media.stop();
+  for (const decoder of decoders.values()) decoder.close();
+  decoders.clear();
+  playout.close();
+  stage.clear();
+}
+
+function endMeeting(title, text, heading) {
+  if (state.ended) return;
+  state.ended = true;
+  stats.phase = 'ended';
+  $('#app').dataset.phase = 'ended';
+  $('#ended-title').textContent = heading || title;
+  $('#ended-text').textContent = heading ? `${title} ${text}`.trim() : text;
+  showScreen('ended');
+  document.title = 'Clave — meeting ended';
+  teardown();
+}
+
+// ---------- control messages ----------
+
+function handleControl(msg) {
+  switch (msg.type) {
+    case 'hello':
+      state.hello = msg;
+      prejoin.setHello(msg);
+      $('#invite-input').value = msg.link;
+      if (!state.joinRequested && !state.ended) {
+        state.phase = 'prejoin';
+        showScreen('prejoin');
+      }
+      break;
+    case 'state':
+      applyState(msg);
+      break;
+    case 'padlock':
+      stats.padlock = msg.state;
+      stats.padlockDetail = msg.detail;
+      padlock.set(msg.state, msg.detail);
+      break;
+    case 'frame_failed': {
+      const name = msg.name || (msg.sender !== null ? nameOf(msg.sender) : '');
+      stats.frameFailures.push({ sender: msg.sender, name, reason: msg.reason, at: Date.now() });
+      if (stats.frameFailures.length > 200) stats.frameFailures.shift();
+      padlock.frameFailed({ sender: msg.sender, name, reason: msg.reason });
+      break;
+    }
+    case 'chat': {
+      if (!msg.text) break;
+      recordChat({ sender: msg.sender, name: msg.name, text: msg.text, ts: msg.ts });
+      const isNew = chat.receive(msg, state.selfLeaf);
+      if (isNew && msg.sender !== state.selfLeaf && side.current !== 'chat') {
+        state.unread++;
+        renderUnread();
+        toast(`${msg.name}: ${msg.text}`, { ms: 4000 });
+      }
+      break;
+    }
+    case 'keyframe_request':
+      stats.keyframeRequestsReceived++;
+      (msg.kind === 'screen' ? screenSender : videoSender).requestKeyframe();
+      break;
+    case 'ended':
+      enterPhaseEnded(msg.reason);
+      break;
+    case 'error':
+      showError(msg.message);
+      if (state.joinRequested && state.phase === 'prejoin') {
+        state.joinRequested = false;
+        prejoin.setBusy(false);
+        showScreen('prejoin');
+      }
+      break;
+    default:
+      break;
+  }
+}
+
+function enterPhaseEnded(reason) {
+  state.phase = 'ended';
+  endMeeting(reason || 'The meeting has ended.', '', state.leaving ? 'You left the meeting' : 'Meeting ended');
+}
+
+function applyState(msg) {
+  const oldLeaves = new Set(state.roster.map((m) => m.leaf));
+  state.selfLeaf = msg.self_leaf;
+  state.isHost = msg.is_host;
+  state.roster = msg.roster;
+  state.lobby = msg.lobby;
+  state.policy = msg.policy;
+  state.epoch = msg.epoch;
+  stats.selfLeaf = msg.self_leaf;
+  stats.epoch = msg.epoch;
+
+  if (msg.security_code !== state.securityCode) {
+    const hadCode = state.securityCode !== null;
+    state.securityCode = msg.security_code;
+    stats.securityCode = msg.security_code;
+    renderSecurityCode(msg.security_code, msg.epoch);
+    if (hadCode && msg.security_code && msg.phase === 'in_meeting') {
+      chat.system('The security code changed (membership changed). Compare the new code aloud.');
+    }
+  } else {
+    renderSecurityCode(msg.security_code, msg.epoch);
+  }
+
+  // names, tiles
+  const names = {};
+  for (const m of msg.roster) names[m.leaf] = m.name;
+  stats.names = names;
+  const self = msg.roster.find((m) => m.is_self || m.leaf === msg.self_leaf);
+  if (self) {
+    state.name = self.name;
+    stage.get('p:self')?.setName(self.name);
+  }
+  let newcomer = false;
+  if (msg.phase === 'in_meeting') {
+    for (const m of msg.roster) {
+      if (m.is_self || m.leaf === msg.self_leaf) continue;
+      if (!oldLeaves.has(m.leaf)) newcomer = true;
+      stage.ensure(`p:${m.leaf}`, { name: m.name, colorKey: `p:${m.leaf}` });
+      stage.get(`s:${m.leaf}`)?.setName(m.name);
+    }
+    const present = new Set(msg.roster.map((m) => m.leaf));
+    for (const leaf of oldLeaves) {
+      if (!present.has(leaf) && leaf !== msg.self_leaf) {
+        const gone = stats.names[leaf] || nameOf(leaf);
+        forgetSender(leaf);
+        if (state.phase === 'in_meeting') chat.system(`${gone} left the meeting.`);
+      }
+    }
+    // Tiles for decoders of leaves that left while we were not looking.
+    for (const tile of [...stage.tiles.values()]) {
+      const leaf = Number(tile.id.slice(2));
+      if (!tile.self && Number.isFinite(leaf) && !present.has(leaf)) forgetSender(leaf);
+    }
+  }
+  if (newcomer) {
+    videoSender.requestKeyframe();
+    screenSender.requestKeyframe();
+  }
+
+  // host tools and lobby
+  const newLobby = msg.lobby.filter((e) => !lobbySeen.has(e.id));
+  for (const e of msg.lobby) lobbySeen.add(e.id);
+  if (msg.is_host && newLobby.length && msg.phase === 'in_meeting') {
+    toast(`${newLobby.map((e) => e.name).join(', ')} ${newLobby.length === 1 ? 'is' : 'are'} asking to join.`, { ms: 6000 });
+    if (side.current !== 'people') $('#lobby-dot').hidden = false;
+  }
+  $('#host-tools').hidden = !msg.is_host;
+  $('#host-badge').hidden = !msg.is_host;
+  $('#locked-badge').hidden = !msg.policy.locked;
+  setSwitch($('#toggle-lock'), msg.policy.locked);
+  setSwitch($('#toggle-auto-admit'), msg.policy.auto_admit);
+  renderLobby(msg.is_host ? msg.lobby : [], {
+    onAdmit: (entry) => link.send({ type: 'admit', id: entry.id }),
+    onDeny: (entry) => link.send({ type: 'deny', id: entry.id }),
+  });
+  renderParticipants(msg.roster, {
+    isHost: msg.is_host,
+    onRemove: (m) => {
+      link.send({ type: 'remove', leaf: m.leaf });
+      toast(`Removing ${m.name}…`);
+    },
+  });
+  if (msg.phase === 'in_meeting') document.title = `Clave — ${msg.roster.length} in meeting`;
+  if (msg.phase !== state.phase || msg.phase === 'in_meeting') enterPhase(msg.phase);
+}
+const lobbySeen = new Set();
+
+function setSwitch(el, on) {
+  el.setAttribute('aria-checked', String(on));
+}
+
+// ---------- actions ----------
+
+async function join(name) {
+  state.name = name;
+  state.joinRequested = true;
+  prejoin.setBusy(true);
+  // The AudioContext must be created in the click (user gesture).
+  const worklet = playout.start();
+  if (!link.send({ type: 'join', name })) {
+    state.joinRequested = false;
+    prejoin.setBusy(false);
+    showError('Not connected to the Clave engine yet. Try again in a moment.');
+    return;
+  }
+  if (state.phase === 'prejoin') setWait('Connecting…', 'Setting up encryption keys with the meeting.');
+  const speaker = $('#speaker-select').value;
+  await worklet;
+  if (speaker) playout.setSinkId(speaker).catch(() => {});
+}
+
+async function toggleMic() {
+  const turningOn = !state.micOn;
+  if (turningOn && !media.audioTrack) {
+    try {
+      await media.setMic(media.micId);
+    } catch (err) {
+      showError(describeMediaError(err, 'microphone'));
+      return;
+    }
+  }
+  state.micOn = turningOn;
+  renderControls();
+  updateSending();
+}
+
+let camBusy = false;
+async function toggleCam() {
+  if (camBusy) return;
+  camBusy = true;
+  try {
+    if (state.camOn) {
+      state.camOn = false;
+      media.stopCamera();
+    } else {
+      try {
+        await media.startCamera();
+        state.camOn = true;
+      } catch (err) {
+        showError(describeMediaError(err, 'camera'));
+      }
+      media.onTracksChanged?.();
+    }
+  } finally {
+    camBusy = false;
+    renderControls();
+    updateSending();
+  }
+}
+
+async function toggleScreen() {
+  if (state.phase !== 'in_meeting') return;
+  if (state.screenTrack) {
+    stopScreen();
+    return;
+  }
+  let track;
+  try {
+    track = await captureScreen();
+  } catch (err) {
+    if (err && err.name === 'NotAllowedError') return; // the user cancelled the picker
+    showError(describeMediaError(err, 'screen share'));
+    return;
+  }
+  if (state.ended) {
+    track.stop();
+    return;
+  }
+  state.screenTrack = track;
+  track.addEventListener('ended', () => {
+    if (state.screenTrack === track) stopScreen();
+  });
+  screenSender.setTrack(track);
+  const tile = stage.ensure('s:self', { name: 'You', screen: true, self: true, colorKey: 'self' });
+  tile.setStream(track);
+  renderControls();
+  updateSending();
+  toast('You are presenting your screen. Everyone in the meeting can see it.', { kind: 'ok' });
+}
+
+function stopScreen() {
+  const track = state.screenTrack;
+  state.screenTrack = null;
+  screenSender.setTrack(null);
+  updateSending();
+  if (track) track.stop();
+  stage.remove('s:self');
+  renderControls();
+}
+
+function renderControls() {
+  prejoin.setToggles(state.micOn, state.camOn);
+  const mic = $('#toggle-mic');
+  mic.setAttribute('aria-pressed', String(state.micOn));
+  mic.setAttribute('aria-label', state.micOn ? 'Mute microphone' : 'Unmute microphone');
+  mic.querySelector('.ctrl-label').textContent = state.micOn ? 'Mute' : 'Unmute';
+  mic.dataset.state = state.micOn ? 'on' : 'off';
+  const cam = $('#toggle-cam');
+  cam.setAttribute('aria-pressed', String(state.camOn));
+  cam.setAttribute('aria-label', state.camOn ? 'Turn camera off' : 'Turn camera on');
+  cam.querySelector('.ctrl-label').textContent = state.camOn ? 'Stop video' : 'Start video';
+  cam.dataset.state = state.camOn ? 'on' : 'off';
+  const share = $('#toggle-screen');
+  share.setAttribute('aria-pressed', String(!!state.screenTrack));
+  share.setAttribute('aria-label', state.screenTrack ? 'Stop sharing your screen' : 'Share your screen');
+  share.querySelector('.ctrl-label').textContent = state.screenTrack ? 'Stop sharing' : 'Share screen';
+  const self = stage.get('p:self');
+  if (self) self.setMicMuted(!state.micOn);
+}
+
+function leave() {
+  if (state.ended) return;
+  state.leaving = true;
+  link.send({ type: 'leave' });
+  endMeeting('You left the meeting.', '', 'You left the meeting');
+  setTimeout(() => link.close(), 1500);
+}
+
+async function copyInvite() {
+  const url = state.hello ? state.hello.link : '';
+  if (!url) {
+    showError('No invite link yet.');
+    return;
+  }
+  try {
+    if (!navigator.clipboard || !window.isSecureContext) throw new Error('no clipboard');
+    await navigator.clipboard.writeText(url);
+    toast('Invite link copied. Anyone with it can ask to join.', { kind: 'ok' });
+  } catch {
+    const pop = $('#invite-pop');
+    pop.hidden = false;
+    const input = $('#invite-input');
+    input.value = url;
+    input.focus();
+    input.select();
+  }
+}
+
+// ---------- wiring ----------
+
+$('#toggle-mic').addEventListener('click', () => toggleMic());
+$('#toggle-cam').addEventListener('click', () => toggleCam());
+$('#toggle-screen').addEventListener('click', () => toggleScreen());
+$('#leave').addEventListener('click', () => leave());
+$('#wait-cancel').addEventListener('click', () => leave());
+$('#copy-link').addEventListener('click', () => copyInvite());
+$('#invite-close').addEventListener('click', () => { $('#invite-pop').hidden = true; });
+$('#code-btn').addEventListener('click', () => side.show('people'));
+$('#toggle-lock').addEventListener('click', () => {
+  link.send({ type: 'lock', locked: !state.policy.locked });
+});
+$('#toggle-auto-admit').addEventListener('click', () => {
+  link.send({ type: 'auto_admit', on: !state.policy.auto_admit });
+});
+
+document.addEventListener('keydown', (ev) => {
+  if (ev.key === 'Escape') {
+    if (!$('#invite-pop').hidden) $('#invite-pop').hidden = true;
+    else if (side.current) side.close();
+    return;
+  }
+  if (state.phase !== 'in_meeting' || state.ended || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+  const target = ev.target;
+  if (target && (target.closest('input, textarea, select, [contenteditable]'))) return;
+  const key = ev.key.toLowerCase();
+  if (key === 'm') toggleMic();
+  else if (key === 'v') toggleCam();
+  else if (key === 'c') side.toggle('chat');
+  else if (key === 'p') side.toggle('people');
+  else return;
+  ev.preventDefault();
+});
+
+window.addEventListener('error', (ev) => {
+  showError(`Unexpected error: ${ev.message || 'unknown'}`);
+});
+window.addEventListener('unhandledrejection', (ev) => {
+  ev.preventDefault();
+  const reason = ev.reason && ev.reason.message ? ev.reason.message : String(ev.reason);
+  console.warn('clave: unhandled rejection:', ev.reason);
+  showError(`Unexpected error: ${reason}`);
+});
+window.addEventListener('beforeunload', () => {
+  if (state.phase === 'in_meeting' && !state.ended) link.send({ type: 'leave' });
+});
+
+// ---------- periodic work: speaker, tiles, stats ----------
+
+function formatDuration(ms) {
+  const s = Math.floor(ms / 1000);
+  const hh = Math.floor(s / 3600);
+  const mm = String(Math.floor((s % 3600) / 60)).padStart(2, '0');
+  const ss = String(s % 60).padStart(2, '0');
+  return hh ? `${hh}:${mm}:${ss}` : `${mm}:${ss}`;
+}
+
+function tick() {
+  if (state.ended || state.phase !== 'in_meeting') return;
+  const now = performance.now();
+  $('#clock').textContent = formatDuration(now - state.meetingStart);
+  const failing = new Set(padlock.failingSenders());
+  let loudest = null;
+  let loudestLevel = SPEAKER_THRESHOLD;
+  for (const tile of stage.tiles.values()) {
+    if (tile.screen) {
+      if (!tile.self && now - tile.lastFrameAt > SCREEN_GONE_MS && tile.lastFrameAt > 0) stage.remove(tile.id);
+      continue;
+    }
+    let level;
+    if (tile.self) {
+      level = state.micOn ? state.localLevel : 0;
+    } else {
+      const leaf = Number(tile.id.slice(2));
+      level = playout.level(leaf);
+      tile.setVideoOn(now - tile.lastFrameAt < VIDEO_STALE_MS);
+      tile.setMicMuted(playout.silenceMs(leaf) > AUDIO_SILENT_MS);
+      tile.setDecryptFailed(failing.has(String(leaf)));
+    }
+    tile.setLevel(level);
+    if (level > loudestLevel) {
+      loudestLevel = level;
+      loudest = tile.id;
+    }
+  }
+  playout.decayLevels();
+  state.localLevel *= 0.7;
+  if (loudest) {
+    if (loudest === state.speaker || !state.speaker || now - state.speakerLoudAt > SPEAKER_HOLD_MS) {
+      state.speaker = loudest;
+      state.speakerLoudAt = now;
+    }
+  } else if (state.speaker && now - state.speakerLoudAt > SPEAKER_HOLD_MS) {
+    state.speaker = null;
+  }
+  // Highlight only when more than one person could be speaking.
+  const highlight = stage.tiles.size > 1 ? state.speaker : null;
+  for (const tile of stage.tiles.values()) tile.setSpeaking(tile.id === highlight);
+  stats.activeSpeaker = highlight;
+}
+setInterval(tick, TICK_MS);
+
+let lastReport = performance.now();
+setInterval(() => {
+  const now = performance.now();
+  stats.audio = playout.workletStats;
+  if (state.phase === 'in_meeting' && !state.ended) link.send(takeReport(now - lastReport));
+  lastReport = now;
+}, STATS_MS);
+
+// ---------- start ----------
+
+async function refreshDevices() {
+  try {
+    const devices = await media.listDevices();
+    const speakerSupported = typeof AudioContext !== 'undefined' && 'setSinkId' in AudioContext.prototype;
+    prejoin.setDevices(devices, media.activeIds(), speakerSupported);
+  } catch (err) {
+    console.warn('clave: enumerateDevices failed', err);
+  }
+}
+
+async function start() {
+  renderControls();
+  if (typeof VideoEncoder === 'undefined' || typeof MediaStreamTrackProcessor === 'undefined') {
+    showError('This browser lacks WebCodecs or MediaStreamTrackProcessor. Please use a current Chromium-based browser.');
+  }
+  const wantVp9 = new URLSearchParams(location.search).get('codec') === 'vp9'
+    || (() => { try { return localStorage.getItem('clave.videoCodec') === 'vp9'; } catch { return false; } })();
+  if (wantVp9 && await videoCodecSupported(VIDEO_CODECS.vp9)) videoCodec = VIDEO_CODECS.vp9;
+  videoSender.codec = videoCodec;
+  stats.codec = videoCodec;
+  link.connect();
+  const errors = await media.open({ withCamera: state.camOn });
+  if (!media.videoTrack) {
+    state.camOn = false;
+    prejoin.showPreview(null, errors.find((e) => e.includes('camera')) || 'Camera is off');
+  }
+  if (!media.audioTrack) state.micOn = false;
+  for (const e of errors) showError(e);
+  renderControls();
+  await refreshDevices();
+  navigator.mediaDevices?.addEventListener?.('devicechange', () => refreshDevices());
+}
+
+start().catch((err) => showError(`Could not start: ${err.message}`));

@@ -1,0 +1,135 @@
+// Capture: camera and microphone (getUserMedia with a chosen deviceId),
+// device lists (enumerateDevices) and screen share (getDisplayMedia).
+
+const AUDIO_CONSTRAINTS = {
+  echoCancellation: true,
+  noiseSuppression: true,
+  autoGainControl: true,
+  channelCount: { ideal: 1 },
+  sampleRate: { ideal: 48000 },
+};
+const VIDEO_CONSTRAINTS = {
+  width: { ideal: 640 },
+  height: { ideal: 360 },
+  aspectRatio: { ideal: 16 / 9 },
+  frameRate: { ideal: 30, max: 30 },
+};
+
+/** A readable sentence for a getUserMedia failure. */
+export function describeMediaError(err, what) {
+  const name = err && err.name;
+  if (name === 'NotAllowedError' || name === 'SecurityError') return `Permission to use the ${what} was denied.`;
+  if (name === 'NotFoundError' || name === 'OverconstrainedError') return `No ${what} was found.`;
+  if (name === 'NotReadableError' || name === 'AbortError') return `The ${what} is in use by another application.`;
+  return `Could not start the ${what}${err && err.message ? `: ${err.message}` : '.'}`;
+}
+
+export class LocalMedia {
+  constructor() {
+    this.audioTrack = null;
+    this.videoTrack = null;
+    this.cameraId = '';
+    this.micId = '';
+    this.onTracksChanged = null; // () => void
+  }
+
+  /** Open the microphone (and camera if `withCamera`). Returns a list of error sentences. */
+  async open({ withCamera = true } = {}) {
+    const errors = [];
+    try {
+      await this.setMic(this.micId);
+    } catch (err) {
+      errors.push(describeMediaError(err, 'microphone'));
+    }
+    if (withCamera) {
+      try {
+        await this.startCamera();
+      } catch (err) {
+        errors.push(describeMediaError(err, 'camera'));
+      }
+    }
+    return errors;
+  }
+
+  async setMic(deviceId) {
+    const audio = { ...AUDIO_CONSTRAINTS };
+    if (deviceId) audio.deviceId = { exact: deviceId };
+    const stream = await navigator.mediaDevices.getUserMedia({ audio });
+    const track = stream.getAudioTracks()[0];
+    this._replace('audioTrack', track);
+    this.micId = deviceId || '';
+    return track;
+  }
+
+  async startCamera(deviceId = this.cameraId) {
+    const video = { ...VIDEO_CONSTRAINTS };
+    if (deviceId) video.deviceId = { exact: deviceId };
+    const stream = await navigator.mediaDevices.getUserMedia({ video });
+    const track = stream.getVideoTracks()[0];
+    this._replace('videoTrack', track);
+    this.cameraId = deviceId || '';
+    return track;
+  }
+
+  /** Turn the camera off completely (its light goes out). */
+  stopCamera() {
+    this._replace('videoTrack', null);
+  }
+
+  _replace(slot, track) {
+    const old = this[slot];
+    this[slot] = track;
+    if (old && old !== track) old.stop();
+    if (track) {
+      track.addEventListener('ended', () => {
+        if (this[slot] === track) {
+          this[slot] = null;
+          this.onTracksChanged?.();
+        }
+      });
+    }
+    this.onTracksChanged?.();
+  }
+
+  /** {cameras, mics, speakers}: [{deviceId, label}] (labels appear once permission is granted). */
+  async listDevices() {
+    const result = { cameras: [], mics: [], speakers: [] };
+    if (!navigator.mediaDevices || !navigator.mediaDevices.enumerateDevices) return result;
+    const devices = await navigator.mediaDevices.enumerateDevices();
+    let n = { videoinput: 0, audioinput: 0, audiooutput: 0 };
+    for (const d of devices) {
+      if (!(d.kind in n)) continue;
+      n[d.kind]++;
+      const fallback = { videoinput: 'Camera', audioinput: 'Microphone', audiooutput: 'Speaker' }[d.kind];
+      const item = { deviceId: d.deviceId, label: d.label || `${fallback} ${n[d.kind]}` };
+      if (d.kind === 'videoinput') result.cameras.push(item);
+      else if (d.kind === 'audioinput') result.mics.push(item);
+      else result.speakers.push(item);
+    }
+    return result;
+  }
+
+  /** Current device ids actually in use (from track settings). */
+  activeIds() {
+    return {
+      camera: this.videoTrack ? this.videoTrack.getSettings().deviceId || this.cameraId : this.cameraId,
+      mic: this.audioTrack ? this.audioTrack.getSettings().deviceId || this.micId : this.micId,
+    };
+  }
+
+  stop() {
+    this._replace('audioTrack', null);
+    this._replace('videoTrack', null);
+  }
+}
+
+/** Ask the user for a screen, window or tab. Resolves to a video track. */
+export async function captureScreen() {
+  const stream = await navigator.mediaDevices.getDisplayMedia({
+    video: { frameRate: { ideal: 15, max: 30 }, width: { max: 1920 }, height: { max: 1080 } },
+    audio: false,
+  });
+  const track = stream.getVideoTracks()[0];
+  try { track.contentHint = 'detail'; } catch { /* optional */ }
+  return track;
+}

@@ -1,0 +1,373 @@
+// Video: camera/screen track -> VideoEncoder (VP8 by default) -> chunks,
+// and received chunks -> one VideoDecoder per sender+kind -> frames.
+//
+// Decoding is driven by arriving chunks, never by animation callbacks, so a
+// background tab keeps decoding; callers count decoder outputs.
+
+import { nowUs, packChunk } from '../protocol.js';
+
+/** Codec strings. VP8 is the default: the Python headless participants decode VP8 only. */
+export const VIDEO_CODECS = Object.freeze({ vp8: 'vp8', vp9: 'vp09.00.10.08' });
+
+const CAMERA_PROFILE = { width: 640, height: 360, framerate: 30, bitrate: 500_000 };
+const SCREEN_PROFILE = { maxWidth: 1920, maxHeight: 1080, framerate: 15, bitrate: 1_500_000 };
+const KEYFRAME_INTERVAL_US = 3_000_000;
+const MAX_ENCODE_QUEUE = 3;
+
+/** Does this browser encode `codec` at the camera profile? */
+export async function videoCodecSupported(codec) {
+  try {
+    const res = await VideoEncoder.isConfigSupported({
+      codec, width: CAMERA_PROFILE.width, height: CAMERA_PROFILE.height,
+      bitrate: CAMERA_PROFILE.bitrate, framerate: CAMERA_PROFILE.framerate, latencyMode: 'realtime',
+    });
+    return res.supported === true;
+  } catch {
+    return false;
+  }
+}
+
+function even(n) {
+  return Math.max(2, Math.round(n / 2) * 2);
+}
+
+/**
+ * Reads a MediaStreamTrack with MediaStreamTrackProcessor and encodes it.
+ * onChunk(buffer, isKey) receives ready-to-send glass->engine frames and returns
+ * false if the frame was dropped (then the next frame becomes a keyframe).
+ */
+export class VideoSender {
+  constructor({ kind, codec = VIDEO_CODECS.vp8, screen = false, onChunk, onError }) {
+    this.kind = kind;
+    this.codec = codec;
+    this.screen = screen;
+    this.onChunk = onChunk;
+    this.onError = onError || ((err) => console.warn('clave video encoder:', err));
+    this.enabled = false;
+    this.track = null;
+    this._reader = null;
+    this._generation = 0;
+    this._encoder = null;
+    this._size = null;
+    this._forceKey = true;
+    this._lastKeyUs = 0;
+    this._captureUs = new Map(); // frame.timestamp -> wall-clock capture µs
+    this.stats = { framesIn: 0, encoded: 0, keyframes: 0, dropped: 0, bytes: 0, repeats: 0 };
+    // A screen capture delivers no frames while nothing changes; repeat the last
+    // one every second so late joiners get a picture and receivers know the
+    // share is still on.
+    this._last = null;
+    this._lastAt = 0;
+    this._repeatTimer = screen ? setInterval(() => this._repeatIdle(), 500) : 0;
+  }
+
+  _keepLast(frame) {
+    if (!this.screen) return;
+    if (this._last) this._last.close();
+    this._last = frame.clone();
+    this._lastAt = performance.now();
+  }
+
+  _dropLast() {
+    if (this._last) this._last.close();
+    this._last = null;
+  }
+
+  _repeatIdle() {
+    if (!this.enabled || !this._last || performance.now() - this._lastAt < 1000) return;
+    let copy;
+    try {
+      const elapsedUs = Math.round((performance.now() - this._lastAt) * 1000);
+      copy = new VideoFrame(this._last, { timestamp: this._last.timestamp + elapsedUs });
+    } catch {
+      this._dropLast();
+      return;
+    }
+    this.stats.repeats++;
+    this._lastAt = performance.now();
+    this._last.close();
+    this._last = copy.clone();
+    this._onFrame(copy); // closes copy
+  }
+
+  /** Read from `track` (or stop reading with null). */
+  setTrack(track) {
+    if (track === this.track) return;
+    this._stopReading();
+    this._dropLast();
+    this.track = track;
+    this._forceKey = true;
+    if (track) this._read(track, ++this._generation);
+  }
+
+  /** Encode and send only while enabled (in the meeting, camera on). */
+  setEnabled(on) {
+    if (on && !this.enabled) this._forceKey = true;
+    this.enabled = on;
+  }
+
+  requestKeyframe() {
+    this._forceKey = true;
+  }
+
+  close() {
+    this._stopReading();
+    this._dropLast();
+    clearInterval(this._repeatTimer);
+    this.track = null;
+    this._closeEncoder();
+  }
+
+  _stopReading() {
+    this._generation++;
+    const reader = this._reader;
+    this._reader = null;
+    if (reader) reader.cancel().catch(() => {});
+  }
+
+  async _read(track, generation) {
+    let reader;
+    try {
+      reader = new MediaStreamTrackProcessor({ track }).readable.getReader();
+    } catch (err) {
+      this.onError(err);
+      return;
+    }
+    this._reader = reader;
+    try {
+      while (generation === this._generation) {
+        const { value: frame, done } = await reader.read();
+        if (done) break;
+        if (generation !== this._generation) {
+          frame.close();
+          break;
+        }
+        this._keepLast(frame);
+        this._onFrame(frame);
+      }
+    } catch (err) {
+      if (generation === this._generation) this.onError(err);
+    } finally {
+      if (this._reader === reader) this._reader = null;
+    }
+  }
+
+  _onFrame(frame) {
+    const captureUs = nowUs();
+    try {
+      this.stats.framesIn++;
+      if (!this.enabled) return;
+      const size = this._targetSize(frame.displayWidth, frame.displayHeight);
+      if (!this._encoder || this._encoder.state === 'closed' || !this._size
+          || size.width !== this._size.width || size.height !== this._size.height) {
+        this._configure(size);
+      }
+      if (this._encoder.encodeQueueSize >= MAX_ENCODE_QUEUE) {
+        this.stats.dropped++;
+        return;
+      }
+      const keyFrame = this._forceKey || captureUs - this._lastKeyUs >= KEYFRAME_INTERVAL_US;
+      if (keyFrame) {
+        this._forceKey = false;
+        this._lastKeyUs = captureUs;
+      }
+      this._captureUs.set(frame.timestamp, captureUs);
+      if (this._captureUs.size > 120) {
+        const first = this._captureUs.keys().next().value;
+        this._captureUs.delete(first);
+      }
+      this._encoder.encode(frame, { keyFrame });
+    } catch (err) {
+      this._closeEncoder();
+      this.onError(err);
+    } finally {
+      frame.close();
+    }
+  }
+
+  _targetSize(w, h) {
+    if (!this.screen) {
+      // The camera track is asked for 640x360; encode what it delivers (scaled if larger).
+      const scale = Math.min(1, CAMERA_PROFILE.width / w, CAMERA_PROFILE.height / h);
+      return { width: even(w * scale), height: even(h * scale) };
+    }
+    const scale = Math.min(1, SCREEN_PROFILE.maxWidth / w, SCREEN_PROFILE.maxHeight / h);
+    return { width: even(w * scale), height: even(h * scale) };
+  }
+
+  _configure(size) {
+    const profile = this.screen ? SCREEN_PROFILE : CAMERA_PROFILE;
+    const config = {
+      codec: this.codec,
+      width: size.width,
+      height: size.height,
+      bitrate: profile.bitrate,
+      framerate: profile.framerate,
+      latencyMode: 'realtime',
+    };
+    if (this.screen) config.contentHint = 'detail';
+    if (!this._encoder || this._encoder.state === 'closed') {
+      this._encoder = new VideoEncoder({
+        output: (chunk) => this._onChunk(chunk),
+        error: (err) => {
+          this._encoder = null;
+          this._forceKey = true;
+          this.onError(err);
+        },
+      });
+    }
+    try {
+      this._encoder.configure(config);
+    } catch (err) {
+      if (!config.contentHint) throw err;
+      delete config.contentHint; // older engines reject the hint; it is only a hint
+      this._encoder.configure(config);
+    }
+    this._size = size;
+    this._forceKey = true;
+  }
+
+  _closeEncoder() {
+    const enc = this._encoder;
+    this._encoder = null;
+    this._size = null;
+    this._forceKey = true;
+    if (enc && enc.state !== 'closed') {
+      try { enc.close(); } catch { /* already closed */ }
+    }
+  }
+
+  _onChunk(chunk) {
+    const key = chunk.type === 'key';
+    const captureUs = this._captureUs.get(chunk.timestamp) ?? nowUs();
+    this._captureUs.delete(chunk.timestamp);
+    this.stats.encoded++;
+    if (key) this.stats.keyframes++;
+    this.stats.bytes += chunk.byteLength;
+    const sent = this.onChunk(packChunk(this.kind, key, captureUs, chunk), key);
+    if (sent === false) {
+      this.stats.dropped++;
+      this._forceKey = true; // receivers need a fresh start after a gap
+    }
+  }
+}
+
+/** VP8 or VP9 from the first bytes of a keyframe; null if neither. */
+export function sniffVideoCodec(data) {
+  if (data.length >= 10 && (data[0] & 1) === 0 && data[3] === 0x9d && data[4] === 0x01 && data[5] === 0x2a) {
+    return VIDEO_CODECS.vp8;
+  }
+  if (data.length >= 4 && (data[0] >> 6) === 2) return VIDEO_CODECS.vp9;
+  return null;
+}
+
+const KEYFRAME_REQUEST_INTERVAL_MS = 700;
+const BT601 = Object.freeze({ primaries: 'smpte170m', transfer: 'smpte170m', matrix: 'smpte170m', fullRange: false });
+const MAX_DECODE_QUEUE = 12;
+
+/**
+ * One sender's video (or screen) stream. push() frames as they arrive;
+ * onFrame(frame, captureUs) gets each decoded VideoFrame (and must close it);
+ * onNeedKeyframe() is called (rate-limited) when we must wait for a keyframe.
+ */
+export class VideoStreamDecoder {
+  constructor({ onFrame, onNeedKeyframe, onError }) {
+    this.onFrame = onFrame;
+    this.onNeedKeyframe = onNeedKeyframe;
+    this.onError = onError || ((err) => console.warn('clave video decoder:', err));
+    this.decoder = null;
+    this.codec = null;
+    this.waitingForKey = true;
+    this._lastRequest = -Infinity;
+    this.stats = { received: 0, decoded: 0, skipped: 0, errors: 0 };
+    this.lastFrameAt = 0;
+  }
+
+  push(frame) {
+    this.stats.received++;
+    if (this.waitingForKey && !frame.keyframe) {
+      this.stats.skipped++;
+      this._askForKeyframe();
+      return;
+    }
+    if (frame.keyframe) {
+      const codec = sniffVideoCodec(frame.data);
+      if (!codec) {
+        this.stats.skipped++;
+        this._reset();
+        return;
+      }
+      if (!this.decoder || this.decoder.state === 'closed' || codec !== this.codec) this._open(codec);
+      this.waitingForKey = false;
+    }
+    if (!this.decoder || this.decoder.state !== 'configured') {
+      this._reset();
+      return;
+    }
+    if (this.decoder.decodeQueueSize > MAX_DECODE_QUEUE && !frame.keyframe) {
+      // Falling behind: skip to the next keyframe rather than show stale video.
+      this.stats.skipped++;
+      this.waitingForKey = true;
+      this._askForKeyframe();
+      return;
+    }
+    try {
+      this.decoder.decode(new EncodedVideoChunk({
+        type: frame.keyframe ? 'key' : 'delta',
+        timestamp: frame.captureUs,
+        data: frame.data,
+      }));
+    } catch (err) {
+      this.stats.errors++;
+      this._reset();
+      this.onError(err);
+    }
+  }
+
+  close() {
+    this._closeDecoder();
+  }
+
+  _open(codec) {
+    this._closeDecoder();
+    this.codec = codec;
+    this.decoder = new VideoDecoder({
+      output: (videoFrame) => {
+        this.stats.decoded++;
+        this.lastFrameAt = performance.now();
+        this.onFrame(videoFrame, videoFrame.timestamp);
+      },
+      error: (err) => {
+        this.stats.errors++;
+        this.decoder = null;
+        this.waitingForKey = true;
+        this._askForKeyframe();
+        this.onError(err);
+      },
+    });
+    // VP8 carries no colour space; Chromium's cameras and the PyAV participants
+    // both produce BT.601 limited range, so say so (VP9 headers override it).
+    this.decoder.configure({ codec, optimizeForLatency: true, colorSpace: BT601 });
+  }
+
+  _reset() {
+    this.waitingForKey = true;
+    this._closeDecoder();
+    this._askForKeyframe();
+  }
+
+  _closeDecoder() {
+    const dec = this.decoder;
+    this.decoder = null;
+    if (dec && dec.state !== 'closed') {
+      try { dec.close(); } catch { /* already closed */ }
+    }
+  }
+
+  _askForKeyframe() {
+    const now = performance.now();
+    if (now - this._lastRequest < KEYFRAME_REQUEST_INTERVAL_MS) return;
+    this._lastRequest = now;
+    this.onNeedKeyframe?.();
+  }
+}

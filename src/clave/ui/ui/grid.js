@@ -1,0 +1,223 @@
+// The video stage: one tile per participant (self included), screen shares as
+// their own large tile with everyone else in a strip beside it.
+// Tile ids: "p:<leaf>" / "p:self" for people, "s:<leaf>" / "s:self" for screens.
+
+import { avatarColor, h, icon, initials } from './dom.js';
+
+const GAP = 12;
+const ASPECT = 16 / 9;
+
+export class Tile {
+  constructor({ id, name, screen = false, self = false, colorKey = id }) {
+    this.id = id;
+    this.screen = screen;
+    this.self = self;
+    this.lastFrameAt = 0;
+    this.name = '';
+    this._ctx = null;
+    this.media = self
+      ? h('video', { autoplay: true, muted: true, playsinline: true })
+      : h('canvas', { width: 640, height: 360 });
+    if (self) this.media.muted = true;
+    this.avatarCircle = h('div', { class: 'avatar-circle' });
+    this.avatarCircle.style.setProperty('--avatar', avatarColor(colorKey));
+    this.nameEl = h('span', { class: 'tile-name' });
+    this.levelBars = [h('i'), h('i'), h('i')];
+    this.badge = h('span', { class: 'tile-badge', hidden: true });
+    this.el = h('div', {
+      class: `tile${screen ? ' screen-tile' : ''}${self ? ' self' : ''}`,
+      dataset: { tile: id },
+      role: 'group',
+    },
+      this.media,
+      h('div', { class: 'avatar' }, this.avatarCircle),
+      this.badge,
+      h('div', { class: 'tile-label' },
+        icon('mic-off', 'mic-off'),
+        screen ? icon('screen') : h('span', { class: 'level', 'aria-hidden': 'true' }, this.levelBars),
+        this.nameEl),
+      h('div', { class: 'stalled' }, icon('warn'), 'Cannot decrypt'),
+    );
+    this.setName(name);
+    if (!screen) this.setVideoOn(false);
+  }
+
+  setName(name) {
+    if (name === this.name) return;
+    this.name = name;
+    const label = this.screen ? `${name} is presenting` : this.self ? `${name} (you)` : name;
+    this.nameEl.textContent = label;
+    this.el.setAttribute('aria-label', label);
+    this.avatarCircle.textContent = initials(name);
+  }
+
+  setBadge(text) {
+    this.badge.hidden = !text;
+    this.badge.textContent = text || '';
+  }
+
+  /** Draw a decoded VideoFrame and close it. */
+  drawFrame(frame) {
+    try {
+      const canvas = this.media;
+      const w = frame.displayWidth;
+      const h2 = frame.displayHeight;
+      if (canvas.width !== w || canvas.height !== h2) {
+        canvas.width = w;
+        canvas.height = h2;
+        this._ctx = null;
+      }
+      if (!this._ctx) this._ctx = canvas.getContext('2d', { alpha: false, desynchronized: true });
+      this._ctx.drawImage(frame, 0, 0, w, h2);
+      this.lastFrameAt = performance.now();
+      if (this.el.classList.contains('video-off')) this.setVideoOn(true);
+    } finally {
+      frame.close();
+    }
+  }
+
+  /** For the self tile: show a local track (or nothing). */
+  setStream(track) {
+    const video = this.media;
+    if (!track) {
+      video.srcObject = null;
+      this.setVideoOn(false);
+      return;
+    }
+    const current = video.srcObject && video.srcObject.getVideoTracks()[0];
+    if (current !== track) video.srcObject = new MediaStream([track]);
+    video.play().catch(() => {});
+    this.setVideoOn(true);
+  }
+
+  setVideoOn(on) {
+    this.el.classList.toggle('video-off', !on);
+  }
+
+  setMicMuted(muted) {
+    this.el.classList.toggle('mic-muted', muted);
+  }
+
+  setSpeaking(on) {
+    this.el.classList.toggle('speaking', on);
+  }
+
+  setDecryptFailed(on) {
+    this.el.classList.toggle('decrypt-failed', on);
+  }
+
+  setLevel(level) {
+    // three bars, log-ish scale
+    const db = level > 0 ? 20 * Math.log10(level) : -100;
+    const x = Math.max(0, Math.min(1, (db + 50) / 40));
+    const heights = [0.55, 1, 0.7];
+    this.levelBars.forEach((bar, i) => {
+      bar.style.height = `${Math.round(4 + 10 * x * heights[i])}px`;
+    });
+  }
+
+  remove() {
+    if (this.self && this.media.srcObject) this.media.srcObject = null;
+    this.el.remove();
+  }
+}
+
+export class Stage {
+  constructor({ stage, grid, strip }) {
+    this.stageEl = stage;
+    this.gridEl = grid;
+    this.stripEl = strip;
+    this.tiles = new Map();
+    this._observer = new ResizeObserver(() => this.layout());
+    this._observer.observe(stage);
+  }
+
+  get(id) {
+    return this.tiles.get(id) || null;
+  }
+
+  ensure(id, options) {
+    let tile = this.tiles.get(id);
+    if (!tile) {
+      tile = new Tile({ id, ...options });
+      this.tiles.set(id, tile);
+      this.layout();
+    } else if (options && options.name) {
+      tile.setName(options.name);
+    }
+    return tile;
+  }
+
+  remove(id) {
+    const tile = this.tiles.get(id);
+    if (!tile) return;
+    this.tiles.delete(id);
+    tile.remove();
+    this.layout();
+  }
+
+  clear() {
+    for (const id of [...this.tiles.keys()]) this.remove(id);
+  }
+
+  /** Order: screens first, then remote people by leaf, then self. */
+  _ordered() {
+    const all = [...this.tiles.values()];
+    const rank = (t) => (t.screen ? 0 : t.self ? 2 : 1);
+    const leaf = (t) => {
+      const n = Number(t.id.slice(2));
+      return Number.isFinite(n) ? n : 1e9;
+    };
+    return all.sort((a, b) => rank(a) - rank(b) || leaf(a) - leaf(b));
+  }
+
+  layout() {
+    const ordered = this._ordered();
+    const screens = ordered.filter((t) => t.screen);
+    if (screens.length) {
+      this.stageEl.classList.add('has-screen');
+      this.stripEl.hidden = false;
+      this._place(this.gridEl, [screens[0]]);
+      this._place(this.stripEl, ordered.filter((t) => t !== screens[0]));
+    } else {
+      this.stageEl.classList.remove('has-screen');
+      this.stripEl.hidden = true;
+      this._place(this.stripEl, []);
+      this._place(this.gridEl, ordered);
+      this._sizeGrid(ordered.length);
+    }
+  }
+
+  _place(container, tiles) {
+    const current = [...container.children];
+    const same = current.length === tiles.length && current.every((el, i) => el === tiles[i].el);
+    if (same) return;
+    for (const tile of tiles) container.append(tile.el);
+    for (const el of [...container.children]) {
+      if (!tiles.some((t) => t.el === el)) el.remove();
+    }
+    for (const tile of tiles) {
+      if (tile.self && tile.media.srcObject && tile.media.paused) tile.media.play().catch(() => {});
+    }
+  }
+
+  /** Largest 16:9 tiles that fit n times in the grid: 1, 2 side by side, 2x2, 3x3, ... */
+  _sizeGrid(n) {
+    const width = this.gridEl.clientWidth;
+    const height = this.gridEl.clientHeight;
+    if (!n || !width || !height) return;
+    let best = { w: 0, h: 0 };
+    for (let cols = 1; cols <= n; cols++) {
+      const rows = Math.ceil(n / cols);
+      let w = (width - GAP * (cols - 1)) / cols;
+      let h2 = w / ASPECT;
+      if (h2 * rows + GAP * (rows - 1) > height) {
+        h2 = (height - GAP * (rows - 1)) / rows;
+        w = h2 * ASPECT;
+      }
+      if (w * h2 > best.w * best.h) best = { w, h: h2 };
+    }
+    this.gridEl.style.setProperty('--tile-w', `${Math.floor(best.w)}px`);
+    this.gridEl.style.setProperty('--tile-h', `${Math.floor(best.h)}px`);
+  }
+}
