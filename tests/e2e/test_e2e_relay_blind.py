@@ -1,0 +1,180 @@
+"""The relay is blind: every byte it receives and sends carries no plaintext and no key.
+
+Three headless participants meet through a real relay; a recording TCP proxy
+(:class:`~clave.devtools.ws_recorder.RecordingProxy`, outside the relay) sits
+between them and it and keeps every byte in both directions. The recording is
+then searched for the encoded media frames the senders produced (as 32-byte
+windows), the chat texts, the display names, every epoch's SFrame base key,
+the link secret and the join key. A positive control shows that the search
+does find them when they are there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass
+
+import pytest
+from e2e_helpers import BASE_URL, relay, run, stop_all
+
+from clave.devtools.ws_recorder import RecordingProxy
+from clave.engine.audit import WINDOW, find_leaks
+from clave.engine.headless import HeadlessParticipant
+from clave.meeting.keys import room_keys
+from clave.meeting.link import b64url_encode, new_link
+from clave.wire import MEDIA
+
+pytestmark = pytest.mark.slow
+
+SECONDS = 5.0
+
+
+@dataclass
+class Recording:
+    to_relay: list[bytes]
+    from_relay: list[bytes]
+    raw_to_relay: bytes
+    raw_from_relay: bytes
+    heads: list[bytes]
+    parse_failures: list[str]
+    compressed: bool
+    chunks: list[bytes]
+    frames_sent: int
+    names: list[str]
+    chats: list[str]
+    keys: list[bytes]
+    secret: bytes
+    secret_text: str
+    join_key: bytes
+    chats_received: dict[str, list[tuple[str, str]]]
+
+    @property
+    def messages(self) -> list[bytes]:
+        return [*self.to_relay, *self.from_relay]
+
+
+async def _meeting() -> Recording:
+    tag = os.urandom(4).hex()
+    names = [f"Ada Lovelace {tag}", f"Grace Hopper {tag}", f"Linus Torvalds {tag}"]
+    chats = [f"{n} says: the quarterly numbers are confidential ({tag})" for n in names]
+    async with relay() as relay_port:
+        proxy = RecordingProxy("127.0.0.1", relay_port)
+        proxy_port = await proxy.start()
+        link = new_link(BASE_URL.format(port=proxy_port), os.urandom)
+        people = [
+            HeadlessParticipant(link, name, host=(i == 0), keep_chunks=50_000, audit=True)
+            for i, name in enumerate(names)
+        ]
+        try:
+            for p in people:
+                await p.start()
+                assert await p.wait_joined(15), f"{p.name} was not admitted"
+            await asyncio.sleep(SECONDS / 2)
+            for p, text in zip(people, chats, strict=True):
+                await p.chat(text)
+            await asyncio.sleep(SECONDS / 2)
+        finally:
+            await stop_all(people)
+            await proxy.stop()
+    keys = room_keys(link)
+    return Recording(
+        to_relay=list(proxy.client_to_relay),
+        from_relay=list(proxy.relay_to_client),
+        raw_to_relay=proxy.raw_client_to_relay,
+        raw_from_relay=proxy.raw_relay_to_client,
+        heads=[c.client_to_relay.parser.head or b"" for c in proxy.connections],
+        parse_failures=[
+            d.parser.failed
+            for c in proxy.connections
+            for d in (c.client_to_relay, c.relay_to_client)
+            if d.parser.failed is not None
+        ],
+        compressed=proxy.compressed,
+        chunks=[c for p in people for c in p.sent_chunks],
+        frames_sent=sum(sum(p.report.frames_sent.values()) for p in people),
+        names=names,
+        chats=chats,
+        keys=[k for p in people for k in p.audit_keys],
+        secret=link.secret,
+        secret_text=b64url_encode(link.secret),
+        join_key=keys.join_key,
+        chats_received={p.name: list(p.report.chats) for p in people},
+    )
+
+
+@pytest.fixture(scope="module")
+def recording() -> Recording:
+    return run(_meeting(), timeout=60)
+
+
+def test_the_recording_is_real_and_complete(recording: Recording) -> None:
+    """Guard against a vacuous pass: lots of traffic, fully parsed, nothing compressed."""
+    assert not recording.compressed
+    assert recording.parse_failures == []
+    assert len(recording.heads) == 3
+    assert all(h.startswith(b"GET /ws HTTP/1.1\r\n") for h in recording.heads), recording.heads
+    assert sum(len(m) for m in recording.messages) > 1_000_000
+    assert len(recording.messages) > 2_000
+    media_to_relay = sum(1 for m in recording.to_relay if m[1] == MEDIA)
+    assert media_to_relay >= 0.99 * recording.frames_sent
+    # Every sent frame was kept, and (nearly) every one is long enough to be searched.
+    assert len(recording.chunks) == recording.frames_sent
+    assert sum(len(c) >= WINDOW for c in recording.chunks) >= 0.99 * len(recording.chunks)
+    assert len(recording.keys) >= 3 + 2 + 1  # each member's epochs: 3, 2 and 1
+    # The members did read what the relay could not.
+    for name, got in recording.chats_received.items():
+        assert len(got) == 2, (name, got)
+
+
+def test_relay_saw_no_media_chat_names_or_keys(recording: Recording) -> None:
+    report = find_leaks(
+        recording.messages,
+        frames=recording.chunks,
+        texts=[*recording.chats, *recording.names],
+        keys=[*recording.keys, recording.secret, recording.join_key],
+    )
+    assert report.frames_checked == len(recording.chunks)
+    assert report.windows_checked > 20_000
+    assert report.texts_checked == 6
+    assert report.keys_checked == len(recording.keys) + 2
+    assert report.clean, report
+
+
+def test_link_secret_never_crosses_the_wire(recording: Recording) -> None:
+    """Not even in the HTTP upgrade request: the fragment stays in the participant."""
+    raw = recording.raw_to_relay + recording.raw_from_relay
+    assert b"GET /ws HTTP/1.1" in raw
+    for needle in (recording.secret_text.encode(), recording.secret, recording.join_key):
+        assert needle not in raw
+        assert not any(needle in m for m in recording.messages)
+    for name in recording.names:  # nor the names, in any header
+        assert name.encode() not in raw
+
+
+def test_positive_control_the_leak_check_finds_planted_plaintext(recording: Recording) -> None:
+    """The same check on the same recording fails once plaintext is planted in one message."""
+    messages = recording.messages
+    video = max(recording.chunks, key=len)  # a keyframe
+    audio = min((c for c in recording.chunks if len(c) >= 47), key=len)
+    victim = len(messages) // 2
+
+    def planted(extra: bytes) -> list[bytes]:
+        m = messages[victim]
+        return [*messages[:victim], m[:9] + extra + m[9:], *messages[victim + 1 :]]
+
+    for chunk in (video, audio):
+        # 47 consecutive bytes of a frame always contain a whole 32-byte window.
+        start = min(len(chunk) // 3, len(chunk) - 47)
+        piece = chunk[start : start + 47]
+        report = find_leaks(planted(piece), frames=recording.chunks)
+        assert report.frame_windows_found >= 1 and not report.clean, len(chunk)
+
+    report = find_leaks(planted(recording.names[1].encode()), frames=[], texts=recording.names)
+    assert report.texts_found == (recording.names[1],)
+
+    report = find_leaks(planted(recording.chats[2].encode()), frames=[], texts=recording.chats)
+    assert report.texts_found == (recording.chats[2],)
+
+    report = find_leaks(planted(recording.keys[-1]), frames=[], keys=recording.keys)
+    assert report.keys_found == 1 and not report.clean
