@@ -11,8 +11,12 @@ import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
+
+if TYPE_CHECKING:
+    from .meeting.link import MeetingLink
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -92,28 +96,49 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _participate(args: argparse.Namespace) -> int:
-    from .engine.headless import HeadlessParticipant
+async def _meeting_link(args: argparse.Namespace) -> tuple[MeetingLink, bool, Any] | None:
+    """The link to use (a new one for ``meet``, on an embedded relay unless --relay),
+    whether we host, and the embedded relay's runner (or None). None after printing
+    why the link is unusable."""
     from .meeting.errors import LinkError
     from .meeting.link import new_link, parse_link
 
-    runner = None
-    if args.command == "meet":
-        base = args.relay
-        if base is None:
-            from .relay.server import start_relay
-
-            runner, port = await start_relay("127.0.0.1", 0)
-            base = f"http://127.0.0.1:{port}"
-        link = new_link(base, os.urandom)
-        host = True
-    else:
+    if args.command != "meet":
         try:
-            link = parse_link(args.link)
+            return parse_link(args.link), False, None
         except LinkError as exc:
             print(f"clave: {exc}", file=sys.stderr)
-            return 2
-        host = False
+            return None
+    runner = None
+    base = args.relay
+    if base is None:
+        from .relay.server import start_relay
+
+        runner, port = await start_relay("127.0.0.1", 0)
+        base = f"http://127.0.0.1:{port}"
+    try:
+        return new_link(base, os.urandom), True, runner
+    except LinkError as exc:
+        print(f"clave: {exc}", file=sys.stderr)
+        if runner is not None:
+            await runner.cleanup()
+        return None
+
+
+def _on_stop_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+
+
+async def _participate(args: argparse.Namespace) -> int:
+    from .engine.headless import HeadlessParticipant
+
+    opened = await _meeting_link(args)
+    if opened is None:
+        return 2
+    link, host, runner = opened
     me = HeadlessParticipant(
         link,
         args.name,
@@ -123,10 +148,7 @@ async def _participate(args: argparse.Namespace) -> int:
         audio=not args.no_audio,
     )
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
+    _on_stop_signals(stop)
     try:
         await me.start()
         if host:
@@ -185,39 +207,15 @@ async def _browse(args: argparse.Namespace) -> int:
     """``clave meet`` / ``clave join`` without --headless: the meeting in the browser."""
     from .engine.bridge import GlassBridge
     from .engine.ui_server import UIServer
-    from .meeting.errors import LinkError
-    from .meeting.link import new_link, parse_link
 
-    runner = None
-    if args.command == "meet":
-        base = args.relay
-        if base is None:
-            from .relay.server import start_relay
-
-            runner, port = await start_relay("127.0.0.1", 0)
-            base = f"http://127.0.0.1:{port}"
-        try:
-            link = new_link(base, os.urandom)
-        except LinkError as exc:
-            print(f"clave: {exc}", file=sys.stderr)
-            if runner is not None:
-                await runner.cleanup()
-            return 2
-        host = True
-    else:
-        try:
-            link = parse_link(args.link)
-        except LinkError as exc:
-            print(f"clave: {exc}", file=sys.stderr)
-            return 2
-        host = False
+    opened = await _meeting_link(args)
+    if opened is None:
+        return 2
+    link, host, runner = opened
     bridge = GlassBridge(link, host=host, default_name=args.name or "")
     server = UIServer(bridge, port=args.port)
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
+    _on_stop_signals(stop)
     try:
         try:
             url = await server.start()
