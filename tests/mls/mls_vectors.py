@@ -6,6 +6,7 @@ file is an error, never a skip: conformance must not silently disappear.
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,17 @@ ENTRY_FILES: dict[int, str] = {}
 
 
 def load_vectors(name: str) -> list[dict[str, Any]]:
-    """Entries of ``<VECTOR_DIR>/<name>`` (``.json`` optional); raises if missing."""
-    path = VECTOR_DIR / (name if name.endswith(".json") else f"{name}.json")
+    """Entries of ``<VECTOR_DIR>/<name>`` (``.json`` optional); raises if missing.
+
+    Each file is read once, so every test module shares the same entry objects
+    and the summary counts each entry once. Tests must not modify entries.
+    """
+    return _load(name if name.endswith(".json") else f"{name}.json")
+
+
+@functools.cache
+def _load(filename: str) -> list[dict[str, Any]]:
+    path = VECTOR_DIR / filename
     if not path.is_file():
         raise FileNotFoundError(f"MLS test vector file missing: {path.resolve()}")
     data = json.loads(path.read_text())
