@@ -44,6 +44,8 @@ class ParticipantReport:
     security_codes: list[tuple[int, str]] = field(default_factory=list)
     roster: list[str] = field(default_factory=list)
     decoded: dict[str, dict[str, int]] = field(default_factory=dict)
+    screen_frames: dict[str, int] = field(default_factory=dict)
+    """Decoded screen-share frames per sender (a separate stream from the camera)."""
     chats: list[tuple[str, str]] = field(default_factory=list)
     frames_sent: dict[str, int] = field(default_factory=lambda: {"video": 0, "audio": 0})
     frames_rejected: int = 0
@@ -98,9 +100,9 @@ class HeadlessParticipant:
         self.audit_keys: list[bytes] = []
         """With ``audit``: each epoch's SFrame base key (RFC 9605 section 5.2), kept in
         memory only so an audit can search the relay's traffic for it."""
-        self._video_decoders: dict[int, VideoDecoder] = {}
+        self._video_decoders: dict[tuple[int, StreamKind], VideoDecoder] = {}
         self._audio_decoders: dict[int, OpusDecoder] = {}
-        self._last_kf_request: dict[int, float] = defaultdict(float)
+        self._last_kf_request: dict[tuple[int, StreamKind], float] = defaultdict(float)
         self._video_encoder: VideoEncoder | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._epoch_seen: asyncio.Event = asyncio.Event()
@@ -224,19 +226,25 @@ class HeadlessParticipant:
             if dec_a.decode(data) > 0:
                 self.counter.add(event.name, "audio")
             return
-        dec = self._video_decoders.get(event.sender)
+        # Camera and screen share are separate streams: one decoder each.
+        key = (event.sender, event.kind)
+        dec = self._video_decoders.get(key)
         if dec is None:
-            dec = self._video_decoders[event.sender] = VideoDecoder("vp8")
+            dec = self._video_decoders[key] = VideoDecoder("vp8")
         n = dec.decode(data)
         if n:
-            self.counter.add(event.name, "video", n)
-            if len(self.report.latencies_ms) < 100_000:
-                self.report.latencies_ms.append(time.time() * 1000 - capture_us / 1000)
+            if event.kind == StreamKind.video:
+                self.counter.add(event.name, "video", n)
+                if len(self.report.latencies_ms) < 100_000:
+                    self.report.latencies_ms.append(time.time() * 1000 - capture_us / 1000)
+            else:
+                screen = self.report.screen_frames
+                screen[event.name] = screen.get(event.name, 0) + n
         elif dec.needs_keyframe:
             now = time.monotonic()
-            if now - self._last_kf_request[event.sender] > 0.5 and self.session is not None:
-                self._last_kf_request[event.sender] = now
-                self.session.meeting.request_keyframe(event.sender, StreamKind.video)
+            if now - self._last_kf_request[key] > 0.5 and self.session is not None:
+                self._last_kf_request[key] = now
+                self.session.meeting.request_keyframe(event.sender, event.kind)
 
     # ------------------------------------------------------------------ media loops
 

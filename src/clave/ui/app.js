@@ -2,20 +2,24 @@
 // decodes and renders; the local engine (127.0.0.1) holds every key and does
 // all the cryptography. See ARCHITECTURE.md, "The trust boundary".
 //
-// Module map:
-//   protocol.js            WebSocket to the engine, message validation, media framing
+// Module map (page thread):
+//   app.js                 phases, user actions, wiring
+//   engine-link.js         talks to the media worker (which owns the WebSocket)
+//   protocol.js            message validation and media framing (shared with the worker)
 //   stats.js               window.claveStats and the 2 s stats report
 //   media/capture.js       getUserMedia / enumerateDevices / getDisplayMedia
-//   media/video.js         VideoEncoder sender, VideoDecoder per sender+kind
-//   media/audio.js         AudioEncoder sender, AudioDecoder per sender -> worklet
-//   media/jitter-worklet.js  jitter buffers, concealment, mixing (AudioWorklet)
+//   media/playout.js       AudioContext + jitter-buffer worklet
 //   ui/*.js                pre-join, stage/tiles, padlock, side panel, toasts
+// Media worker (media/worker.js): WebSocket, media/video.js (VideoEncoder,
+// VideoDecoder per sender+kind drawing into OffscreenCanvas), media/audio.js
+// (AudioEncoder, AudioDecoder per sender), media/clock.js (capture times).
+// Audio worklet: media/jitter-worklet.js (jitter buffers, concealment, mixing).
 
-import { EngineLink, KIND } from './protocol.js';
-import { countDecoded, countSent, recordChat, recordError, stats, takeReport } from './stats.js';
+import { EngineLink } from './engine-link.js';
+import { addDecoded, addSent, recordChat, recordError, stats, takeReport } from './stats.js';
 import { LocalMedia, captureScreen, describeMediaError } from './media/capture.js';
-import { VIDEO_CODECS, VideoSender, VideoStreamDecoder, videoCodecSupported } from './media/video.js';
-import { AudioPlayout, AudioSender } from './media/audio.js';
+import { VIDEO_CODECS, videoCodecSupported } from './media/video.js';
+import { AudioPlayout } from './media/playout.js';
 import { $ } from './ui/dom.js';
 import { initToasts, toast, toastError } from './ui/toast.js';
 import { Prejoin } from './ui/prejoin.js';
@@ -36,6 +40,7 @@ const state = {
   phase: 'loading',
   joinRequested: false,
   ended: false,
+  leaving: false,
   selfLeaf: null,
   isHost: false,
   name: '',
@@ -51,6 +56,8 @@ const state = {
   speaker: null,
   speakerLoudAt: 0,
   localLevel: 0,
+  levels: new Map(),   // leaf -> smoothed level of what they say
+  silence: new Map(),  // leaf -> ms since their last audio packet
   unread: 0,
 };
 
@@ -63,17 +70,25 @@ const screens = {
 
 initToasts($('#toasts'));
 
-// ---------- engine link ----------
+function showError(message) {
+  recordError(message);
+  toastError(message);
+}
 
-let lastBadMessageToast = 0;
+// ---------- engine link (and the media worker behind it) ----------
+
+let lastBadMessageToast = -Infinity;
 const link = new EngineLink({
-  onOpen: () => {},
   onControl: (msg) => handleControl(msg),
-  onMedia: (frame) => handleMedia(frame),
+  onStatus: (status) => handleStatus(status),
+  onNeedTile: ({ id, sender, screen }) => {
+    if (state.ended || sender === state.selfLeaf) return;
+    stage.ensure(id, { name: nameOf(sender), screen, colorKey: `p:${sender}` });
+  },
   onClose: (ev) => {
     if (state.ended) return;
-    endMeeting('Lost the connection to Clave on this computer.',
-      ev && ev.reason ? `(${ev.reason})` : 'If the Clave program was closed, start it again to rejoin.', 'Disconnected');
+    endMeeting('Disconnected', `Lost the connection to Clave on this computer${ev && ev.reason ? ` (${ev.reason})` : ''}. `
+      + 'If the Clave program was closed, start it again to rejoin.');
   },
   onBadMessage: (problem) => {
     console.warn('clave: bad message from the engine:', problem);
@@ -83,120 +98,70 @@ const link = new EngineLink({
       showError('Ignored a malformed message from the engine.');
     }
   },
-});
-
-function showError(message) {
-  recordError(message);
-  toastError(message);
-}
-
-// ---------- local media and senders ----------
-
-const media = new LocalMedia();
-
-function sendMedia(kindName, buffer, keyframe) {
-  if (state.phase !== 'in_meeting' || state.ended) return false;
-  const ok = link.sendMedia(buffer, { essential: kindName === 'audio' || keyframe });
-  if (ok) countSent(kindName);
-  return ok;
-}
-
-let videoCodec = VIDEO_CODECS.vp8;
-const videoSender = new VideoSender({
-  kind: KIND.video,
-  onChunk: (buf, key) => sendMedia('video', buf, key),
-  onError: (err) => mediaError('Video encoder', err),
-});
-const screenSender = new VideoSender({
-  kind: KIND.screen,
-  screen: true,
-  onChunk: (buf, key) => sendMedia('screen', buf, key),
-  onError: (err) => mediaError('Screen encoder', err),
-});
-const audioSender = new AudioSender({
-  onChunk: (buf) => sendMedia('audio', buf, true),
-  onLevel: (level) => {
-    state.localLevel = Math.max(level, state.localLevel * 0.9);
-    if (state.phase !== 'in_meeting') prejoin.setMicLevel(state.micOn ? level : 0);
+  onMediaError: (what, message) => {
+    console.warn(`clave: ${what}: ${message}`);
+    showError(`${what} problem: ${message}`);
   },
-  onError: (err) => mediaError('Audio encoder', err),
 });
 
-let lastMediaError = 0;
-function mediaError(what, err) {
-  console.warn(`clave: ${what}:`, err);
-  const now = performance.now();
-  if (now - lastMediaError > 5000) {
-    lastMediaError = now;
-    showError(`${what} problem: ${err && err.message ? err.message : err}`);
+function handleStatus(status) {
+  addDecoded(status.decoded, status.latencies);
+  addSent(status.sent);
+  stats.keyframeRequestsSent += status.keyframeRequests;
+  stats.lagSkips = status.lagSkips;
+  stats.audioDropped = status.audioDropped;
+  stats.encoder = status.encoder;
+  state.localLevel = Math.max(status.localLevel, state.localLevel * 0.8);
+  if (state.phase !== 'in_meeting') prejoin.setMicLevel(state.micOn ? status.localLevel : 0);
+  for (const [leaf, level] of Object.entries(status.levels)) {
+    const old = state.levels.get(Number(leaf)) || 0;
+    state.levels.set(Number(leaf), Math.max(level, old * 0.7));
+  }
+  state.silence = new Map(Object.entries(status.silence).map(([leaf, ms]) => [Number(leaf), ms]));
+  for (const [id, age] of Object.entries(status.frames)) {
+    const tile = stage.get(id);
+    if (tile) tile.frameAge = age;
   }
 }
 
+// ---------- local media ----------
+
+const media = new LocalMedia();
+let videoCodec = VIDEO_CODECS.vp8;
+
 media.onTracksChanged = () => {
-  audioSender.setTrack(media.audioTrack);
-  videoSender.setTrack(state.camOn ? media.videoTrack : null);
+  link.setSource('audio', media.audioTrack);
+  link.setSource('video', state.camOn ? media.videoTrack : null);
   prejoin.showPreview(state.camOn ? media.videoTrack : null, state.camOn ? 'No camera' : 'Camera is off');
   const self = stage.get('p:self');
   if (self) self.setStream(state.camOn ? media.videoTrack : null);
   updateSending();
 };
 
+/** Encode and send only in the meeting, and only what is switched on. */
 function updateSending() {
   const live = state.phase === 'in_meeting' && !state.ended;
-  audioSender.setEnabled(live && state.micOn && !!media.audioTrack);
-  videoSender.setEnabled(live && state.camOn && !!media.videoTrack);
-  screenSender.setEnabled(live && !!state.screenTrack);
+  link.enable({
+    audio: live && state.micOn && !!media.audioTrack,
+    video: live && state.camOn && !!media.videoTrack,
+    screen: live && !!state.screenTrack,
+  });
 }
 
 // ---------- playback ----------
 
 const playout = new AudioPlayout({
-  onDecoded: (sender, captureUs) => countDecoded(sender, 'audio', captureUs),
-  onError: (err) => mediaError('Audio decoder', err),
+  onError: (err) => showError(`Audio output problem: ${err && err.message ? err.message : err}`),
 });
-const decoders = new Map(); // "<leaf>:<kind>" -> VideoStreamDecoder
 
 function nameOf(leaf) {
   const member = state.roster.find((m) => m.leaf === leaf);
   return member ? member.name : `Participant ${leaf}`;
 }
 
-function handleMedia(frame) {
-  if (state.ended || frame.sender === state.selfLeaf) return;
-  if (frame.kind === KIND.audio) {
-    playout.push(frame);
-    return;
-  }
-  const key = `${frame.sender}:${frame.kindName}`;
-  let decoder = decoders.get(key);
-  if (!decoder) {
-    const { sender, kindName } = frame;
-    const screen = kindName === 'screen';
-    decoder = new VideoStreamDecoder({
-      onFrame: (videoFrame, captureUs) => {
-        countDecoded(sender, kindName, captureUs);
-        const id = `${screen ? 's' : 'p'}:${sender}`;
-        const tile = stage.get(id) || stage.ensure(id, { name: nameOf(sender), screen, colorKey: `p:${sender}` });
-        tile.drawFrame(videoFrame);
-      },
-      onNeedKeyframe: () => {
-        stats.keyframeRequestsSent++;
-        link.send({ type: 'request_keyframe', leaf: sender, kind: kindName });
-      },
-      onError: (err) => console.warn(`clave: decoder ${key}:`, err),
-    });
-    decoders.set(key, decoder);
-  }
-  decoder.push(frame);
-}
-
 function forgetSender(leaf) {
-  for (const kind of ['video', 'screen']) {
-    const key = `${leaf}:${kind}`;
-    decoders.get(key)?.close();
-    decoders.delete(key);
-  }
-  playout.removeSender(leaf);
+  link.forget(leaf);
+  state.levels.delete(leaf);
   stage.remove(`p:${leaf}`);
   stage.remove(`s:${leaf}`);
 }
@@ -232,16 +197,22 @@ const prejoin = new Prejoin({
   },
 });
 
-const stage = new Stage({ stage: $('#stage'), grid: $('#grid'), strip: $('#strip') });
+let autoOpening = false;
+const stage = new Stage({
+  stage: $('#stage'),
+  grid: $('#grid'),
+  strip: $('#strip'),
+  onTileCreated: (tile) => { if (!tile.self) link.setCanvas(tile.id, tile.media); },
+  onTileRemoved: (tile) => { if (!tile.self) link.dropCanvas(tile.id); },
+});
 
 const side = new SidePanel({
   onOpenChange: (name) => {
     if (name === 'chat') {
       state.unread = 0;
       renderUnread();
-      setTimeout(() => $('#chat-input').focus(), 0);
+      if (!autoOpening) setTimeout(() => $('#chat-input').focus(), 0);
     }
-    if (name === 'people') $('#lobby-dot').hidden = true;
     requestAnimationFrame(() => stage.layout());
   },
 });
@@ -307,7 +278,7 @@ function enterPhase(phase) {
       if (previous !== 'in_meeting') startMeetingView();
       break;
     case 'ended':
-      endMeeting('The meeting has ended.', '', 'Meeting ended');
+      endMeeting('Meeting ended', 'The meeting has ended.');
       break;
     default:
       break;
@@ -318,11 +289,32 @@ function enterPhase(phase) {
 function startMeetingView() {
   state.meetingStart = performance.now();
   showScreen('meeting');
+  if (!playout.ctx) {
+    // Already in the meeting without a join click: this tab was reloaded and
+    // reconnected to the running engine. Start audio; the browser may want a click.
+    startAudio();
+  }
+  if (playout.ctx && playout.ctx.state === 'suspended') {
+    toast('Click anywhere to turn on meeting audio.', { ms: 8000, iconName: 'speaker' });
+    const resume = () => {
+      playout.start();
+      document.removeEventListener('pointerdown', resume, true);
+      document.removeEventListener('keydown', resume, true);
+    };
+    document.addEventListener('pointerdown', resume, true);
+    document.addEventListener('keydown', resume, true);
+  }
   const self = stage.ensure('p:self', { name: state.name || 'You', self: true, colorKey: 'self' });
   self.setStream(state.camOn ? media.videoTrack : null);
   self.setMicMuted(!state.micOn);
   renderControls();
-  videoSender.requestKeyframe();
+  link.requestKeyframe('video');
+  if (window.innerWidth >= 1100 && !side.current) {
+    // Wide screens start with the chat open (the security code is in the top bar).
+    autoOpening = true;
+    side.show('chat');
+    autoOpening = false;
+  }
   requestAnimationFrame(() => stage.layout());
 }
 
@@ -331,26 +323,23 @@ function teardown() {
   if (teardownDone) return;
   teardownDone = true;
   updateSending();
-  videoSender.close();
-  screenSender.close();
-  audioSender.close();
   if (state.screenTrack) state.screenTrack.stop();
   state.screenTrack = null;
   media.onTracksChanged = null;
   media.stop();
-  for (const decoder of decoders.values()) decoder.close();
-  decoders.clear();
+  link.close();
   playout.close();
   stage.clear();
 }
 
-function endMeeting(title, text, heading) {
+function endMeeting(heading, text) {
   if (state.ended) return;
   state.ended = true;
   stats.phase = 'ended';
   $('#app').dataset.phase = 'ended';
-  $('#ended-title').textContent = heading || title;
-  $('#ended-text').textContent = heading ? `${title} ${text}`.trim() : text;
+  $('#ended-title').textContent = heading;
+  $('#ended-text').textContent = text || '';
+  $('#ended-text').hidden = !text;
   showScreen('ended');
   document.title = 'Clave — meeting ended';
   teardown();
@@ -366,6 +355,7 @@ function handleControl(msg) {
       $('#invite-input').value = msg.link;
       if (!state.joinRequested && !state.ended) {
         state.phase = 'prejoin';
+        stats.phase = 'prejoin';
         showScreen('prejoin');
       }
       break;
@@ -391,13 +381,12 @@ function handleControl(msg) {
       if (isNew && msg.sender !== state.selfLeaf && side.current !== 'chat') {
         state.unread++;
         renderUnread();
-        toast(`${msg.name}: ${msg.text}`, { ms: 4000 });
+        toast(`${msg.name}: ${msg.text}`, { ms: 4000, iconName: 'chat' });
       }
       break;
     }
     case 'keyframe_request':
-      stats.keyframeRequestsReceived++;
-      (msg.kind === 'screen' ? screenSender : videoSender).requestKeyframe();
+      stats.keyframeRequestsReceived++; // the media worker already acted on it
       break;
     case 'ended':
       enterPhaseEnded(msg.reason);
@@ -416,12 +405,19 @@ function handleControl(msg) {
 }
 
 function enterPhaseEnded(reason) {
+  if (state.ended && !state.leaving && reason) {
+    $('#ended-text').textContent = reason; // the reason may follow the "ended" phase
+    $('#ended-text').hidden = false;
+    return;
+  }
   state.phase = 'ended';
-  endMeeting(reason || 'The meeting has ended.', '', state.leaving ? 'You left the meeting' : 'Meeting ended');
+  endMeeting(state.leaving ? 'You left the meeting' : 'Meeting ended', reason || 'The meeting has ended.');
 }
 
 function applyState(msg) {
   const oldLeaves = new Set(state.roster.map((m) => m.leaf));
+  const wasInMeeting = state.phase === 'in_meeting';
+  const oldNames = new Map(state.roster.map((m) => [m.leaf, m.name]));
   state.selfLeaf = msg.self_leaf;
   state.isHost = msg.is_host;
   state.roster = msg.roster;
@@ -431,17 +427,10 @@ function applyState(msg) {
   stats.selfLeaf = msg.self_leaf;
   stats.epoch = msg.epoch;
 
-  if (msg.security_code !== state.securityCode) {
-    const hadCode = state.securityCode !== null;
-    state.securityCode = msg.security_code;
-    stats.securityCode = msg.security_code;
-    renderSecurityCode(msg.security_code, msg.epoch);
-    if (hadCode && msg.security_code && msg.phase === 'in_meeting') {
-      chat.system('The security code changed (membership changed). Compare the new code aloud.');
-    }
-  } else {
-    renderSecurityCode(msg.security_code, msg.epoch);
-  }
+  const codeChanged = msg.security_code !== state.securityCode && state.securityCode !== null;
+  state.securityCode = msg.security_code;
+  stats.securityCode = msg.security_code;
+  renderSecurityCode(msg.security_code, msg.epoch);
 
   // names, tiles
   const names = {};
@@ -453,20 +442,27 @@ function applyState(msg) {
     stage.get('p:self')?.setName(self.name);
   }
   let newcomer = false;
+  const notes = [];
   if (msg.phase === 'in_meeting') {
     for (const m of msg.roster) {
       if (m.is_self || m.leaf === msg.self_leaf) continue;
-      if (!oldLeaves.has(m.leaf)) newcomer = true;
+      if (!oldLeaves.has(m.leaf)) {
+        newcomer = true;
+        notes.push(`${m.name} joined`);
+      }
       stage.ensure(`p:${m.leaf}`, { name: m.name, colorKey: `p:${m.leaf}` });
       stage.get(`s:${m.leaf}`)?.setName(m.name);
     }
     const present = new Set(msg.roster.map((m) => m.leaf));
     for (const leaf of oldLeaves) {
       if (!present.has(leaf) && leaf !== msg.self_leaf) {
-        const gone = stats.names[leaf] || nameOf(leaf);
+        notes.push(`${oldNames.get(leaf) || `Participant ${leaf}`} left`);
         forgetSender(leaf);
-        if (state.phase === 'in_meeting') chat.system(`${gone} left the meeting.`);
       }
+    }
+    if (wasInMeeting && (notes.length || codeChanged)) {
+      const what = notes.length ? `${notes.join(', ')}. ` : '';
+      chat.system(codeChanged ? `${what}New security code: compare it again.` : what.trim());
     }
     // Tiles for decoders of leaves that left while we were not looking.
     for (const tile of [...stage.tiles.values()]) {
@@ -475,16 +471,15 @@ function applyState(msg) {
     }
   }
   if (newcomer) {
-    videoSender.requestKeyframe();
-    screenSender.requestKeyframe();
+    link.requestKeyframe('video');
+    link.requestKeyframe('screen');
   }
 
   // host tools and lobby
-  const newLobby = msg.lobby.filter((e) => !lobbySeen.has(e.id));
-  for (const e of msg.lobby) lobbySeen.add(e.id);
-  if (msg.is_host && newLobby.length && msg.phase === 'in_meeting') {
-    toast(`${newLobby.map((e) => e.name).join(', ')} ${newLobby.length === 1 ? 'is' : 'are'} asking to join.`, { ms: 6000 });
-    if (side.current !== 'people') $('#lobby-dot').hidden = false;
+  const newLobby = msg.lobby.filter((e) => !lobbySeen.has(e.key));
+  for (const e of msg.lobby) lobbySeen.add(e.key);
+  if (msg.is_host && newLobby.length && msg.phase === 'in_meeting' && document.hidden) {
+    document.title = `${newLobby[0].name} is asking to join — Clave`;
   }
   $('#host-tools').hidden = !msg.is_host;
   $('#host-badge').hidden = !msg.is_host;
@@ -504,6 +499,7 @@ function applyState(msg) {
   });
   if (msg.phase === 'in_meeting') document.title = `Clave — ${msg.roster.length} in meeting`;
   if (msg.phase !== state.phase || msg.phase === 'in_meeting') enterPhase(msg.phase);
+  if (!state.ended) stats.phase = msg.phase;
 }
 const lobbySeen = new Set();
 
@@ -513,12 +509,19 @@ function setSwitch(el, on) {
 
 // ---------- actions ----------
 
+function startAudio() {
+  const first = !playout.ctx;
+  const ready = playout.start();
+  if (first) ready.then((port) => { if (port) link.setAudioPort(port); });
+  return ready;
+}
+
 async function join(name) {
   state.name = name;
   state.joinRequested = true;
   prejoin.setBusy(true);
   // The AudioContext must be created in the click (user gesture).
-  const worklet = playout.start();
+  const worklet = startAudio();
   if (!link.send({ type: 'join', name })) {
     state.joinRequested = false;
     prejoin.setBusy(false);
@@ -592,7 +595,7 @@ async function toggleScreen() {
   track.addEventListener('ended', () => {
     if (state.screenTrack === track) stopScreen();
   });
-  screenSender.setTrack(track);
+  link.setSource('screen', track);
   const tile = stage.ensure('s:self', { name: 'You', screen: true, self: true, colorKey: 'self' });
   tile.setStream(track);
   renderControls();
@@ -603,7 +606,7 @@ async function toggleScreen() {
 function stopScreen() {
   const track = state.screenTrack;
   state.screenTrack = null;
-  screenSender.setTrack(null);
+  link.setSource('screen', null);
   updateSending();
   if (track) track.stop();
   stage.remove('s:self');
@@ -634,8 +637,7 @@ function leave() {
   if (state.ended) return;
   state.leaving = true;
   link.send({ type: 'leave' });
-  endMeeting('You left the meeting.', '', 'You left the meeting');
-  setTimeout(() => link.close(), 1500);
+  endMeeting('You left the meeting', '');
 }
 
 async function copyInvite() {
@@ -725,7 +727,7 @@ function tick() {
   let loudestLevel = SPEAKER_THRESHOLD;
   for (const tile of stage.tiles.values()) {
     if (tile.screen) {
-      if (!tile.self && now - tile.lastFrameAt > SCREEN_GONE_MS && tile.lastFrameAt > 0) stage.remove(tile.id);
+      if (!tile.self && tile.frameAge > SCREEN_GONE_MS) stage.remove(tile.id);
       continue;
     }
     let level;
@@ -733,9 +735,10 @@ function tick() {
       level = state.micOn ? state.localLevel : 0;
     } else {
       const leaf = Number(tile.id.slice(2));
-      level = playout.level(leaf);
-      tile.setVideoOn(now - tile.lastFrameAt < VIDEO_STALE_MS);
-      tile.setMicMuted(playout.silenceMs(leaf) > AUDIO_SILENT_MS);
+      level = state.levels.get(leaf) || 0;
+      tile.setVideoOn(tile.frameAge >= 0 && tile.frameAge < VIDEO_STALE_MS);
+      const silent = state.silence.get(leaf);
+      tile.setMicMuted(silent === undefined || silent > AUDIO_SILENT_MS);
       tile.setDecryptFailed(failing.has(String(leaf)));
     }
     tile.setLevel(level);
@@ -744,7 +747,7 @@ function tick() {
       loudest = tile.id;
     }
   }
-  playout.decayLevels();
+  for (const [leaf, level] of state.levels) state.levels.set(leaf, level * 0.7);
   state.localLevel *= 0.7;
   if (loudest) {
     if (loudest === state.speaker || !state.speaker || now - state.speakerLoudAt > SPEAKER_HOLD_MS) {
@@ -789,7 +792,7 @@ async function start() {
   const wantVp9 = new URLSearchParams(location.search).get('codec') === 'vp9'
     || (() => { try { return localStorage.getItem('clave.videoCodec') === 'vp9'; } catch { return false; } })();
   if (wantVp9 && await videoCodecSupported(VIDEO_CODECS.vp9)) videoCodec = VIDEO_CODECS.vp9;
-  videoSender.codec = videoCodec;
+  link.setCodec(videoCodec);
   stats.codec = videoCodec;
   link.connect();
   const errors = await media.open({ withCamera: state.camOn });

@@ -1,4 +1,5 @@
-// The local protocol between the glass and the engine on 127.0.0.1.
+// The local protocol between the glass and the engine on 127.0.0.1: framing
+// and validation only (used by the page and by the media worker).
 //
 // Text frames: JSON control messages (validated here, so the rest of the glass
 // only ever sees well-formed values). Binary frames: media.
@@ -109,9 +110,11 @@ const VALIDATORS = {
     }).filter((r) => r.leaf >= 0),
     lobby: list(m.lobby).map((r) => {
       const e = obj(r);
-      const id = typeof e.id === 'number' ? String(e.id) : str(e.id, 200);
-      return { id, name: str(e.name, 64) || 'Unnamed', fingerprint: str(e.fingerprint, 200) };
-    }).filter((r) => r.id !== ''),
+      // `id` goes back to the engine exactly as it came (a number, normally);
+      // `key` is its string form for the page.
+      const id = typeof e.id === 'number' && Number.isFinite(e.id) ? e.id : str(e.id, 200);
+      return { id, key: String(id), name: str(e.name, 64) || 'Unnamed', fingerprint: str(e.fingerprint, 200) };
+    }).filter((r) => r.key !== ''),
     policy: (() => {
       const p = obj(m.policy);
       return { locked: bool(p.locked), auto_admit: bool(p.auto_admit) };
@@ -163,75 +166,5 @@ export function parseControl(text) {
     return { msg: validate(raw) };
   } catch (err) {
     return { error: `bad ${raw.type.slice(0, 40)} message: ${err.message}` };
-  }
-}
-
-// ---------- the connection ----------
-
-const SEND_BUFFER_LIMIT = 4 * 1024 * 1024; // drop media rather than queue seconds of it
-
-export class EngineLink {
-  /**
-   * handlers: {onOpen(), onControl(msg), onMedia(frame), onClose(event), onBadMessage(error)}
-   */
-  constructor(handlers) {
-    this.handlers = handlers;
-    this.ws = null;
-    this.droppedBinary = 0;
-  }
-
-  connect() {
-    const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    const ws = new WebSocket(`${scheme}//${location.host}/ws`);
-    ws.binaryType = 'arraybuffer';
-    ws.addEventListener('open', () => this.handlers.onOpen?.());
-    ws.addEventListener('close', (ev) => this.handlers.onClose?.(ev));
-    ws.addEventListener('message', (ev) => this._onMessage(ev));
-    this.ws = ws;
-  }
-
-  get open() {
-    return this.ws !== null && this.ws.readyState === WebSocket.OPEN;
-  }
-
-  _onMessage(ev) {
-    try {
-      if (typeof ev.data === 'string') {
-        const parsed = parseControl(ev.data);
-        if (parsed.msg) this.handlers.onControl(parsed.msg);
-        else if (parsed.error) this.handlers.onBadMessage?.(parsed.error);
-        else if (parsed.ignored) console.debug('clave: ignoring engine message', parsed.ignored);
-      } else {
-        const frame = parseMedia(ev.data);
-        if (frame) this.handlers.onMedia(frame);
-        else this.handlers.onBadMessage?.('malformed media frame');
-      }
-    } catch (err) {
-      // A bug in a handler must not take the connection down; report and go on.
-      this.handlers.onBadMessage?.(`handler failed: ${err && err.message ? err.message : err}`);
-    }
-  }
-
-  /** Send one control message (object). Returns false when not connected. */
-  send(message) {
-    if (!this.open) return false;
-    this.ws.send(JSON.stringify(message));
-    return true;
-  }
-
-  /** Send one media frame. Returns false (frame dropped) when not connected or congested. */
-  sendMedia(buffer, { essential = false } = {}) {
-    if (!this.open) return false;
-    const limit = essential ? SEND_BUFFER_LIMIT * 2 : SEND_BUFFER_LIMIT;
-    if (this.ws.bufferedAmount > limit) {
-      this.droppedBinary++;
-      return false;
-    }
-    this.ws.send(buffer);
-    return true;
-  }
-
-  close() {
-    if (this.ws) this.ws.close(1000, 'bye');
   }
 }

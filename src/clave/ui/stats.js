@@ -4,8 +4,6 @@
 // Keys are "<leaf>:<kind>" with kind "audio" | "video" | "screen"; counts are
 // DECODER OUTPUTS (frames actually decoded), not packets received.
 
-import { nowUs } from './protocol.js';
-
 const MAX_LATENCIES = 5000;
 const MAX_CHATS = 500;
 
@@ -28,32 +26,33 @@ export const stats = {
   errors: [],           // messages shown as error toasts
   audio: {},            // jitter buffer state per sender (from the worklet)
   codec: null,
+  encoder: {},          // encoder counters from the media worker
+  lagSkips: 0,          // video deltas skipped to catch up after falling behind
+  audioDropped: 0,      // audio packets dropped because decoding fell behind
 };
 window.claveStats = stats;
 
 let pendingDecoded = {};
 let pendingLatency = {};
 
-export function countDecoded(sender, kindName, captureUs) {
-  const key = `${sender}:${kindName}`;
-  stats.decoded[key] = (stats.decoded[key] || 0) + 1;
-  pendingDecoded[key] = (pendingDecoded[key] || 0) + 1;
-  if (typeof captureUs === 'number' && captureUs > 0) {
-    const ms = (nowUs() - captureUs) / 1000;
-    if (ms > -1000 && ms < 60000) {
-      const rounded = Math.round(ms * 10) / 10;
-      stats.latencies.push(rounded);
-      if (stats.latencies.length > MAX_LATENCIES) stats.latencies.splice(0, stats.latencies.length - MAX_LATENCIES);
-      const perKey = stats.latencyByKey[key] || (stats.latencyByKey[key] = []);
-      perKey.push(rounded);
-      if (perKey.length > 300) perKey.shift();
-      (pendingLatency[key] || (pendingLatency[key] = [])).push(rounded);
-    }
+/** Merge one media-worker status: decoder outputs and latency samples per key. */
+export function addDecoded(decoded, latencies) {
+  for (const [key, n] of Object.entries(decoded)) {
+    stats.decoded[key] = (stats.decoded[key] || 0) + n;
+    pendingDecoded[key] = (pendingDecoded[key] || 0) + n;
   }
+  for (const [key, samples] of Object.entries(latencies)) {
+    stats.latencies.push(...samples);
+    const perKey = stats.latencyByKey[key] || (stats.latencyByKey[key] = []);
+    perKey.push(...samples);
+    if (perKey.length > 300) perKey.splice(0, perKey.length - 300);
+    (pendingLatency[key] || (pendingLatency[key] = [])).push(...samples);
+  }
+  if (stats.latencies.length > MAX_LATENCIES) stats.latencies.splice(0, stats.latencies.length - MAX_LATENCIES);
 }
 
-export function countSent(kindName) {
-  stats.sent[kindName] = (stats.sent[kindName] || 0) + 1;
+export function addSent(sent) {
+  for (const [kind, n] of Object.entries(sent)) stats.sent[kind] = (stats.sent[kind] || 0) + n;
 }
 
 export function recordChat(entry) {

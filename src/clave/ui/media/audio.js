@@ -1,10 +1,13 @@
-// Audio: microphone track -> AudioEncoder (Opus, 48 kHz mono, 32 kbit/s, 20 ms)
-// -> chunks; received chunks -> one AudioDecoder per sender -> the jitter
-// buffer worklet, which mixes everyone into one AudioContext.
+// Audio in the media worker: microphone AudioData -> AudioEncoder (Opus,
+// 48 kHz mono, 32 kbit/s, 20 ms) -> chunks; received chunks -> one
+// AudioDecoder per sender -> PCM posted straight to the jitter-buffer worklet.
 
 import { KIND, nowUs, packChunk } from '../protocol.js';
+import { CaptureClock } from './clock.js';
 
-const OPUS = { codec: 'opus', sampleRate: 48000, numberOfChannels: 1, bitrate: 32000 };
+const OPUS_BITRATE = 32000;
+const OPUS_FRAME_US = 20000;
+const MAX_DECODE_QUEUE = 6; // packets (120 ms) waiting in one sender's decoder
 
 function rms(samples) {
   let sum = 0;
@@ -12,17 +15,14 @@ function rms(samples) {
   return samples.length ? Math.sqrt(sum / samples.length) : 0;
 }
 
-/** Root-mean-square level of channel 0 of an AudioData, 0..1. */
-function audioDataLevel(data, scratch) {
-  const n = data.numberOfFrames;
-  const buf = scratch.length >= n ? scratch.subarray(0, n) : new Float32Array(n);
-  data.copyTo(buf, { planeIndex: 0, format: 'f32-planar' });
-  return rms(buf);
-}
-
 /**
- * Reads the microphone with MediaStreamTrackProcessor; reports its level
- * (onLevel) always, and encodes only while enabled (in the meeting, unmuted).
+ * Reads the microphone's AudioData stream; reports its level (onLevel) always,
+ * and encodes only while enabled (in the meeting, unmuted).
+ *
+ * Capture times: the encoder's output timestamps count samples from its first
+ * input, so they fall behind real time whenever input was dropped. Instead we
+ * keep our own queue of what went in (wall-clock capture time, sample count)
+ * and give each 20 ms packet the capture time of its first sample.
  */
 export class AudioSender {
   constructor({ onChunk, onLevel, onError }) {
@@ -30,39 +30,45 @@ export class AudioSender {
     this.onLevel = onLevel;
     this.onError = onError || ((err) => console.warn('clave audio encoder:', err));
     this.enabled = false;
-    this.track = null;
+    this.source = null;
     this._reader = null;
     this._generation = 0;
     this._encoder = null;
     this._format = null;
-    this._offsetUs = 0; // wall-clock µs minus AudioData timestamp
+    this._rate = 48000;
+    this._clock = new CaptureClock();
+    this._inputs = [];   // {captureUs, frames} in encode order
+    this._consumed = 0;  // frames of _inputs[0] already covered by output packets
     this._scratch = new Float32Array(4096);
     this.stats = { encoded: 0, bytes: 0, dropped: 0 };
   }
 
-  setTrack(track) {
-    if (track === this.track) return;
+  setSource(readable) {
+    if (readable === this.source) return;
     this._generation++;
     const reader = this._reader;
     this._reader = null;
     if (reader) reader.cancel().catch(() => {});
-    this.track = track;
-    if (track) this._read(track, this._generation);
+    this.source = readable;
+    this._clock = new CaptureClock(); // a new track may count time from elsewhere
+    if (readable) this._read(readable, this._generation);
   }
 
   setEnabled(on) {
+    if (on === this.enabled) return;
     this.enabled = on;
+    if (!on) this._closeEncoder(); // a fresh encoder (and timeline) on unmute
   }
 
   close() {
-    this.setTrack(null);
+    this.setSource(null);
     this._closeEncoder();
   }
 
-  async _read(track, generation) {
+  async _read(readable, generation) {
     let reader;
     try {
-      reader = new MediaStreamTrackProcessor({ track }).readable.getReader();
+      reader = readable.getReader();
     } catch (err) {
       this.onError(err);
       return;
@@ -87,8 +93,11 @@ export class AudioSender {
 
   _onData(data) {
     try {
-      this._offsetUs = nowUs() - data.timestamp;
-      this.onLevel?.(audioDataLevel(data, this._scratch));
+      const captureUs = this._clock.observe(data.timestamp, data.duration);
+      const n = data.numberOfFrames;
+      const buf = this._scratch.length >= n ? this._scratch.subarray(0, n) : new Float32Array(n);
+      data.copyTo(buf, { planeIndex: 0, format: 'f32-planar' });
+      this.onLevel?.(rms(buf));
       if (!this.enabled) return;
       const format = `${data.sampleRate}/${data.numberOfChannels}`;
       if (!this._encoder || this._encoder.state === 'closed' || format !== this._format) {
@@ -99,6 +108,7 @@ export class AudioSender {
         this.stats.dropped++;
         return;
       }
+      this._inputs.push({ captureUs, frames: n });
       this._encoder.encode(data);
     } catch (err) {
       this._closeEncoder();
@@ -109,22 +119,23 @@ export class AudioSender {
   }
 
   _configure(sampleRate, numberOfChannels) {
-    if (!this._encoder || this._encoder.state === 'closed') {
-      this._encoder = new AudioEncoder({
-        output: (chunk) => this._onChunk(chunk),
-        error: (err) => {
-          this._encoder = null;
-          this.onError(err);
-        },
-      });
-    }
+    this._closeEncoder();
+    this._encoder = new AudioEncoder({
+      output: (chunk) => this._onChunk(chunk),
+      error: (err) => {
+        this._encoder = null;
+        this._format = null;
+        this.onError(err);
+      },
+    });
+    this._rate = sampleRate;
     // Opus itself always runs at 48 kHz; the config names the input format.
     this._encoder.configure({
-      codec: OPUS.codec,
+      codec: 'opus',
       sampleRate,
       numberOfChannels: Math.min(numberOfChannels, 2),
-      bitrate: OPUS.bitrate,
-      opus: { frameDuration: 20000 },
+      bitrate: OPUS_BITRATE,
+      opus: { frameDuration: OPUS_FRAME_US },
     });
   }
 
@@ -132,92 +143,90 @@ export class AudioSender {
     const enc = this._encoder;
     this._encoder = null;
     this._format = null;
+    this._inputs = [];
+    this._consumed = 0;
     if (enc && enc.state !== 'closed') {
       try { enc.close(); } catch { /* already closed */ }
     }
   }
 
+  /** Capture time of the next packet's first sample; advances by `frames`. */
+  _takeCapture(frames) {
+    const head = this._inputs[0];
+    if (!head) return nowUs();
+    const captureUs = head.captureUs + (this._consumed / this._rate) * 1e6;
+    let left = frames;
+    while (left > 0 && this._inputs.length) {
+      const first = this._inputs[0];
+      const available = first.frames - this._consumed;
+      if (available > left) {
+        this._consumed += left;
+        left = 0;
+      } else {
+        left -= available;
+        this._inputs.shift();
+        this._consumed = 0;
+      }
+    }
+    return captureUs;
+  }
+
   _onChunk(chunk) {
     this.stats.encoded++;
     this.stats.bytes += chunk.byteLength;
-    const captureUs = chunk.timestamp + this._offsetUs;
+    const durationUs = chunk.duration || OPUS_FRAME_US;
+    const captureUs = this._takeCapture(Math.round((durationUs / 1e6) * this._rate));
     if (this.onChunk(packChunk(KIND.audio, true, captureUs, chunk)) === false) this.stats.dropped++;
   }
 }
 
 /**
- * Playback: one AudioContext (48 kHz, interactive), one AudioWorkletNode with a
- * jitter buffer per sender, one AudioDecoder per sender.
- * onDecoded(sender, captureUs) counts decoder outputs; levels are per sender.
+ * One AudioDecoder per sender. Decoded PCM goes to `port` (connected to the
+ * jitter-buffer worklet); onDecoded(sender, captureUs) counts outputs, with
+ * the capture time of the packet each came from.
  */
-export class AudioPlayout {
+export class AudioReceiver {
   constructor({ onDecoded, onError }) {
     this.onDecoded = onDecoded;
     this.onError = onError || ((err) => console.warn('clave audio decoder:', err));
-    this.ctx = null;
-    this.node = null;
+    this.port = null;
+    this.dropped = 0;
     this.decoders = new Map(); // sender -> {decoder, level, lastAt}
-    this.workletStats = {};
-    this._starting = null;
   }
 
-  /**
-   * Create the AudioContext. Call from a user gesture (the join click) so the
-   * browser lets it run; the worklet module loads asynchronously after.
-   */
-  start() {
-    if (!this.ctx) {
-      this.ctx = new AudioContext({ sampleRate: 48000, latencyHint: 'interactive' });
-      this._starting = this._loadWorklet();
-    }
-    if (this.ctx.state === 'suspended') this.ctx.resume().catch(() => {});
-    return this._starting;
-  }
-
-  async _loadWorklet() {
-    try {
-      await this.ctx.audioWorklet.addModule(new URL('./jitter-worklet.js', import.meta.url));
-      this.node = new AudioWorkletNode(this.ctx, 'clave-jitter', {
-        numberOfInputs: 0,
-        numberOfOutputs: 1,
-        outputChannelCount: [1],
-        processorOptions: { targetMs: 50 },
-      });
-      this.node.port.onmessage = (ev) => {
-        if (ev.data && ev.data.t === 'stats') this.workletStats = ev.data.streams;
-      };
-      this.node.connect(this.ctx.destination);
-    } catch (err) {
-      this.onError(err);
-    }
-  }
-
-  async setSinkId(id) {
-    if (this.ctx && typeof this.ctx.setSinkId === 'function') await this.ctx.setSinkId(id || '');
+  setPort(port) {
+    this.port = port;
   }
 
   push(frame) {
     let entry = this.decoders.get(frame.sender);
-    if (!entry || entry.decoder.state === 'closed') {
+    if (!entry || !entry.decoder || entry.decoder.state === 'closed') {
       entry = this._open(frame.sender);
       if (!entry) return;
     }
     entry.lastAt = performance.now();
+    if (entry.decoder.decodeQueueSize > MAX_DECODE_QUEUE) {
+      // This thread is behind: drop rather than fall further behind (the
+      // jitter buffer conceals the gap).
+      this.dropped++;
+      return;
+    }
+    entry.captures.push(frame.captureUs);
     try {
       entry.decoder.decode(new EncodedAudioChunk({ type: 'key', timestamp: frame.captureUs, data: frame.data }));
     } catch (err) {
-      this._drop(frame.sender);
+      this.remove(frame.sender);
       this.onError(err);
     }
   }
 
   _open(sender) {
-    const entry = { decoder: null, level: 0, lastAt: performance.now(), scratch: null };
+    const entry = { decoder: null, level: 0, lastAt: performance.now(), captures: [] };
     try {
       entry.decoder = new AudioDecoder({
         output: (data) => this._onAudio(sender, entry, data),
         error: (err) => {
-          this.decoders.delete(sender);
+          if (this.decoders.get(sender) === entry) this.decoders.delete(sender);
           this.onError(err);
         },
       });
@@ -232,55 +241,43 @@ export class AudioPlayout {
 
   _onAudio(sender, entry, data) {
     try {
-      const n = data.numberOfFrames;
-      const pcm = new Float32Array(n);
+      const pcm = new Float32Array(data.numberOfFrames);
       data.copyTo(pcm, { planeIndex: 0, format: 'f32-planar' });
-      const level = rms(pcm);
-      entry.level = Math.max(level, entry.level * 0.8);
-      this.onDecoded?.(sender, data.timestamp);
-      if (this.node) {
-        this.node.port.postMessage({ t: 'pcm', s: sender, pcm, rate: data.sampleRate }, [pcm.buffer]);
-      }
+      entry.level = Math.max(rms(pcm), entry.level);
+      // One output per packet, in order. The output's own timestamp is no use:
+      // Chromium counts it on from the first packet, so it falls behind after
+      // every dropped packet.
+      const captureUs = entry.captures.shift();
+      this.onDecoded?.(sender, captureUs ?? 0);
+      if (this.port) this.port.postMessage({ t: 'pcm', s: sender, pcm, rate: data.sampleRate }, [pcm.buffer]);
     } finally {
       data.close();
     }
   }
 
-  /** Smoothed level of what `sender` says (0..1), decaying when silent. */
-  level(sender) {
-    const entry = this.decoders.get(sender);
-    if (!entry) return 0;
-    const age = performance.now() - entry.lastAt;
-    return age > 300 ? 0 : entry.level;
+  /** Peak level per sender since the last call (0..1), and ms since each sender's last packet. */
+  takeLevels() {
+    const levels = {};
+    const silence = {};
+    const now = performance.now();
+    for (const [sender, entry] of this.decoders) {
+      levels[sender] = entry.level;
+      silence[sender] = Math.round(now - entry.lastAt);
+      entry.level = 0;
+    }
+    return { levels, silence };
   }
 
-  /** Milliseconds since the last audio chunk from `sender` (Infinity if none). */
-  silenceMs(sender) {
-    const entry = this.decoders.get(sender);
-    return entry ? performance.now() - entry.lastAt : Infinity;
-  }
-
-  decayLevels() {
-    for (const entry of this.decoders.values()) entry.level *= 0.85;
-  }
-
-  _drop(sender) {
+  remove(sender) {
     const entry = this.decoders.get(sender);
     this.decoders.delete(sender);
     if (entry && entry.decoder && entry.decoder.state !== 'closed') {
       try { entry.decoder.close(); } catch { /* closed */ }
     }
-    this.node?.port.postMessage({ t: 'remove', s: sender });
-  }
-
-  removeSender(sender) {
-    this._drop(sender);
+    this.port?.postMessage({ t: 'remove', s: sender });
   }
 
   close() {
-    for (const sender of [...this.decoders.keys()]) this._drop(sender);
-    if (this.ctx) this.ctx.close().catch(() => {});
-    this.ctx = null;
-    this.node = null;
+    for (const sender of [...this.decoders.keys()]) this.remove(sender);
   }
 }

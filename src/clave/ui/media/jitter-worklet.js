@@ -12,7 +12,8 @@
 //    dropped whole when one comes up, else one sample in 100 is skipped (1 %
 //    faster; 3 % above target + 60 ms); above target + 150 ms whole old frames
 //    are dropped.
-// Messages in: {t:'pcm', s:sender, pcm:Float32Array, rate}, {t:'remove', s}.
+// Messages in (on a MessagePort from the media worker, handed over as
+// {t:'port', port}): {t:'pcm', s:sender, pcm:Float32Array, rate}, {t:'remove', s}.
 // Messages out (1/s): {t:'stats', streams:{sender:{bufferedMs,targetMs,...}}}.
 
 /* global sampleRate, currentTime, registerProcessor, AudioWorkletProcessor */
@@ -215,7 +216,9 @@ class ClaveJitterProcessor extends AudioWorkletProcessor {
 
   onMessage(msg) {
     if (!msg || typeof msg !== 'object') return;
-    if (msg.t === 'pcm' && msg.pcm instanceof Float32Array && msg.pcm.length > 0) {
+    if (msg.t === 'port' && msg.port) {
+      msg.port.onmessage = (ev) => this.onMessage(ev.data);
+    } else if (msg.t === 'pcm' && msg.pcm instanceof Float32Array && msg.pcm.length > 0) {
       let stream = this.streams.get(msg.s);
       if (!stream) {
         stream = new SenderBuffer(this.baseTarget);

@@ -5,6 +5,7 @@
 // background tab keeps decoding; callers count decoder outputs.
 
 import { nowUs, packChunk } from '../protocol.js';
+import { CaptureClock } from './clock.js';
 
 /** Codec strings. VP8 is the default: the Python headless participants decode VP8 only. */
 export const VIDEO_CODECS = Object.freeze({ vp8: 'vp8', vp9: 'vp09.00.10.08' });
@@ -32,7 +33,8 @@ function even(n) {
 }
 
 /**
- * Reads a MediaStreamTrack with MediaStreamTrackProcessor and encodes it.
+ * Encodes the VideoFrames of a ReadableStream (a MediaStreamTrackProcessor's
+ * readable, transferred to the media worker).
  * onChunk(buffer, isKey) receives ready-to-send glass->engine frames and returns
  * false if the frame was dropped (then the next frame becomes a keyframe).
  */
@@ -44,14 +46,14 @@ export class VideoSender {
     this.onChunk = onChunk;
     this.onError = onError || ((err) => console.warn('clave video encoder:', err));
     this.enabled = false;
-    this.track = null;
+    this.source = null;
     this._reader = null;
+    this._clock = new CaptureClock();
     this._generation = 0;
     this._encoder = null;
     this._size = null;
     this._forceKey = true;
     this._lastKeyUs = 0;
-    this._captureUs = new Map(); // frame.timestamp -> wall-clock capture µs
     this.stats = { framesIn: 0, encoded: 0, keyframes: 0, dropped: 0, bytes: 0, repeats: 0 };
     // A screen capture delivers no frames while nothing changes; repeat the last
     // one every second so late joiners get a picture and receivers know the
@@ -90,14 +92,15 @@ export class VideoSender {
     this._onFrame(copy); // closes copy
   }
 
-  /** Read from `track` (or stop reading with null). */
-  setTrack(track) {
-    if (track === this.track) return;
+  /** Read from `readable` (or stop reading with null). */
+  setSource(readable) {
+    if (readable === this.source) return;
     this._stopReading();
     this._dropLast();
-    this.track = track;
+    this.source = readable;
+    this._clock = new CaptureClock(); // a new track may count time from elsewhere
     this._forceKey = true;
-    if (track) this._read(track, ++this._generation);
+    if (readable) this._read(readable, ++this._generation);
   }
 
   /** Encode and send only while enabled (in the meeting, camera on). */
@@ -114,7 +117,7 @@ export class VideoSender {
     this._stopReading();
     this._dropLast();
     clearInterval(this._repeatTimer);
-    this.track = null;
+    this.source = null;
     this._closeEncoder();
   }
 
@@ -125,10 +128,10 @@ export class VideoSender {
     if (reader) reader.cancel().catch(() => {});
   }
 
-  async _read(track, generation) {
+  async _read(readable, generation) {
     let reader;
     try {
-      reader = new MediaStreamTrackProcessor({ track }).readable.getReader();
+      reader = readable.getReader();
     } catch (err) {
       this.onError(err);
       return;
@@ -153,7 +156,7 @@ export class VideoSender {
   }
 
   _onFrame(frame) {
-    const captureUs = nowUs();
+    const captureUs = this._clock.observe(frame.timestamp);
     try {
       this.stats.framesIn++;
       if (!this.enabled) return;
@@ -170,11 +173,6 @@ export class VideoSender {
       if (keyFrame) {
         this._forceKey = false;
         this._lastKeyUs = captureUs;
-      }
-      this._captureUs.set(frame.timestamp, captureUs);
-      if (this._captureUs.size > 120) {
-        const first = this._captureUs.keys().next().value;
-        this._captureUs.delete(first);
       }
       this._encoder.encode(frame, { keyFrame });
     } catch (err) {
@@ -239,8 +237,7 @@ export class VideoSender {
 
   _onChunk(chunk) {
     const key = chunk.type === 'key';
-    const captureUs = this._captureUs.get(chunk.timestamp) ?? nowUs();
-    this._captureUs.delete(chunk.timestamp);
+    const captureUs = this._clock.toWall(chunk.timestamp);
     this.stats.encoded++;
     if (key) this.stats.keyframes++;
     this.stats.bytes += chunk.byteLength;
@@ -262,6 +259,9 @@ export function sniffVideoCodec(data) {
 }
 
 const KEYFRAME_REQUEST_INTERVAL_MS = 700;
+const LAG_LIMIT_US = 400_000;      // this far behind the best delay seen: skip to a keyframe
+const SCREEN_LAG_LIMIT_US = 1_500_000; // screens: a late slide beats a frozen one
+const LAG_DRIFT_US_PER_S = 2_000;  // the baseline may creep up (clock drift between machines)
 const BT601 = Object.freeze({ primaries: 'smpte170m', transfer: 'smpte170m', matrix: 'smpte170m', fullRange: false });
 const MAX_DECODE_QUEUE = 12;
 
@@ -271,7 +271,8 @@ const MAX_DECODE_QUEUE = 12;
  * onNeedKeyframe() is called (rate-limited) when we must wait for a keyframe.
  */
 export class VideoStreamDecoder {
-  constructor({ onFrame, onNeedKeyframe, onError }) {
+  constructor({ onFrame, onNeedKeyframe, onError, screen = false }) {
+    this.lagLimitUs = screen ? SCREEN_LAG_LIMIT_US : LAG_LIMIT_US;
     this.onFrame = onFrame;
     this.onNeedKeyframe = onNeedKeyframe;
     this.onError = onError || ((err) => console.warn('clave video decoder:', err));
@@ -279,12 +280,33 @@ export class VideoStreamDecoder {
     this.codec = null;
     this.waitingForKey = true;
     this._lastRequest = -Infinity;
-    this.stats = { received: 0, decoded: 0, skipped: 0, errors: 0 };
+    this.stats = { received: 0, decoded: 0, skipped: 0, errors: 0, lagSkips: 0 };
     this.lastFrameAt = 0;
+    this._baseDelayUs = Infinity;
+    this._baseAt = 0;
+  }
+
+  /**
+   * True when this frame arrives much later than the stream's best delay so
+   * far: we are behind (CPU overload or a network stall). Decoding stale
+   * deltas would only keep us behind, so skip to a fresh keyframe instead.
+   * Relative to the best delay seen, so sender and receiver clocks need not agree.
+   */
+  _lagging(frame) {
+    const now = performance.now();
+    const delay = nowUs() - frame.captureUs;
+    if (this._baseAt) this._baseDelayUs += ((now - this._baseAt) / 1000) * LAG_DRIFT_US_PER_S;
+    this._baseAt = now;
+    if (delay < this._baseDelayUs) this._baseDelayUs = delay;
+    return delay - this._baseDelayUs > this.lagLimitUs;
   }
 
   push(frame) {
     this.stats.received++;
+    if (this._lagging(frame) && !frame.keyframe && !this.waitingForKey) {
+      this.stats.lagSkips++;
+      this.waitingForKey = true;
+    }
     if (this.waitingForKey && !frame.keyframe) {
       this.stats.skipped++;
       this._askForKeyframe();

@@ -12,9 +12,8 @@ export class Tile {
     this.id = id;
     this.screen = screen;
     this.self = self;
-    this.lastFrameAt = 0;
+    this.frameAge = -1; // ms since the worker drew a frame into this tile (-1: never)
     this.name = '';
-    this._ctx = null;
     this.media = self
       ? h('video', { autoplay: true, muted: true, playsinline: true })
       : h('canvas', { width: 640, height: 360 });
@@ -36,7 +35,8 @@ export class Tile {
         icon('mic-off', 'mic-off'),
         screen ? icon('screen') : h('span', { class: 'level', 'aria-hidden': 'true' }, this.levelBars),
         this.nameEl),
-      h('div', { class: 'stalled' }, icon('warn'), 'Cannot decrypt'),
+      h('div', { class: 'stalled', title: 'Frames from this person could not be decrypted' },
+        icon('warn'), h('span', null, 'Cannot decrypt')),
     );
     this.setName(name);
     if (!screen) this.setVideoOn(false);
@@ -45,7 +45,9 @@ export class Tile {
   setName(name) {
     if (name === this.name) return;
     this.name = name;
-    const label = this.screen ? `${name} is presenting` : this.self ? `${name} (you)` : name;
+    let label = name;
+    if (this.screen) label = this.self ? 'You are presenting' : `${name} is presenting`;
+    else if (this.self) label = `${name} (you)`;
     this.nameEl.textContent = label;
     this.el.setAttribute('aria-label', label);
     this.avatarCircle.textContent = initials(name);
@@ -54,26 +56,6 @@ export class Tile {
   setBadge(text) {
     this.badge.hidden = !text;
     this.badge.textContent = text || '';
-  }
-
-  /** Draw a decoded VideoFrame and close it. */
-  drawFrame(frame) {
-    try {
-      const canvas = this.media;
-      const w = frame.displayWidth;
-      const h2 = frame.displayHeight;
-      if (canvas.width !== w || canvas.height !== h2) {
-        canvas.width = w;
-        canvas.height = h2;
-        this._ctx = null;
-      }
-      if (!this._ctx) this._ctx = canvas.getContext('2d', { alpha: false, desynchronized: true });
-      this._ctx.drawImage(frame, 0, 0, w, h2);
-      this.lastFrameAt = performance.now();
-      if (this.el.classList.contains('video-off')) this.setVideoOn(true);
-    } finally {
-      frame.close();
-    }
   }
 
   /** For the self tile: show a local track (or nothing). */
@@ -123,7 +105,10 @@ export class Tile {
 }
 
 export class Stage {
-  constructor({ stage, grid, strip }) {
+  /** onTileCreated(tile) / onTileRemoved(tile): remote tiles hand their canvas to the media worker. */
+  constructor({ stage, grid, strip, onTileCreated, onTileRemoved }) {
+    this.onTileCreated = onTileCreated;
+    this.onTileRemoved = onTileRemoved;
     this.stageEl = stage;
     this.gridEl = grid;
     this.stripEl = strip;
@@ -141,6 +126,7 @@ export class Stage {
     if (!tile) {
       tile = new Tile({ id, ...options });
       this.tiles.set(id, tile);
+      this.onTileCreated?.(tile);
       this.layout();
     } else if (options && options.name) {
       tile.setName(options.name);
@@ -153,6 +139,7 @@ export class Stage {
     if (!tile) return;
     this.tiles.delete(id);
     tile.remove();
+    this.onTileRemoved?.(tile);
     this.layout();
   }
 

@@ -58,15 +58,17 @@ export function renderSecurityCode(code, epoch) {
   const top = $('#security-code');
   if (top.textContent !== text) top.textContent = text;
   const full = $('#security-code-full');
+  if (full.dataset.code === (code || '')) return;
+  full.dataset.code = code || '';
   full.replaceChildren();
   if (code) {
-    // 7 groups of 5 digits: two lines of 4 + 3 groups read more easily aloud.
+    // Groups of 5 digits in a grid (4 + 3): easy to read aloud and to compare.
     const groups = code.split(/\s+/).filter(Boolean);
-    full.append(groups.slice(0, 4).join(' '));
-    if (groups.length > 4) full.append(h('br'), groups.slice(4).join(' '));
+    full.append(...groups.map((g) => h('span', { class: 'code-group' }, g)));
     full.setAttribute('aria-label', `Security code ${groups.join(', ')}`);
   } else {
     full.textContent = '—';
+    full.removeAttribute('aria-label');
   }
   $('#epoch-text').textContent = typeof epoch === 'number' ? ` (now at key epoch ${epoch})` : '';
 }
@@ -114,28 +116,28 @@ export function renderLobby(lobby, { onAdmit, onDeny }) {
   const list = $('#lobby');
   const items = lobby.map((entry) => {
     const li = personItem({
-      key: `l:${entry.id}`,
+      key: `l:${entry.key}`,
       name: entry.name,
       fingerprint: entry.fingerprint,
       tags: null,
       actions: [
         h('button', {
-          type: 'button', class: 'btn btn-small btn-deny', dataset: { deny: entry.id },
+          type: 'button', class: 'btn btn-small btn-deny', dataset: { deny: entry.key },
           'aria-label': `Deny ${entry.name}`, onclick: () => onDeny(entry),
         }, 'Deny'),
         h('button', {
-          type: 'button', class: 'btn btn-small btn-admit', dataset: { admit: entry.id },
+          type: 'button', class: 'btn btn-small btn-admit', dataset: { admit: entry.key },
           'aria-label': `Admit ${entry.name}`, onclick: () => onAdmit(entry),
         }, 'Admit'),
       ],
     });
     li.classList.add('lobby-item');
-    li.dataset.lobbyId = entry.id;
+    li.dataset.lobbyId = entry.key;
     return li;
   });
   list.replaceChildren(...items);
   $('#lobby-count').textContent = String(lobby.length);
-  $('#lobby-empty').hidden = lobby.length > 0;
+  $('#lobby-panel').hidden = lobby.length === 0;
 }
 
 function toDate(ts) {

@@ -11,7 +11,7 @@ export function initToasts(el) {
 }
 
 /** toast('Copied', {kind: 'ok' | 'info' | 'error', ms}) */
-export function toast(message, { kind = 'info', ms = 5000 } = {}) {
+export function toast(message, { kind = 'info', ms = 5000, iconName = null } = {}) {
   const text = String(message).slice(0, 300);
   const now = performance.now();
   if ((recent.get(text) ?? -1e9) > now - 3000) return; // same message within 3 s: once
@@ -21,9 +21,9 @@ export function toast(message, { kind = 'info', ms = 5000 } = {}) {
     console.warn(text);
     return;
   }
-  const iconName = kind === 'error' ? 'warn' : kind === 'ok' ? 'check' : 'shield';
+  const name = iconName || (kind === 'error' ? 'warn' : kind === 'ok' ? 'check' : 'shield');
   const el = h('div', { class: `toast toast-${kind}`, role: kind === 'error' ? 'alert' : 'status' },
-    icon(iconName), h('span', null, text));
+    icon(name), h('span', null, text));
   root.append(el);
   while (root.children.length > MAX_TOASTS) root.firstElementChild.remove();
   setTimeout(() => {
