@@ -16,7 +16,7 @@
 // Audio worklet: media/jitter-worklet.js (jitter buffers, concealment, mixing).
 
 import { EngineLink } from './engine-link.js';
-import { addDecoded, addSent, recordChat, recordError, stats, takeReport } from './stats.js';
+import { addDecoded, addSent, recordChat, recordError, stats } from './stats.js';
 import { LocalMedia, captureScreen, describeMediaError } from './media/capture.js';
 import { VIDEO_CODECS, videoCodecSupported } from './media/video.js';
 import { AudioPlayout } from './media/playout.js';
@@ -28,7 +28,6 @@ import { Padlock } from './ui/padlock.js';
 import { ChatLog, SidePanel, renderLobby, renderParticipants, renderSecurityCode } from './ui/panels.js';
 
 const TICK_MS = 250;
-const STATS_MS = 2000;
 const SPEAKER_THRESHOLD = 0.02; // RMS, about -34 dBFS
 const SPEAKER_HOLD_MS = 800;
 const VIDEO_STALE_MS = 1500;
@@ -87,7 +86,12 @@ const link = new EngineLink({
   },
   onClose: (ev) => {
     if (state.ended) return;
-    endMeeting('Disconnected', `Lost the connection to Clave on this computer${ev && ev.reason ? ` (${ev.reason})` : ''}. `
+    if (!ev.everOpened) {
+      endMeeting('Could not connect', 'Clave on this computer did not accept this page. '
+        + 'It may already be open in another tab or window (only one at a time), or it has stopped.');
+      return;
+    }
+    endMeeting('Disconnected', `Lost the connection to Clave on this computer${ev.reason ? ` (${ev.reason})` : ''}. `
       + 'If the Clave program was closed, start it again to rejoin.');
   },
   onBadMessage: (problem) => {
@@ -151,6 +155,10 @@ function updateSending() {
 // ---------- playback ----------
 
 const playout = new AudioPlayout({
+  onStats: (streams) => {
+    stats.audio = streams;
+    link.setAudioStats(streams);
+  },
   onError: (err) => showError(`Audio output problem: ${err && err.message ? err.message : err}`),
 });
 
@@ -294,7 +302,8 @@ function startMeetingView() {
     // reconnected to the running engine. Start audio; the browser may want a click.
     startAudio();
   }
-  if (playout.ctx && playout.ctx.state === 'suspended') {
+  setTimeout(() => {
+    if (!playout.ctx || playout.ctx.state !== 'suspended' || state.ended) return;
     toast('Click anywhere to turn on meeting audio.', { ms: 8000, iconName: 'speaker' });
     const resume = () => {
       playout.start();
@@ -303,7 +312,7 @@ function startMeetingView() {
     };
     document.addEventListener('pointerdown', resume, true);
     document.addEventListener('keydown', resume, true);
-  }
+  }, 800);
   const self = stage.ensure('p:self', { name: state.name || 'You', self: true, colorKey: 'self' });
   self.setStream(state.camOn ? media.videoTrack : null);
   self.setMicMuted(!state.micOn);
@@ -404,7 +413,14 @@ function handleControl(msg) {
   }
 }
 
-function enterPhaseEnded(reason) {
+function sentence(text) {
+  const t = String(text || '').trim();
+  if (!t) return '';
+  return t[0].toUpperCase() + t.slice(1) + (/[.!?]$/.test(t) ? '' : '.');
+}
+
+function enterPhaseEnded(rawReason) {
+  const reason = sentence(rawReason);
   if (state.ended && !state.leaving && reason) {
     $('#ended-text').textContent = reason; // the reason may follow the "ended" phase
     $('#ended-text').hidden = false;
@@ -704,9 +720,8 @@ window.addEventListener('unhandledrejection', (ev) => {
   console.warn('clave: unhandled rejection:', ev.reason);
   showError(`Unexpected error: ${reason}`);
 });
-window.addEventListener('beforeunload', () => {
-  if (state.phase === 'in_meeting' && !state.ended) link.send({ type: 'leave' });
-});
+// No "leave" on unload: the engine keeps the meeting when its tab goes away,
+// so a reload reconnects to it. Leaving is the Leave button (or stopping clave).
 
 // ---------- periodic work: speaker, tiles, stats ----------
 
@@ -764,13 +779,6 @@ function tick() {
 }
 setInterval(tick, TICK_MS);
 
-let lastReport = performance.now();
-setInterval(() => {
-  const now = performance.now();
-  stats.audio = playout.workletStats;
-  if (state.phase === 'in_meeting' && !state.ended) link.send(takeReport(now - lastReport));
-  lastReport = now;
-}, STATS_MS);
 
 // ---------- start ----------
 

@@ -13,6 +13,7 @@ export class EngineLink {
   constructor(handlers) {
     this.handlers = handlers;
     this.isOpen = false;
+    this.everOpened = false;
     this.closed = false;
     this.tracks = { audio: null, video: null, screen: null };
     this.worker = new Worker(new URL('./media/worker.js', import.meta.url), { type: 'module', name: 'clave-media' });
@@ -44,10 +45,10 @@ export class EngineLink {
           else if (parsed.ignored) console.debug('clave: ignoring engine message', parsed.ignored);
           break;
         }
-        case 'open': this.isOpen = true; h.onOpen?.(); break;
+        case 'open': this.isOpen = true; this.everOpened = true; h.onOpen?.(); break;
         case 'close':
           this.isOpen = false;
-          if (!this.closed) h.onClose?.({ code: msg.code, reason: msg.reason });
+          if (!this.closed) h.onClose?.({ code: msg.code, reason: msg.reason, everOpened: this.everOpened });
           break;
         case 'bad': h.onBadMessage?.(msg.problem); break;
         case 'need-tile': h.onNeedTile?.(msg); break;
@@ -103,6 +104,11 @@ export class EngineLink {
 
   setAudioPort(port) {
     this.worker.postMessage({ t: 'audio-port', port }, [port]);
+  }
+
+  /** The jitter buffers' state, for the worker's stats report. */
+  setAudioStats(streams) {
+    this.worker.postMessage({ t: 'audio-stats', streams });
   }
 
   forget(leaf) {

@@ -1,5 +1,6 @@
-// Counters for tests and benchmarks: window.claveStats, and a {"type":"stats"}
-// report to the engine every 2 s.
+// Counters for tests and benchmarks: window.claveStats. (The {"type":"stats"}
+// report to the engine every 2 s is sent by the media worker, which has the
+// same numbers first-hand.)
 //
 // Keys are "<leaf>:<kind>" with kind "audio" | "video" | "screen"; counts are
 // DECODER OUTPUTS (frames actually decoded), not packets received.
@@ -32,21 +33,16 @@ export const stats = {
 };
 window.claveStats = stats;
 
-let pendingDecoded = {};
-let pendingLatency = {};
-
 /** Merge one media-worker status: decoder outputs and latency samples per key. */
 export function addDecoded(decoded, latencies) {
   for (const [key, n] of Object.entries(decoded)) {
     stats.decoded[key] = (stats.decoded[key] || 0) + n;
-    pendingDecoded[key] = (pendingDecoded[key] || 0) + n;
   }
   for (const [key, samples] of Object.entries(latencies)) {
     stats.latencies.push(...samples);
     const perKey = stats.latencyByKey[key] || (stats.latencyByKey[key] = []);
     perKey.push(...samples);
     if (perKey.length > 300) perKey.splice(0, perKey.length - 300);
-    (pendingLatency[key] || (pendingLatency[key] = [])).push(...samples);
   }
   if (stats.latencies.length > MAX_LATENCIES) stats.latencies.splice(0, stats.latencies.length - MAX_LATENCIES);
 }
@@ -63,24 +59,4 @@ export function recordChat(entry) {
 export function recordError(message) {
   stats.errors.push(String(message));
   if (stats.errors.length > 100) stats.errors.shift();
-}
-
-/**
- * The periodic report. `decoded` and `latency_ms` cover the interval since the
- * previous report; `decoded_total` is cumulative.
- */
-export function takeReport(intervalMs) {
-  const report = {
-    type: 'stats',
-    interval_ms: Math.round(intervalMs),
-    decoded: pendingDecoded,
-    latency_ms: pendingLatency,
-    decoded_total: { ...stats.decoded },
-    sent_total: { ...stats.sent },
-    padlock: stats.padlock,
-    audio: stats.audio,
-  };
-  pendingDecoded = {};
-  pendingLatency = {};
-  return report;
 }

@@ -109,6 +109,10 @@ export class AudioSender {
         return;
       }
       this._inputs.push({ captureUs, frames: n });
+      if (this._inputs.length > 500) { // never unbounded
+        this._inputs.shift();
+        this._consumed = 0;
+      }
       this._encoder.encode(data);
     } catch (err) {
       this._closeEncoder();
@@ -212,6 +216,7 @@ export class AudioReceiver {
       return;
     }
     entry.captures.push(frame.captureUs);
+    if (entry.captures.length > 200) entry.captures.shift(); // never unbounded
     try {
       entry.decoder.decode(new EncodedAudioChunk({ type: 'key', timestamp: frame.captureUs, data: frame.data }));
     } catch (err) {

@@ -138,7 +138,10 @@ class SenderBuffer {
   }
 
   render(out, n) {
-    if (!this.playing && this.buffered > 0 && this.buffered >= this.target()) {
+    // Start once the cushion is there, or drain a short tail when the sender
+    // stopped (muted) before the cushion filled up.
+    if (!this.playing && this.buffered > 0
+        && (this.buffered >= this.target() || currentTime - this.lastData > 0.15)) {
       this.playing = true;
       this.fadeIn = FADE;
     }

@@ -3,7 +3,8 @@
 // media worker through a MessagePort, never through this thread.
 
 export class AudioPlayout {
-  constructor({ onError }) {
+  constructor({ onStats, onError }) {
+    this.onStats = onStats;
     this.onError = onError || ((err) => console.warn('clave audio output:', err));
     this.ctx = null;
     this.node = null;
@@ -35,7 +36,10 @@ export class AudioPlayout {
         processorOptions: { targetMs: 50 },
       });
       this.node.port.onmessage = (ev) => {
-        if (ev.data && ev.data.t === 'stats') this.workletStats = ev.data.streams;
+        if (ev.data && ev.data.t === 'stats') {
+          this.workletStats = ev.data.streams;
+          this.onStats?.(ev.data.streams);
+        }
       };
       this.node.connect(this.ctx.destination);
       const channel = new MessageChannel();

@@ -9,19 +9,29 @@
 //   {t:'source', kind:'audio'|'video'|'screen', readable|null}
 //   {t:'enable', audio, video, screen} {t:'codec', codec} {t:'keyframe', kind}
 //   {t:'canvas', id, canvas} {t:'drop-canvas', id} {t:'audio-port', port} {t:'forget', leaf}
+//   {t:'audio-stats', streams}
 // worker -> page: {t:'open'} {t:'close', code, reason} {t:'control', text}
 //   {t:'bad', problem} {t:'need-tile', id, sender, screen} {t:'error', what, message}
 //   {t:'status', ...} every 100 ms (counts since the previous status).
+// worker -> engine, every 2 s in the meeting: {"type":"stats", interval_ms,
+//   decoded: {"<leaf>:<kind>": decoder outputs since the last report},
+//   latency_ms: {"<leaf>:<kind>": [capture-to-decode ms, ...] since the last report},
+//   decoded_total, sent_total ({kind: chunks}), lag_skips, audio_dropped,
+//   audio: {leaf: jitter buffer state}}.
 
 import { KIND, nowUs, parseMedia } from '../protocol.js';
 import { AudioReceiver, AudioSender } from './audio.js';
 import { VideoSender, VideoStreamDecoder } from './video.js';
 
 const STATUS_MS = 100;
+const REPORT_MS = 2000;
 const SEND_BUFFER_LIMIT = 4 * 1024 * 1024; // drop media rather than queue seconds of it
 
 let ws = null;
 let selfLeaf = null;
+let phase = 'prejoin';
+let audioStats = {};
+const report = { decoded: {}, latency: {}, decodedTotal: {}, sentTotal: { audio: 0, video: 0, screen: 0 }, at: performance.now() };
 const canvases = new Map();     // tile id -> {canvas, ctx, lastFrameAt}
 const tileRequests = new Set(); // tile ids asked of the page, not yet given
 const decoders = new Map();     // "<leaf>:<kind>" -> VideoStreamDecoder
@@ -54,6 +64,7 @@ function sendMedia(kindName, buffer, essential) {
   }
   ws.send(buffer);
   pending.sent[kindName]++;
+  report.sentTotal[kindName]++;
   return true;
 }
 
@@ -79,9 +90,15 @@ const senders = { audio: audioSender, video: videoSender, screen: screenSender }
 
 function countDecoded(key, captureUs) {
   pending.decoded[key] = (pending.decoded[key] || 0) + 1;
+  report.decoded[key] = (report.decoded[key] || 0) + 1;
+  report.decodedTotal[key] = (report.decodedTotal[key] || 0) + 1;
   if (captureUs > 0) {
     const ms = (nowUs() - captureUs) / 1000;
-    if (ms > -1000 && ms < 60000) (pending.latencies[key] || (pending.latencies[key] = [])).push(Math.round(ms * 10) / 10);
+    if (ms > -1000 && ms < 60000) {
+      const rounded = Math.round(ms * 10) / 10;
+      (pending.latencies[key] || (pending.latencies[key] = [])).push(rounded);
+      (report.latency[key] || (report.latency[key] = [])).push(rounded);
+    }
   }
 }
 
@@ -177,6 +194,7 @@ function peek(text) {
   if (!msg || typeof msg !== 'object') return;
   if (msg.type === 'state') {
     selfLeaf = Number.isInteger(msg.self_leaf) ? msg.self_leaf : null;
+    if (typeof msg.phase === 'string') phase = msg.phase;
   } else if (msg.type === 'keyframe_request') {
     (msg.kind === 'screen' ? screenSender : videoSender).requestKeyframe();
   }
@@ -233,6 +251,7 @@ self.onmessage = (ev) => {
         tileRequests.delete(msg.id);
         break;
       case 'audio-port': audioReceiver.setPort(msg.port); break;
+      case 'audio-stats': audioStats = msg.streams || {}; break;
       case 'forget': forget(msg.leaf); break;
       case 'close': shutdown(); break;
       default: break;
@@ -263,3 +282,25 @@ setInterval(() => {
   pending = freshPending();
   localLevel = 0;
 }, STATUS_MS);
+
+setInterval(() => {
+  const now = performance.now();
+  if (phase === 'in_meeting') {
+    let lagSkips = 0;
+    for (const decoder of decoders.values()) lagSkips += decoder.stats.lagSkips;
+    sendControl({
+      type: 'stats',
+      interval_ms: Math.round(now - report.at),
+      decoded: report.decoded,
+      latency_ms: report.latency,
+      decoded_total: report.decodedTotal,
+      sent_total: report.sentTotal,
+      lag_skips: lagSkips,
+      audio_dropped: audioReceiver.dropped,
+      audio: audioStats,
+    });
+  }
+  report.decoded = {};
+  report.latency = {};
+  report.at = now;
+}, REPORT_MS);
