@@ -40,10 +40,15 @@ from browser_helpers import (
 )
 from playwright.sync_api import CDPSession, Page, expect, sync_playwright
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(browser_available() is not None, reason=str(browser_available())),
-]
+pytestmark = [pytest.mark.slow]
+
+
+@pytest.fixture(autouse=True)
+def _require_browser() -> None:
+    """scripts/test.sh installs Chromium and playwright: their absence is a failure."""
+    missing = browser_available()
+    if missing is not None:
+        pytest.fail(f"browser tests cannot run: {missing} (run scripts/test.sh)")
 
 MIN_VIDEO = 60
 """Video frames each browser must decode from each other participant."""
