@@ -4,6 +4,7 @@
 
 import { KIND, nowUs, packChunk } from '../protocol.js';
 import { CaptureClock } from './clock.js';
+import { pumpTrack } from './track-reader.js';
 
 const OPUS_BITRATE = 32000;
 const OPUS_FRAME_US = 20000;
@@ -66,29 +67,13 @@ export class AudioSender {
   }
 
   async _read(readable, generation) {
-    let reader;
-    try {
-      reader = readable.getReader();
-    } catch (err) {
-      this.onError(err);
-      return;
-    }
-    this._reader = reader;
-    try {
-      while (generation === this._generation) {
-        const { value: data, done } = await reader.read();
-        if (done) break;
-        if (generation !== this._generation) {
-          data.close();
-          break;
-        }
-        this._onData(data);
-      }
-    } catch (err) {
-      if (generation === this._generation) this.onError(err);
-    } finally {
-      if (this._reader === reader) this._reader = null;
-    }
+    await pumpTrack(readable, {
+      current: () => generation === this._generation,
+      onItem: (data) => this._onData(data),
+      onError: (err) => this.onError(err),
+      hold: (reader) => { this._reader = reader; },
+      release: (reader) => { if (this._reader === reader) this._reader = null; },
+    });
   }
 
   _onData(data) {

@@ -6,6 +6,7 @@
 
 import { nowUs, packChunk } from '../protocol.js';
 import { CaptureClock } from './clock.js';
+import { pumpTrack } from './track-reader.js';
 
 /** Codec strings. VP8 is the default: the Python headless participants decode VP8 only. */
 export const VIDEO_CODECS = Object.freeze({ vp8: 'vp8', vp9: 'vp09.00.10.08' });
@@ -129,30 +130,16 @@ export class VideoSender {
   }
 
   async _read(readable, generation) {
-    let reader;
-    try {
-      reader = readable.getReader();
-    } catch (err) {
-      this.onError(err);
-      return;
-    }
-    this._reader = reader;
-    try {
-      while (generation === this._generation) {
-        const { value: frame, done } = await reader.read();
-        if (done) break;
-        if (generation !== this._generation) {
-          frame.close();
-          break;
-        }
+    await pumpTrack(readable, {
+      current: () => generation === this._generation,
+      onItem: (frame) => {
         this._keepLast(frame);
         this._onFrame(frame);
-      }
-    } catch (err) {
-      if (generation === this._generation) this.onError(err);
-    } finally {
-      if (this._reader === reader) this._reader = null;
-    }
+      },
+      onError: (err) => this.onError(err),
+      hold: (reader) => { this._reader = reader; },
+      release: (reader) => { if (this._reader === reader) this._reader = null; },
+    });
   }
 
   _onFrame(frame) {
