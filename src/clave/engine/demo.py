@@ -107,7 +107,7 @@ async def run_demo(seconds: float = 10.0, out: Callable[[str], None] = print) ->
         f"32-byte windows -> {leaks.frame_windows_found} found")
     out(f"  chat texts and display names: {leaks.texts_checked} -> "
         f"{len(leaks.texts_found)} found")
-    out(f"  SFrame base keys and MLS epoch secrets: {leaks.keys_checked} -> "
+    out(f"  SFrame base keys exported from MLS (each member, each epoch): {leaks.keys_checked} -> "
         f"{leaks.keys_found} found")
     checks = {
         "everyone decoded everyone's video and audio": media_ok,
