@@ -153,7 +153,9 @@ class TestPatternSource:
         v_plane[bars_h // 2 :, :] = _GREY_UV
         if self.label:
             mask = render_text(self.label, self._scale * 2)
-            self._stamp(img, mask, _even(8), _even(h - mask.shape[0] - 8))
+            # Top right: the frame counter is top left, and meeting UIs put the name
+            # tag bottom left.
+            self._stamp(img, mask, _even(w - mask.shape[1] - 8), _even(8))
         return img
 
     def _planes(self, img: _U8) -> tuple[_U8, _U8, _U8]:

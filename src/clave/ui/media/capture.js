@@ -126,7 +126,7 @@ export class LocalMedia {
 /** Ask the user for a screen, window or tab. Resolves to a video track. */
 export async function captureScreen() {
   const stream = await navigator.mediaDevices.getDisplayMedia({
-    video: { frameRate: { ideal: 15, max: 30 }, width: { max: 1920 }, height: { max: 1080 } },
+    video: { frameRate: { ideal: 15, max: 15 }, width: { max: 1280 }, height: { max: 720 } },
     audio: false,
   });
   const track = stream.getVideoTracks()[0];

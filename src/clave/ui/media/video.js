@@ -12,7 +12,9 @@ import { pumpTrack } from './track-reader.js';
 export const VIDEO_CODECS = Object.freeze({ vp8: 'vp8', vp9: 'vp09.00.10.08' });
 
 const CAMERA_PROFILE = { width: 640, height: 360, framerate: 30, bitrate: 500_000 };
-const SCREEN_PROFILE = { maxWidth: 1920, maxHeight: 1080, framerate: 15, bitrate: 1_500_000 };
+// 720p keeps a software VP8 encoder and every receiver's decoder real-time on
+// ordinary laptops; text stays readable (contentHint 'detail').
+const SCREEN_PROFILE = { maxWidth: 1280, maxHeight: 720, framerate: 15, bitrate: 1_200_000 };
 const KEYFRAME_INTERVAL_US = 3_000_000;
 const MAX_ENCODE_QUEUE = 3;
 
