@@ -114,7 +114,13 @@ export function renderParticipants(roster, { isHost, onRemove }) {
 /** Lobby (#lobby) with admit/deny buttons, host only. */
 export function renderLobby(lobby, { onAdmit, onDeny }) {
   const list = $('#lobby');
+  // Keyed update: a request that is still waiting keeps its element, so keyboard
+  // focus on its Admit/Deny button survives the engine's state updates.
+  const shown = new Map([...list.children].map((li) => [li.dataset.lobbyId, li]));
   const items = lobby.map((entry) => {
+    const signature = `${entry.name}\u0000${entry.fingerprint}`;
+    const kept = shown.get(String(entry.key));
+    if (kept && kept.dataset.signature === signature) return kept;
     const li = personItem({
       key: `l:${entry.key}`,
       name: entry.name,
@@ -133,9 +139,15 @@ export function renderLobby(lobby, { onAdmit, onDeny }) {
     });
     li.classList.add('lobby-item');
     li.dataset.lobbyId = entry.key;
+    li.dataset.signature = signature;
     return li;
   });
-  list.replaceChildren(...items);
+  // Remove what left and insert what is new; kept elements are never moved.
+  const wanted = new Set(items);
+  for (const li of [...list.children]) if (!wanted.has(li)) li.remove();
+  items.forEach((li, i) => {
+    if (list.children[i] !== li) list.insertBefore(li, list.children[i] ?? null);
+  });
   $('#lobby-count').textContent = String(lobby.length);
   $('#lobby-panel').hidden = lobby.length === 0;
 }
