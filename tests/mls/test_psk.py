@@ -9,13 +9,12 @@ from mls_vectors import claimed_suite, h, load_vectors, suite_params
 
 from clave.mls.ciphersuite import get_suite
 from clave.mls.codec import Reader
-from clave.mls.psk import (
-    PSKType,
-    ResumptionPSKUsage,
-    encode_external_psk_id,
-    encode_resumption_psk_id,
-    psk_secret,
-)
+from clave.mls.psk import psk_secret
+from clave.mls.structs import PreSharedKeyID, PSKType, ResumptionPSKUsage
+
+
+def encode_external_psk_id(psk_id: bytes, psk_nonce: bytes) -> bytes:
+    return PreSharedKeyID.external(psk_id, psk_nonce).to_bytes()
 
 
 @pytest.mark.parametrize("v", suite_params(load_vectors("psk_secret")))
@@ -37,8 +36,8 @@ def test_empty_is_zero_and_order_matters() -> None:
 
 def test_psk_id_encodings() -> None:
     ext = encode_external_psk_id(b"id", b"nonce")
-    assert ext == bytes([PSKType.EXTERNAL, 2]) + b"id" + bytes([5]) + b"nonce"
-    res = encode_resumption_psk_id(ResumptionPSKUsage.BRANCH, b"g", 7, b"n")
+    assert ext == bytes([PSKType.external, 2]) + b"id" + bytes([5]) + b"nonce"
+    res = PreSharedKeyID.resumption(ResumptionPSKUsage.branch, b"g", 7, b"n").to_bytes()
     r = Reader(res)
     assert (r.u8(), r.u8(), r.opaque(), r.u64(), r.opaque()) == (2, 3, b"g", 7, b"n")
     r.done()

@@ -1,60 +1,18 @@
-"""Pre-shared keys: PreSharedKeyID encoding and ``psk_secret`` (RFC 9420 section 8.4).
+"""Pre-shared keys: the ``psk_secret`` chain (RFC 9420 section 8.4).
 
-The PSK chain takes PSKs as ``(encoded PreSharedKeyID, psk value)`` pairs, in
-the order of the Commit's PreSharedKey proposals or the GroupSecrets ``psks``.
+The chain takes PSKs as ``(encoded PreSharedKeyID, psk value)`` pairs, in the
+order of the Commit's PreSharedKey proposals or the GroupSecrets ``psks``;
+``PreSharedKeyID`` itself lives in :mod:`clave.mls.structs`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from enum import IntEnum
 
 from .ciphersuite import CipherSuite
-from .codec import Writer
 from .errors import ValidationError
 
-__all__ = [
-    "PSKType",
-    "ResumptionPSKUsage",
-    "encode_external_psk_id",
-    "encode_resumption_psk_id",
-    "psk_secret",
-]
-
-
-class PSKType(IntEnum):
-    """``PSKType`` (RFC 9420 section 8.4)."""
-
-    EXTERNAL = 1
-    RESUMPTION = 2
-
-
-class ResumptionPSKUsage(IntEnum):
-    """``ResumptionPSKUsage`` (RFC 9420 section 8.4)."""
-
-    APPLICATION = 1
-    REINIT = 2
-    BRANCH = 3
-
-
-def encode_external_psk_id(psk_id: bytes, psk_nonce: bytes) -> bytes:
-    """Encode ``PreSharedKeyID`` with ``psktype = external``."""
-    return Writer().u8(PSKType.EXTERNAL).opaque(psk_id).opaque(psk_nonce).finish()
-
-
-def encode_resumption_psk_id(
-    usage: ResumptionPSKUsage, psk_group_id: bytes, psk_epoch: int, psk_nonce: bytes
-) -> bytes:
-    """Encode ``PreSharedKeyID`` with ``psktype = resumption``."""
-    return (
-        Writer()
-        .u8(PSKType.RESUMPTION)
-        .u8(usage)
-        .opaque(psk_group_id)
-        .u64(psk_epoch)
-        .opaque(psk_nonce)
-        .finish()
-    )
+__all__ = ["psk_secret"]
 
 
 def psk_secret(suite: CipherSuite, psks: Sequence[tuple[bytes, bytes]]) -> bytes:
