@@ -238,6 +238,7 @@ def test_media_is_clean_and_fast(reports: dict[str, Report]) -> None:
     for name, r in reports.items():
         assert r["joined"], name
         assert r["frames_rejected"] == 0, (name, r["rejections"])
+        assert r["media_errors"] == [], (name, r["media_errors"])
         assert r["frames_sent"]["video"] >= MIN_VIDEO and r["frames_sent"]["audio"] >= MIN_AUDIO
         assert r["latencies_ms"], name
         assert statistics.median(r["latencies_ms"]) < 500, name

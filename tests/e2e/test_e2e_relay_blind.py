@@ -74,6 +74,8 @@ async def _meeting() -> Recording:
             for p, text in zip(people, chats, strict=True):
                 await p.chat(text)
             await asyncio.sleep(SECONDS / 2)
+            for p in people:
+                assert p.report.media_errors == [], p.report.media_errors
         finally:
             await stop_all(people)
             await proxy.stop()

@@ -269,3 +269,13 @@ def test_one_encoder_shared_between_threads() -> None:
         t.join()
     assert len(out) == 40
     assert encoder.frames_encoded == 40
+
+
+@pytest.mark.parametrize("label", ["", "Ada", "Linus Torvalds abcd1234 " * 4])
+def test_pattern_draws_any_label_length(label: str) -> None:
+    """A label of any length is drawn (clipped when too wide), never an error."""
+    source = TestPatternSource(640, 360, 30, label=label)
+    frame = source.next_frame(0)
+    assert (frame.width, frame.height) == (640, 360)
+    plain = TestPatternSource(640, 360, 30).render(0)
+    assert (source.render(0) != plain).any() == bool(label)

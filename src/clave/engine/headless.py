@@ -49,6 +49,8 @@ class ParticipantReport:
     chats: list[tuple[str, str]] = field(default_factory=list)
     frames_sent: dict[str, int] = field(default_factory=lambda: {"video": 0, "audio": 0})
     frames_rejected: int = 0
+    media_errors: list[str] = field(default_factory=list)
+    """Media loops that stopped on an error (none in a healthy run)."""
     rejections: list[str] = field(default_factory=list)
     latencies_ms: list[float] = field(default_factory=list)
     removed: bool = False
@@ -123,6 +125,16 @@ class HeadlessParticipant:
             self._tasks.append(asyncio.create_task(self._video_loop(), name=f"video-{self.name}"))
         if self.send_audio:
             self._tasks.append(asyncio.create_task(self._audio_loop(), name=f"audio-{self.name}"))
+        for task in self._tasks:
+            task.add_done_callback(self._media_task_done)
+
+    def _media_task_done(self, task: asyncio.Task[None]) -> None:
+        """A media loop that dies must not do so silently."""
+        if task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        self.report.media_errors.append(f"{task.get_name()}: {type(exc).__name__}: {exc}")
+        log.error("%s stopped: %s: %s", task.get_name(), type(exc).__name__, exc)
 
     async def wait_joined(self, timeout: float) -> bool:
         try:

@@ -155,7 +155,8 @@ class TestPatternSource:
             mask = render_text(self.label, self._scale * 2)
             # Top right: the frame counter is top left, and meeting UIs put the name
             # tag bottom left.
-            self._stamp(img, mask, _even(w - mask.shape[1] - 8), _even(8))
+            # A label wider than the frame starts at the left edge and is clipped.
+            self._stamp(img, mask, _even(max(8, w - mask.shape[1] - 8)), _even(8))
         return img
 
     def _planes(self, img: _U8) -> tuple[_U8, _U8, _U8]:
