@@ -10,10 +10,13 @@ import asyncio
 import contextlib
 import logging
 import time
+import zlib
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..media import (
+    EncodedChunk,
     MediaCounter,
     OpusDecoder,
     OpusEncoder,
@@ -261,34 +264,36 @@ class HeadlessParticipant:
     # ------------------------------------------------------------------ media loops
 
     async def _video_loop(self) -> None:
-        assert self.session is not None
         source = TestPatternSource(640, 360, VIDEO_FPS, label=self.name)
         encoder = self._video_encoder = VideoEncoder("vp8", 640, 360, VIDEO_FPS, 500_000)
-        pacer = Pacer(VIDEO_FPS, start=time.monotonic())
         await self.in_meeting.wait()
         encoder.request_keyframe()
-        while not self.ended.is_set():
-            await asyncio.sleep(pacer.delay(time.monotonic()))
-            frame = source.next_frame(pacer.index)
-            for chunk in encoder.encode(frame):
-                payload = pack_payload(time.time_ns() // 1000, chunk.data)
-                if await self.session.send_media(StreamKind.video, chunk.keyframe, payload):
-                    self.report.frames_sent["video"] += 1
-                    self._keep(chunk.data)
-            pacer.advance(time.monotonic())
+        await self._send_loop(
+            StreamKind.video, VIDEO_FPS, lambda i: encoder.encode(source.next_frame(i))
+        )
 
     async def _audio_loop(self) -> None:
-        assert self.session is not None
-        source = ToneSource(440.0 + 110.0 * (hash(self.name) % 5))
+        source = ToneSource(440.0 + 110.0 * (zlib.crc32(self.name.encode()) % 5))
         encoder = OpusEncoder()
-        pacer = Pacer(1 / AUDIO_FRAME_S, start=time.monotonic())
         await self.in_meeting.wait()
+        await self._send_loop(
+            StreamKind.audio, 1 / AUDIO_FRAME_S, lambda i: encoder.encode(source.next_frame(i))
+        )
+
+    async def _send_loop(
+        self, kind: StreamKind, rate: float, encode: Callable[[int], list[EncodedChunk]]
+    ) -> None:
+        """Every 1/rate s: encode slot ``pacer.index``, protect and send its chunks."""
+        assert self.session is not None
+        pacer = Pacer(rate, start=time.monotonic())
+        name = "audio" if kind == StreamKind.audio else "video"
         while not self.ended.is_set():
             await asyncio.sleep(pacer.delay(time.monotonic()))
-            for chunk in encoder.encode(source.next_frame(pacer.index)):
+            for chunk in encode(pacer.index):
+                keyframe = chunk.keyframe and kind != StreamKind.audio
                 payload = pack_payload(time.time_ns() // 1000, chunk.data)
-                if await self.session.send_media(StreamKind.audio, False, payload):
-                    self.report.frames_sent["audio"] += 1
+                if await self.session.send_media(kind, keyframe, payload):
+                    self.report.frames_sent[name] += 1
                     self._keep(chunk.data)
             pacer.advance(time.monotonic())
 
