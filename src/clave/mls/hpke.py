@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from enum import IntEnum
+from typing import Any
 
 from cryptography.exceptions import InvalidTag, UnsupportedAlgorithm
 from pyhpke import AEADId, CipherSuite, KDFId, KEMId, KEMKey, KEMKeyInterface
@@ -131,11 +132,8 @@ class Hpke:
         self, pk: bytes, info: bytes, aad: bytes, plaintext: bytes, rng: Rng
     ) -> tuple[bytes, bytes]:
         """``SealBase(pkR, info, aad, pt)`` (RFC 9180 section 6.1) -> (enc, ciphertext)."""
-        pkr = self._load_public(pk)
-        ikm_e = draw(rng, self.nsk)
+        enc, ctx = self._setup_sender(pk, info, rng, "seal")
         try:
-            eks = self._suite.kem.derive_key_pair(ikm_e)
-            enc, ctx = self._suite.create_sender_context(pkr, bytes(info), eks=eks)
             return enc, ctx.seal(bytes(plaintext), bytes(aad))
         except _LIB_ERRORS as exc:
             raise CryptoError(f"HPKE seal failed: {exc}") from None
@@ -154,14 +152,22 @@ class Hpke:
         self, pk: bytes, info: bytes, exporter_context: bytes, length: int, rng: Rng
     ) -> tuple[bytes, bytes]:
         """``SetupBaseS(pkR, info)`` then ``Export(ctx, L)`` -> (enc, exported secret)."""
+        enc, ctx = self._setup_sender(pk, info, rng, "export")
+        try:
+            return enc, ctx.export(bytes(exporter_context), length)
+        except _LIB_ERRORS as exc:
+            raise CryptoError(f"HPKE export failed: {exc}") from None
+
+    def _setup_sender(self, pk: bytes, info: bytes, rng: Rng, what: str) -> tuple[bytes, Any]:
+        """``SetupBaseS`` (RFC 9180 section 5.1.1) with the ephemeral key pair
+        ``DeriveKeyPair(rng(Nsk))``, so encryption is deterministic under an injected rng."""
         pkr = self._load_public(pk)
         ikm_e = draw(rng, self.nsk)
         try:
             eks = self._suite.kem.derive_key_pair(ikm_e)
-            enc, ctx = self._suite.create_sender_context(pkr, bytes(info), eks=eks)
-            return enc, ctx.export(bytes(exporter_context), length)
+            return self._suite.create_sender_context(pkr, bytes(info), eks=eks)
         except _LIB_ERRORS as exc:
-            raise CryptoError(f"HPKE export failed: {exc}") from None
+            raise CryptoError(f"HPKE {what} failed: {exc}") from None
 
     def export_receiver(
         self, sk: bytes, enc: bytes, info: bytes, exporter_context: bytes, length: int
