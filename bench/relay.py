@@ -28,7 +28,6 @@ import asyncio
 import base64
 import contextlib
 import functools
-import hashlib
 import json
 import os
 import random
@@ -40,14 +39,14 @@ from pathlib import Path
 from typing import Any, cast
 
 from clave.wire import (
-    Create,
-    Join,
+    Enter,
     Joined,
     KeyframeWanted,
     StreamKind,
     decode_relay,
     encode,
     encode_media,
+    room_id_for_token,
 )
 
 VIDEO_BYTES = 10_000
@@ -247,18 +246,15 @@ async def load(n: int, port: int, relay_pid: int, seconds: float, warmup: float)
     """Run the meeting; return the measurements of the window."""
     loop = asyncio.get_running_loop()
     stats = Stats(window=(2**62, 2**62))
-    room = base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
     token = os.urandom(32)
+    room = room_id_for_token(token)
     people: list[Participant] = []
     for i in range(n):
         _, p = await loop.create_connection(
             functools.partial(Participant, i, "127.0.0.1", port, stats), "127.0.0.1", port
         )
         await p.upgraded
-        if i == 0:
-            p.send(encode(Create(room=room, token_hash=hashlib.sha256(token).digest())))
-        else:
-            p.send(encode(Join(room=room, token=token)))
+        p.send(encode(Enter(room=room, token=token)))
         await asyncio.wait_for(p.joined, 10)
         people.append(p)
     for p in people:

@@ -17,6 +17,12 @@ if [ ! -x /usr/bin/chromium ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
 fi
 
+# `clave setup` tests: xdg-mime and xdg-open register and follow the clave:// handler.
+if [ ! -x /usr/bin/xdg-mime ] || [ ! -x /usr/bin/xdg-open ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends xdg-utils
+fi
+
 # Interop peer: npm ts-mls@1.6.4 under Node.js >= 20 (tests/interop).
 if ! command -v node >/dev/null 2>&1; then
     apt-get update -qq && apt-get install -y -qq nodejs

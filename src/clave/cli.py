@@ -1,4 +1,12 @@
-"""The ``clave`` command: serve | meet | join | demo."""
+"""The ``clave`` command: serve | meet | join | open | setup | demo | selfcheck.
+
+An invitation (``clave://HOST/m/ROOM#SECRET.OWNER``) holds the meeting secret, so it
+never goes on a command line, where every local user can read it
+(``/proc/PID/cmdline``): ``clave join`` reads it from standard input or a prompt, and
+``clave open`` (what the ``clave:`` handler installed by ``clave setup`` runs) hands
+it at once to a fresh process through a pipe. The browser is given a 0600 launcher
+file, never the meeting page's token.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +26,15 @@ from . import __version__
 if TYPE_CHECKING:
     from .meeting.link import MeetingLink
 
+MAX_INVITATION_CHARS = 4096
+"""Read at most this much of an invitation (a real one has fewer than 400 characters)."""
+PROMPT = "Paste the invitation (clave://…): "
+ARGV_REFUSED = (
+    "clave: refusing an invitation on the command line: every local user can read a "
+    "program's arguments (ps, /proc/PID/cmdline). Instead run `clave join` and paste it "
+    "at the prompt, or `clave join < FILE`, or click the clave:// link once `clave setup` ran"
+)
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -35,12 +52,18 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8443, help="port (default 8443; 0: any)")
 
     for name, helptext in (
-        ("meet", "create a meeting, print its invitation link and open it in the browser"),
-        ("join", "join a meeting from its invitation link in the browser"),
+        ("meet", "create a meeting, print its invitation and open it in the browser"),
+        (
+            "join",
+            "join a meeting: the clave:// invitation is read from standard input "
+            "(clave join < FILE) or asked for at a prompt, never from the command line",
+        ),
     ):
-        p = sub.add_parser(name, help=helptext)
+        p = sub.add_parser(name, help=helptext, description=helptext)
         if name == "join":
-            p.add_argument("link", help="https://HOST/m/<room>#<secret>")
+            # Accepted only to refuse it with an explanation (see ARGV_REFUSED).
+            p.add_argument("link", nargs="?", default=None, help=argparse.SUPPRESS)
+            p.add_argument("--link-fd", type=int, default=None, help=argparse.SUPPRESS)
         else:
             p.add_argument(
                 "--relay",
@@ -61,7 +84,8 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--no-browser",
             action="store_true",
-            help="print the local address of the meeting page instead of opening a browser",
+            help="do not start a browser; open the printed file:// launcher yourself (it "
+            "leads to the meeting page once; only you can read it)",
         )
         p.add_argument(
             "--port",
@@ -88,6 +112,23 @@ def _parser() -> argparse.ArgumentParser:
             "count frames that still decrypt after removal (an audit; must be none)",
         )
 
+    opener = sub.add_parser(
+        "open",
+        help="open a clave:// invitation (what the handler installed by `clave setup` runs)",
+    )
+    opener.add_argument("url", help="clave://HOST/m/<room>#<secret>.<owner>")
+
+    setup = sub.add_parser(
+        "setup",
+        help="register this clave as the handler of clave:// invitation links",
+        description="Register this clave as the handler of clave:// links, for your user "
+        "only (Linux: a desktop entry and xdg-mime; Windows: HKCU registry keys; macOS: "
+        "explains why it cannot yet).",
+    )
+    what = setup.add_mutually_exclusive_group()
+    what.add_argument("--undo", action="store_true", help="remove the registration")
+    what.add_argument("--status", action="store_true", help="show the registration")
+
     demo = sub.add_parser(
         "demo", help="an end-to-end encrypted meeting of three on an embedded relay"
     )
@@ -96,19 +137,154 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _meeting_link(args: argparse.Namespace) -> tuple[MeetingLink, bool, Any] | None:
+def _read_fd(fd: int) -> str:
+    """All of ``fd`` (at most MAX_INVITATION_CHARS), then close it."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        while size <= MAX_INVITATION_CHARS and (chunk := os.read(fd, 4096)):
+            chunks.append(chunk)
+            size += len(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def _read_invitation(args: argparse.Namespace) -> str | None:
+    """The invitation text for ``clave join``: from ``--link-fd``, standard input (not a
+    terminal) or a no-echo prompt. None after printing why there is none."""
+    if args.link is not None:
+        print(ARGV_REFUSED, file=sys.stderr)
+        return None
+    if args.link_fd is not None:
+        try:
+            text = _read_fd(args.link_fd)
+        except OSError as exc:
+            print(f"clave: cannot read the invitation from fd {args.link_fd}: {exc}",
+                  file=sys.stderr)
+            return None
+    elif sys.stdin is not None and not sys.stdin.isatty():
+        text = sys.stdin.readline(MAX_INVITATION_CHARS)
+    else:
+        import getpass
+
+        try:
+            text = getpass.getpass(PROMPT)
+        except (EOFError, KeyboardInterrupt):
+            print(file=sys.stderr)
+            text = ""
+    text = text.strip()
+    if not text:
+        print(
+            "clave: no invitation given (paste the clave:// link at the prompt, or "
+            "`clave join < FILE`)",
+            file=sys.stderr,
+        )
+        return None
+    return text
+
+
+def _open_invitation(url: str) -> int:
+    """``clave open URL``: hand the invitation to a fresh ``clave join`` through an
+    inherited pipe, so no long-lived command line holds the secret.
+
+    A forked child replaces itself (``os.execv``) with ``clave join --link-fd N``
+    and runs the meeting; this process returns at once. Returning matters as much
+    as the exec: the program that ran the handler (``xdg-open`` on a desktop it does
+    not recognise) waits for it, with the invitation in its own arguments."""
+    url = url.strip()
+    if not url.lower().startswith("clave:") or len(url) > MAX_INVITATION_CHARS:
+        print("clave: open: expected a clave:// invitation", file=sys.stderr)
+        return 2
+    if sys.platform == "win32":  # no fork or exec there; other users cannot read our argv
+        return main_join_text(url)
+    read_end = _pipe_with(url)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if os.fork() != 0:
+        os.close(read_end)
+        return 0
+    try:  # the child becomes the engine: exec keeps its pid and drops the old argv
+        os.set_inheritable(read_end, True)
+        os.execv(sys.executable, [*_clave_command(), "join", "--link-fd", str(read_end)])
+    finally:
+        os._exit(127)  # only if the exec failed
+
+
+def main_join_text(text: str) -> int:
+    """``clave join`` (browser mode) with the invitation ``text`` already in hand."""
+    return main(["join", "--link-fd", str(_pipe_with(text))])
+
+
+def _pipe_with(text: str) -> int:
+    """The read end of a pipe holding ``text`` (which fits in a pipe's buffer)."""
+    read_end, write_end = os.pipe()
+    try:
+        view = memoryview(text.encode("utf-8")[:MAX_INVITATION_CHARS])
+        while view:
+            view = view[os.write(write_end, view) :]
+    finally:
+        os.close(write_end)
+    return read_end
+
+
+def _clave_command() -> list[str]:
+    """The absolute command that runs this clave. ``-P``: the working directory (say,
+    a downloads folder holding a ``clave`` directory) is not put on ``sys.path``."""
+    return [os.path.abspath(sys.executable), "-P", "-m", "clave"]
+
+
+def _setup(args: argparse.Namespace) -> int:
+    from .engine import handler
+
+    try:
+        if args.undo:
+            reg = handler.uninstall()
+            ok = not reg.registered
+        elif args.status:
+            reg = handler.status(_clave_command())
+            ok = reg.registered
+        else:
+            reg = handler.install(_clave_command())
+            ok = reg.registered
+    except (OSError, ValueError) as exc:
+        print(f"clave: setup: {exc}", file=sys.stderr)
+        return 1
+    print(reg.report(), flush=True)
+    return 0 if ok else 1
+
+
+def _print_invitation(link: MeetingLink, host: bool) -> None:
+    """What ``meet`` shares and what ``join`` is joining (never the secret for join)."""
+    if host:
+        print(f"invitation: {link.url}", flush=True)
+        print(f"web page for invitees (no secret): {link.info_url}", flush=True)
+        print(
+            "send the invitation only to the people you invite: it holds the meeting's "
+            "secret; the web page only explains how to install Clave and open it",
+            flush=True,
+        )
+    else:
+        print(f"meeting: room {link.room_id} on relay {link.netloc}", flush=True)
+
+
+async def _meeting_link(
+    args: argparse.Namespace,
+) -> tuple[MeetingLink, bool, bytes | None, Any] | None:
     """The link to use (a new one for ``meet``, on an embedded relay unless --relay),
-    whether we host, and the embedded relay's runner (or None). None after printing
-    why the link is unusable."""
+    whether we host, the owner's private key when we do, and the embedded relay's
+    runner (or None). None after printing why the link is unusable."""
     from .meeting.errors import LinkError
     from .meeting.link import new_link, parse_link
 
     if args.command != "meet":
         try:
-            return parse_link(args.link), False, None
+            return parse_link(args.invitation), False, None, None
         except LinkError as exc:
             print(f"clave: {exc}", file=sys.stderr)
             return None
+    from .meeting.roles import generate_owner_key
+
     runner = None
     base = args.relay
     if base is None:
@@ -116,8 +292,9 @@ async def _meeting_link(args: argparse.Namespace) -> tuple[MeetingLink, bool, An
 
         runner, port = await start_relay("127.0.0.1", 0)
         base = f"http://127.0.0.1:{port}"
+    owner_private, owner_public = generate_owner_key(os.urandom)
     try:
-        return new_link(base, os.urandom), True, runner
+        return new_link(base, os.urandom, owner_public), True, owner_private, runner
     except LinkError as exc:
         print(f"clave: {exc}", file=sys.stderr)
         if runner is not None:
@@ -138,22 +315,31 @@ async def _participate(args: argparse.Namespace) -> int:
     opened = await _meeting_link(args)
     if opened is None:
         return 2
-    link, host, runner = opened
-    me = HeadlessParticipant(
-        link,
-        args.name,
-        host=host,
-        auto_admit=not getattr(args, "no_auto_admit", False),
-        video=not args.no_video,
-        audio=not args.no_audio,
-    )
+    link, host, owner_key, runner = opened
+    if owner_key is not None:
+        me = HeadlessParticipant(
+            link,
+            args.name,
+            host=True,
+            owner_key=owner_key,
+            auto_admit=not getattr(args, "no_auto_admit", False),
+            video=not args.no_video,
+            audio=not args.no_audio,
+        )
+    else:
+        me = HeadlessParticipant(
+            link,
+            args.name,
+            host=host,
+            auto_admit=not getattr(args, "no_auto_admit", False),
+            video=not args.no_video,
+            audio=not args.no_audio,
+        )
     stop = asyncio.Event()
     _on_stop_signals(stop)
     try:
         await me.start()
-        if host:
-            print(f"link: {link.url}", flush=True)
-            print("share the whole link; the part after # never reaches any server", flush=True)
+        _print_invitation(link, host)
         if not await me.wait_joined(30):
             print("clave: not admitted within 30 s", file=sys.stderr)
             return 1
@@ -179,7 +365,8 @@ async def _participate(args: argparse.Namespace) -> int:
 
 
 def _open_browser(url: str) -> None:
-    """Open ``url`` in the system browser without ever blocking or failing the engine."""
+    """Open ``url`` (the launcher's ``file://`` address, never the token URL) in the
+    system browser without ever blocking or failing the engine."""
     import threading
     import webbrowser
 
@@ -211,23 +398,28 @@ async def _browse(args: argparse.Namespace) -> int:
     opened = await _meeting_link(args)
     if opened is None:
         return 2
-    link, host, runner = opened
-    bridge = GlassBridge(link, host=host, default_name=args.name or "")
-    server = UIServer(bridge, port=args.port)
+    link, host, owner_key, runner = opened
+    if owner_key is not None:
+        bridge = GlassBridge(
+            link, host=True, owner_key=owner_key, default_name=args.name or ""
+        )
+    else:
+        bridge = GlassBridge(link, host=host, default_name=args.name or "")
+    server = UIServer(bridge, port=args.port, launcher=True)
     stop = asyncio.Event()
     _on_stop_signals(stop)
     try:
         try:
-            url = await server.start()
+            await server.start()
         except OSError as exc:
             print(f"clave: cannot serve the meeting page: {exc}", file=sys.stderr)
             return 1
-        print(f"open: {url}", flush=True)
-        print(f"link: {link.url}", flush=True)
-        if host:
-            print("share the whole link; the part after # never reaches any server", flush=True)
+        launcher = server.launcher_url
+        assert launcher is not None
+        print(f"open: {launcher}", flush=True)
+        _print_invitation(link, host)
         if not args.no_browser:
-            _open_browser(url)
+            _open_browser(launcher)
         waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(bridge.ended.wait())]
         await asyncio.wait(waiters, timeout=args.duration, return_when=asyncio.FIRST_COMPLETED)
         for w in waiters:
@@ -246,6 +438,10 @@ async def _browse(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.command == "open":  # first: the secret leaves our command line right away
+        return _open_invitation(args.url)
+    if args.command == "setup":
+        return _setup(args)
     if args.command == "serve":
         from .relay.server import serve_forever
 
@@ -255,6 +451,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         serve_forever(args.host, args.port, on_ready=ready)
         return 0
     if args.command in ("meet", "join"):
+        if args.command == "join":
+            args.invitation = _read_invitation(args)
+            if args.invitation is None:
+                return 2
         if args.headless:
             if args.name is None:
                 args.name = "host" if args.command == "meet" else "guest"

@@ -5,29 +5,37 @@ Three headless participants meet through a real relay; a recording TCP proxy
 between them and it and keeps every byte in both directions. The recording is
 then searched for the encoded media frames the senders produced (as 32-byte
 windows), the chat texts, the display names, every epoch's SFrame base key,
-the link secret and the join key. A positive control shows that the search
-does find them when they are there.
+the link secret, the join key, the owner's private key and every participant's
+long-term identity key. The access token is derived from the secret too, but
+it is the one value the relay must see (in ``Enter``): it serves as a positive
+control that a key sent in the clear is found, and it is found nowhere else.
+Further positive controls show that the search finds planted plaintext.
+
+The meeting is measured in events, not seconds: it lasts until every member
+decoded a given number of frames from every other one, before and after the
+chats.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 from dataclasses import dataclass
 
 import pytest
-from e2e_helpers import BASE_URL, relay, run, stop_all
+from e2e_helpers import BASE_URL, invitation, relay, run, stop_all, wait_for_frames, wait_until
 
 from clave.devtools.ws_recorder import RecordingProxy
 from clave.engine.audit import WINDOW, find_leaks
 from clave.engine.headless import HeadlessParticipant
+from clave.meeting.identity import Identity
 from clave.meeting.keys import room_keys
-from clave.meeting.link import b64url_encode, new_link
-from clave.wire import MEDIA
+from clave.meeting.link import b64url_encode
+from clave.wire import CONTROL, MEDIA, Enter, decode_client
 
 pytestmark = pytest.mark.slow
 
-SECONDS = 5.0
+HALF = {"video": 75, "audio": 125}
+"""Frames every member decodes from every other one before the chats, and again after."""
 
 
 @dataclass
@@ -47,7 +55,17 @@ class Recording:
     secret: bytes
     secret_text: str
     join_key: bytes
+    owner_key: bytes
+    identity_keys: list[bytes]
+    access_token: bytes
+    owner_text: str
     chats_received: dict[str, list[tuple[str, str]]]
+    alerts: list[str]
+
+    @property
+    def secrets(self) -> list[bytes]:
+        """What must never reach the relay besides the per-epoch keys."""
+        return [self.secret, self.join_key, self.owner_key, *self.identity_keys]
 
     @property
     def messages(self) -> list[bytes]:
@@ -61,19 +79,29 @@ async def _meeting() -> Recording:
     async with relay() as relay_port:
         proxy = RecordingProxy("127.0.0.1", relay_port)
         proxy_port = await proxy.start()
-        link = new_link(BASE_URL.format(port=proxy_port), os.urandom)
+        link, owner_key = invitation(BASE_URL.format(port=proxy_port))
+        identities = [Identity.generate(os.urandom) for _ in names]
         people = [
-            HeadlessParticipant(link, name, host=(i == 0), keep_chunks=50_000, audit=True)
+            HeadlessParticipant(
+                link,
+                name,
+                host=(i == 0),
+                owner_key=owner_key if i == 0 else None,
+                identity=identities[i],
+                keep_chunks=50_000,
+                audit=True,
+            )
             for i, name in enumerate(names)
         ]
         try:
             for p in people:
                 await p.start()
                 assert await p.wait_joined(15), f"{p.name} was not admitted"
-            await asyncio.sleep(SECONDS / 2)
+            await wait_for_frames(people, HALF)
             for p, text in zip(people, chats, strict=True):
                 await p.chat(text)
-            await asyncio.sleep(SECONDS / 2)
+            await wait_until(lambda: all(len(p.report.chats) == 2 for p in people), 15)
+            await wait_for_frames(people, HALF)
             for p in people:
                 assert p.report.media_errors == [], p.report.media_errors
         finally:
@@ -101,13 +129,18 @@ async def _meeting() -> Recording:
         secret=link.secret,
         secret_text=b64url_encode(link.secret),
         join_key=keys.join_key,
+        owner_key=owner_key,
+        identity_keys=[i.private_bytes for i in identities],
+        access_token=keys.access_token,
+        owner_text=b64url_encode(link.owner),
         chats_received={p.name: list(p.report.chats) for p in people},
+        alerts=[a for p in people for a in p.report.alerts],
     )
 
 
 @pytest.fixture(scope="module")
 def recording() -> Recording:
-    return run(_meeting(), timeout=60)
+    return run(_meeting(), timeout=120)
 
 
 def test_the_recording_is_real_and_complete(recording: Recording) -> None:
@@ -124,9 +157,12 @@ def test_the_recording_is_real_and_complete(recording: Recording) -> None:
     assert len(recording.chunks) == recording.frames_sent
     assert sum(len(c) >= WINDOW for c in recording.chunks) >= 0.99 * len(recording.chunks)
     assert len(recording.keys) >= 3 + 2 + 1  # each member's epochs: 3, 2 and 1
+    assert len(set(recording.secrets)) == 3 + 3  # secret, join key, owner key, identities
+    assert all(len(k) == 32 for k in recording.secrets)
     # The members did read what the relay could not.
     for name, got in recording.chats_received.items():
         assert len(got) == 2, (name, got)
+    assert recording.alerts == []
 
 
 def test_relay_saw_no_media_chat_names_or_keys(recording: Recording) -> None:
@@ -134,12 +170,12 @@ def test_relay_saw_no_media_chat_names_or_keys(recording: Recording) -> None:
         recording.messages,
         frames=recording.chunks,
         texts=[*recording.chats, *recording.names],
-        keys=[*recording.keys, recording.secret, recording.join_key],
+        keys=[*recording.keys, *recording.secrets],
     )
     assert report.frames_checked == len(recording.chunks)
     assert report.windows_checked > 20_000
     assert report.texts_checked == 6
-    assert report.keys_checked == len(recording.keys) + 2
+    assert report.keys_checked == len(recording.keys) + len(recording.secrets)
     assert report.clean, report
 
 
@@ -147,11 +183,33 @@ def test_link_secret_never_crosses_the_wire(recording: Recording) -> None:
     """Not even in the HTTP upgrade request: the fragment stays in the participant."""
     raw = recording.raw_to_relay + recording.raw_from_relay
     assert b"GET /ws HTTP/1.1" in raw
-    for needle in (recording.secret_text.encode(), recording.secret, recording.join_key):
+    needles = [
+        recording.secret_text.encode(),
+        recording.owner_text.encode(),
+        *recording.secrets,
+        *(k.hex().encode() for k in recording.secrets),
+    ]
+    for needle in needles:
         assert needle not in raw
         assert not any(needle in m for m in recording.messages)
     for name in recording.names:  # nor the names, in any header
         assert name.encode() not in raw
+
+
+def test_access_token_goes_only_into_enter(recording: Recording) -> None:
+    """The token is what the relay checks: each participant sends it once, in ``Enter``,
+    and the relay sends it to nobody. Finding it is also a positive control for the
+    key search over the same recording."""
+    token = recording.access_token
+    carriers = [m for m in recording.to_relay if token in m]
+    assert len(carriers) == 3, len(carriers)
+    for m in carriers:
+        assert m[1] == CONTROL
+        msg = decode_client(m[2:])
+        assert isinstance(msg, Enter) and msg.token == token, msg
+    assert not any(token in m for m in recording.from_relay)
+    report = find_leaks(recording.messages, frames=[], keys=[token, *recording.secrets])
+    assert (report.keys_checked, report.keys_found) == (1 + len(recording.secrets), 1)
 
 
 def test_positive_control_the_leak_check_finds_planted_plaintext(recording: Recording) -> None:
@@ -180,3 +238,7 @@ def test_positive_control_the_leak_check_finds_planted_plaintext(recording: Reco
 
     report = find_leaks(planted(recording.keys[-1]), frames=[], keys=recording.keys)
     assert report.keys_found == 1 and not report.clean
+
+    for secret in recording.secrets:
+        report = find_leaks(planted(secret), frames=[], keys=recording.secrets)
+        assert report.keys_found == 1 and not report.clean

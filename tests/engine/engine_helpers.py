@@ -72,8 +72,11 @@ async def raw_request(
     return RawResponse(int(status_line.split()[1]), parsed, body)
 
 
-def cookie_header(server: UIServer, token: str | None = None) -> dict[str, str]:
-    return {"Cookie": f"{server.cookie_name}={token if token is not None else server.token}"}
+def cookie_header(server: UIServer, value: str | None = None) -> dict[str, str]:
+    """The session cookie (by default the server's own: ``open_session()`` spends the
+    one-time URL token as the first ``GET /?t=TOKEN`` would)."""
+    session = value if value is not None else server.open_session()
+    return {"Cookie": f"{server.cookie_name}={session}"}
 
 
 @dataclass

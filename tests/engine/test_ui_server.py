@@ -1,10 +1,12 @@
-"""The local UI server: token, Host, Origin, headers, packaged files only, one glass."""
+"""The local UI server: one-time token and session cookie, Host, Origin, headers,
+packaged files only, one glass."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import os
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -44,7 +46,8 @@ def make_ui(tmp: Path) -> Path:
 
 
 def bridge() -> GlassBridge:
-    link = new_link("http://127.0.0.1:9", os.urandom)  # never contacted in these tests
+    # never contacted in these tests; any 32 bytes stand for the owner's key
+    link = new_link("http://127.0.0.1:9", os.urandom, os.urandom(32))
     return GlassBridge(link, host=True, default_name="Ada")
 
 
@@ -86,6 +89,10 @@ def test_binds_loopback_on_a_random_port_with_a_random_token(tmp_path: Path) -> 
     run(scenario())
 
 
+BRIDGE = re.compile(rb'<meta http-equiv="refresh" content="0; url=([^"]*)">')
+SET_COOKIE = re.compile(r"^clave_t_(\d+)=([A-Za-z0-9_-]{40,}); HttpOnly; SameSite=Strict; Path=/$")
+
+
 def test_page_needs_the_token(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with serving(make_ui(tmp_path)) as server:
@@ -94,19 +101,69 @@ def test_page_needs_the_token(tmp_path: Path) -> None:
                 r = await raw_request(port, target)
                 assert r.status == 403, target
                 assert INDEX not in r.body and "set-cookie" not in r.headers
-            # The cookie alone does not serve the page: only the printed address does.
-            r = await raw_request(port, "/", cookie_header(server))
-            assert r.status == 403
+            # A token in a HEAD or POST request is not exchanged (and not spent).
+            r = await raw_request(port, f"/?t={server.token}", method="HEAD")
+            assert r.status == 403 and "set-cookie" not in r.headers
+            origin = {"Origin": server.origin}
+            r = await raw_request(port, f"/?t={server.token}", origin, method="POST")
+            assert r.status == 403 and "set-cookie" not in r.headers
+            assert server.session is None
+
+            # The first GET /?t=TOKEN trades the token for a fresh session cookie and
+            # moves on to / (no script: a meta refresh, same-origin for the browser).
             r = await raw_request(port, f"/?t={server.token}")
             assert r.status == 200
-            assert r.body == INDEX
             assert r.headers["content-type"] == "text/html; charset=utf-8"
-            assert r.headers["set-cookie"] == (
-                f"{server.cookie_name}={server.token}; HttpOnly; SameSite=Strict; Path=/"
-            )
-            # index.html is not reachable by name (it is the page, only with its token).
-            r = await raw_request(port, "/index.html", cookie_header(server))
+            assert INDEX not in r.body and b"<script" not in r.body
+            bridge = BRIDGE.search(r.body)
+            assert bridge is not None and bridge.group(1) == b"/"
+            cookie = SET_COOKIE.match(r.headers["set-cookie"])
+            assert cookie is not None and int(cookie.group(1)) == port
+            session = cookie.group(2)
+            assert session == server.session and session != server.token
+            assert server.token not in r.headers["set-cookie"]
+
+            # The token is spent: without the cookie it is refused, however often it comes.
+            for _ in range(2):
+                r = await raw_request(port, f"/?t={server.token}")
+                assert r.status == 403 and "set-cookie" not in r.headers
+                assert b"already used" in r.body
+            # The cookie serves the page at / (a reload), with or without the old query.
+            for target in ("/", f"/?t={server.token}"):
+                r = await raw_request(port, target, cookie_header(server, session))
+                assert r.status == 200 and r.body == INDEX, target
+                assert "set-cookie" not in r.headers
+            # The token is no cookie value, and a wrong cookie serves nothing.
+            for value in (server.token, "x" * len(session), session[:-1]):
+                r = await raw_request(port, "/", cookie_header(server, value))
+                assert r.status == 403, value
+            # index.html is not reachable by name (the page is at /).
+            r = await raw_request(port, "/index.html", cookie_header(server, session))
             assert r.status == 404
+
+    run(scenario())
+
+
+def test_the_exchange_keeps_other_query_parameters(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with serving(make_ui(tmp_path)) as server:
+            r = await raw_request(server.port, f"/?codec=vp9&t={server.token}")
+            assert r.status == 200
+            bridge = BRIDGE.search(r.body)
+            assert bridge is not None and bridge.group(1) == b"/?codec=vp9"
+
+    run(scenario())
+
+
+def test_an_in_process_session_spends_the_token(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with serving(make_ui(tmp_path)) as server:
+            assert not server.token_used
+            session = server.open_session()
+            assert server.open_session() == session and server.token_used
+            assert (await raw_request(server.port, f"/?t={server.token}")).status == 403
+            r = await raw_request(server.port, "/", cookie_header(server))
+            assert r.status == 200 and r.body == INDEX
 
     run(scenario())
 
@@ -119,7 +176,7 @@ def test_files_need_the_cookie(tmp_path: Path) -> None:
             assert (await raw_request(port, f"/app.js?t={server.token}")).status == 403
             wrong = cookie_header(server, "x" * len(server.token))
             assert (await raw_request(port, "/app.js", wrong)).status == 403
-            other_port = {"Cookie": f"clave_t_{port + 1}={server.token}"}
+            other_port = {"Cookie": f"clave_t_{port + 1}={server.open_session()}"}
             assert (await raw_request(port, "/app.js", other_port)).status == 403
             r = await raw_request(port, "/app.js", cookie_header(server))
             assert r.status == 200 and r.body == b"export const x = 1;\n"
@@ -249,7 +306,32 @@ def test_cross_site_reads_are_refused(tmp_path: Path) -> None:
 
     async def scenario() -> None:
         async with serving(make_ui(tmp_path)) as server:
-            port, cookie = server.port, cookie_header(server)
+            port = server.port
+            # Not a top-level navigation: refused before the token is even looked at.
+            for headers in (
+                {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors"},
+                {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Dest": "iframe"},
+                {"Sec-Fetch-Site": "same-site", "Sec-Fetch-Mode": "cors"},
+            ):
+                r = await raw_request(port, f"/?t={server.token}", headers)
+                assert r.status == 403 and b"cross-site" in r.body, headers
+            assert server.session is None
+            # The launcher is a file: page, so the exchange is a cross-site navigation
+            # (what Chromium sends); the token authorises it.
+            launcher = {
+                "Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate",
+                "Sec-Fetch-Dest": "document",
+            }
+            r = await raw_request(port, f"/?t={server.token}", launcher)
+            assert r.status == 200 and "set-cookie" in r.headers
+            cookie = cookie_header(server)
+            # A foreign page's navigation never gets the page through the cookie ...
+            for site in ("cross-site", "same-site"):
+                foreign = {**cookie, **launcher, "Sec-Fetch-Site": site}
+                for target in ("/", f"/?t={server.token}"):
+                    r = await raw_request(port, target, foreign)
+                    assert r.status == 403 and INDEX not in r.body, (site, target)
+            # ... nor any file.
             for headers in (
                 {"Origin": f"http://127.0.0.1:{port + 1}"},
                 {"Origin": "null"},
@@ -260,8 +342,10 @@ def test_cross_site_reads_are_refused(tmp_path: Path) -> None:
                 assert r.status == 403, headers
             ok = {**cookie, "Origin": server.origin, "Sec-Fetch-Site": "same-origin"}
             assert (await raw_request(port, "/app.js", ok)).status == 200
-            typed = {"Sec-Fetch-Site": "none"}  # the address opened or pasted by the user
-            assert (await raw_request(port, f"/?t={server.token}", typed)).status == 200
+            # The page's own hop to / is same-origin; a reload or typed address is "none".
+            for site in ("same-origin", "none"):
+                r = await raw_request(port, "/", {**cookie, "Sec-Fetch-Site": site})
+                assert r.status == 200 and r.body == INDEX, site
 
     run(scenario())
 
@@ -298,14 +382,21 @@ def test_websocket_hello_and_one_glass_at_a_time(tmp_path: Path) -> None:
             glass = await Glass.connect(server)
             try:
                 hello = await glass.wait_message("hello")
+                link = server.bridge.link
                 assert hello == {
                     "type": "hello",
                     "role": "host",
-                    "link": server.bridge.link.url,
+                    "link": link.url,
+                    "info_url": link.info_url,
                     "default_name": "Ada",
+                    "fingerprint": None,  # no long-term identity given to this bridge
                 }
+                assert "#" not in hello["info_url"] and hello["link"].startswith("clave://")
                 state = await glass.wait_message("state")
                 assert state["phase"] == "prejoin" and state["roster"] == []
+                assert state["lobby"] == [] and state["pending_removals"] == []
+                assert state["ordering"] is None
+                assert state["link"] is None  # given out in the meeting only
                 assert state["security_code"] is None and state["self_leaf"] is None
                 padlock = await glass.wait_message("padlock")
                 assert padlock["state"] == "not_encrypted"
@@ -324,6 +415,31 @@ def test_websocket_hello_and_one_glass_at_a_time(tmp_path: Path) -> None:
                 await again.wait_message("hello")
             finally:
                 await again.close()
+
+    run(scenario())
+
+
+def test_hello_gives_the_engines_own_fingerprint(tmp_path: Path) -> None:
+    """With a long-term identity, ``hello`` carries its fingerprint (what others see in
+    their roster for this engine), so the glass can show it before joining."""
+    from clave.meeting.identity import Identity
+
+    async def scenario() -> None:
+        identity = Identity.generate(os.urandom)
+        link = new_link("http://127.0.0.1:9", os.urandom, os.urandom(32))  # never contacted
+        server = UIServer(GlassBridge(link, host=False, identity=identity), files=make_ui(tmp_path))
+        await server.start()
+        try:
+            glass = await Glass.connect(server)
+            try:
+                hello = await glass.wait_message("hello")
+                assert hello["role"] == "guest" and hello["default_name"] == ""
+                assert hello["fingerprint"] == identity.fingerprint
+                assert re.fullmatch(r"[0-9a-f]{4}( [0-9a-f]{4}){7}", hello["fingerprint"])
+            finally:
+                await glass.close()
+        finally:
+            await server.stop()
 
     run(scenario())
 
@@ -376,6 +492,8 @@ def test_the_packaged_ui_is_served() -> None:
     async def scenario() -> None:
         async with serving(None) as server:
             r = await raw_request(server.port, f"/?t={server.token}")
+            assert r.status == 200 and BRIDGE.search(r.body)
+            r = await raw_request(server.port, "/", cookie_header(server))
             assert r.status == 200
             assert r.body.lstrip().lower().startswith(b"<!doctype html")
             for path in files:

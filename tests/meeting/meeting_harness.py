@@ -1,15 +1,18 @@
 """A tiny in-test delivery service for :class:`clave.meeting.Meeting` instances.
 
 ``FakeRelay`` applies the relay rules that clave.wire and docs/PROTOCOL.md
-describe: rooms keyed by room id holding SHA-256(access token); connection
-ids from 1; per-connection FIFO delivery; a ``Handshake`` is accepted only
-for the room's current epoch (a commit increments it and is confirmed with
-``CommitAccepted`` to the sender; ``HandshakeFrom`` goes to every other
-connection) and otherwise refused with ``Error(stale_epoch, epoch=current)``;
-``JoinRequest``/``AppMessage`` and media go to every other connection
-(media stamped with the sender's conn and filtered by ``Subscribe``);
-``WelcomeTo``/``KeyframeRequest`` go to one connection; ``Leave`` or a
-disconnect sends ``PeerLeft`` to the others.
+describe: a room is named by ``room_id_for_token(token)`` and entered with
+``Enter`` (created when absent; the first member credential hash registered);
+connection ids from 1; per-connection FIFO delivery; a ``Commit`` is ordered
+when SHA-256 of its credential is an open slot (the slot is consumed, the
+``next`` hash opened, ``CommitAccepted`` to the sender and ``CommitFrom`` to
+everybody else), refused with ``stale_epoch`` for a consumed slot and with
+``bad_credential`` for an unknown one; ``Reopen`` reopens a consumed slot;
+``Rotate`` renames the room and drops connections; ``JoinRequest``/
+``AppMessage`` and media go to every other connection (media stamped with
+the sender's conn and filtered by ``Subscribe``); ``WelcomeTo``/``ReplyTo``/
+``KeyframeRequest`` go to one connection; ``Leave`` or a disconnect sends
+``PeerLeft`` to the others.
 
 ``Net`` wires meetings to it with a deterministic rng, a fake monotonic clock
 and a fixed Unix time, and pumps frames until nothing moves. Outgoing
@@ -30,12 +33,15 @@ from clave.meeting import (
     EpochChanged,
     Error,
     Event,
+    Identity,
     LobbyRequest,
     Meeting,
     MeetingConfig,
     MeetingLink,
+    generate_owner_key,
     new_link,
 )
+from clave.mls.events import allow_all
 from clave.wire.media import StreamKind
 
 NOW = 1_800_000_000
@@ -44,8 +50,9 @@ NOW = 1_800_000_000
 @dataclass
 class Room:
     token_hash: bytes
-    epoch: int = 0
     conns: list[int] = field(default_factory=list)
+    slots: dict[bytes, bool] = field(default_factory=dict)
+    """credential hash -> consumed"""
 
 
 class FakeRelay:
@@ -58,6 +65,7 @@ class FakeRelay:
         self.check_tokens = check_tokens
         self.log: list[bytes] = []  # every frame delivered, for fuzzing
         self.stale_refusals = 0
+        self.credential_refusals = 0
 
     def connect(self) -> int:
         conn = self.next_conn
@@ -105,42 +113,65 @@ class FakeRelay:
         except wire.WireError as exc:
             self._send(conn, wire.Error(code=wire.ErrorCode.bad_message, message=str(exc)[:200]))
             return
-        if isinstance(msg, wire.Create | wire.Join):
+        if isinstance(msg, wire.Enter):
             self._enter(conn, msg)
             return
         if conn not in self.room_of:
             self._send(conn, wire.Error(code=wire.ErrorCode.not_joined, message="join first"))
             return
         room = self.rooms[self.room_of[conn]]
-        if isinstance(msg, wire.Handshake):
-            if msg.epoch != room.epoch:
-                self.stale_refusals += 1
-                self._send(
-                    conn,
-                    wire.Error(code=wire.ErrorCode.stale_epoch, message="stale", epoch=room.epoch),
-                )
+        if isinstance(msg, wire.Commit):
+            h = wire.credential_hash(msg.cred)
+            state = room.slots.get(h)
+            if state is None:
+                self.credential_refusals += 1
+                self._send(conn, wire.Error(code=wire.ErrorCode.bad_credential, message="unknown"))
                 return
-            if msg.commit:
-                room.epoch += 1
-                self._send(conn, wire.CommitAccepted(epoch=room.epoch))
+            if state:
+                self.stale_refusals += 1
+                self._send(conn, wire.Error(code=wire.ErrorCode.stale_epoch, message="stale"))
+                return
+            room.slots[h] = True
+            room.slots.setdefault(msg.next, False)
+            self._send(conn, wire.CommitAccepted())
             for other in self._others(conn):
-                self._send(
-                    other,
-                    wire.HandshakeFrom(
-                        sender=conn, epoch=msg.epoch, commit=msg.commit, data=msg.data
-                    ),
-                )
+                self._send(other, wire.CommitFrom(sender=conn, data=msg.data))
+        elif isinstance(msg, wire.Reopen):
+            h = wire.credential_hash(msg.cred)
+            if room.slots.get(h):
+                room.slots[h] = False
+        elif isinstance(msg, wire.Rotate):
+            if wire.credential_hash(msg.cred) not in room.slots:
+                self._send(conn, wire.Error(code=wire.ErrorCode.bad_credential, message="unknown"))
+                return
+            old = self.room_of[conn]
+            new = wire.room_id_for_token(msg.token)
+            del self.rooms[old]
+            self.rooms[new] = room
+            room.token_hash = hashlib.sha256(msg.token).digest()
+            for c in room.conns:
+                self.room_of[c] = new
+            for c in list(msg.drop):
+                if c in room.conns and c != conn:
+                    self._send(c, wire.Error(code=wire.ErrorCode.rotated, message="rotated"))
+                    self.disconnect(c)
+                    self.inbox[c] = deque()
+            for other in self._others(conn):
+                self._send(other, wire.Rotated(by=conn))
         elif isinstance(msg, wire.WelcomeTo):
             if msg.to in room.conns:
                 self._send(msg.to, wire.WelcomeFor(sender=conn, data=msg.data))
             else:
                 self._send(conn, wire.Error(code=wire.ErrorCode.unknown_peer, message="gone"))
+        elif isinstance(msg, wire.ReplyTo):
+            if msg.to in room.conns:
+                self._send(msg.to, wire.ReplyFrom(sender=conn, data=msg.data))
         elif isinstance(msg, wire.JoinRequest):
             for other in self._others(conn):
                 self._send(other, wire.JoinRequestFrom(sender=conn, data=msg.data))
         elif isinstance(msg, wire.AppMessage):
             for other in self._others(conn):
-                self._send(other, wire.AppFrom(sender=conn, epoch=msg.epoch, data=msg.data))
+                self._send(other, wire.AppFrom(sender=conn, data=msg.data))
         elif isinstance(msg, wire.KeyframeRequest):
             if msg.to in room.conns:
                 self._send(msg.to, wire.KeyframeWanted(by=conn, kind=msg.kind))
@@ -153,28 +184,26 @@ class FakeRelay:
             self.disconnect(conn)
             self.inbox[conn] = deque()  # the socket itself stays open in this model
 
-    def _enter(self, conn: int, msg: wire.Create | wire.Join) -> None:
+    def _enter(self, conn: int, msg: wire.Enter) -> None:
         if conn in self.room_of:
             self._send(conn, wire.Error(code=wire.ErrorCode.bad_message, message="already in"))
             return
-        if isinstance(msg, wire.Create):
-            if msg.room in self.rooms:
-                self._send(conn, wire.Error(code=wire.ErrorCode.room_exists, message="exists"))
-                return
-            self.rooms[msg.room] = Room(msg.token_hash)
-        else:
-            room_ = self.rooms.get(msg.room)
-            if room_ is None:
-                self._send(conn, wire.Error(code=wire.ErrorCode.unknown_room, message="no room"))
-                return
-            if self.check_tokens and hashlib.sha256(msg.token).digest() != room_.token_hash:
-                self._send(conn, wire.Error(code=wire.ErrorCode.bad_token, message="bad token"))
-                return
-        room = self.rooms[msg.room]
+        bad = wire.Error(code=wire.ErrorCode.bad_token, message="bad token")
+        if self.check_tokens and wire.room_id_for_token(msg.token) != msg.room:
+            self._send(conn, bad)
+            return
+        room = self.rooms.get(msg.room)
+        if room is None:
+            room = self.rooms[msg.room] = Room(hashlib.sha256(msg.token).digest())
+        elif self.check_tokens and hashlib.sha256(msg.token).digest() != room.token_hash:
+            self._send(conn, bad)
+            return
+        if msg.cred_hash is not None and not room.slots:
+            room.slots[msg.cred_hash] = False
         peers = list(room.conns)
         room.conns.append(conn)
         self.room_of[conn] = msg.room
-        self._send(conn, wire.Joined(conn=conn, epoch=room.epoch, peers=peers))
+        self._send(conn, wire.Joined(conn=conn, peers=peers))
         for other in peers:
             self._send(other, wire.PeerJoined(conn=conn))
 
@@ -241,14 +270,17 @@ class Net:
         return client
 
     def host(self, name: str = "Host", *, auto_admit: bool = False) -> Client:
-        self.link = new_link("https://clave.example", self.rng)
+        owner_private, owner_public = generate_owner_key(self.rng)
+        self.link = new_link("https://clave.example", self.rng, owner_public)
         meeting = Meeting.create(
             self.link,
             name,
+            owner_key=owner_private,
             rng=self.rng,
             clock=self.clock,
             now=self.now,
             config=self.config,
+            identity=Identity.generate(self.rng),
             auto_admit=auto_admit,
         )
         return self._add(name, meeting)
@@ -257,9 +289,25 @@ class Net:
         use = link or self.link
         assert use is not None
         meeting = Meeting.join(
-            use, name, rng=self.rng, clock=self.clock, now=self.now, config=self.config
+            use,
+            name,
+            rng=self.rng,
+            clock=self.clock,
+            now=self.now,
+            config=self.config,
+            identity=Identity.generate(self.rng),
         )
         return self._add(name, meeting)
+
+    def tick(self, seconds: float) -> None:
+        """Advance the clock, fire due timers of every client, and pump."""
+        self.clock.advance(seconds)
+        for c in self.clients:
+            when = c.meeting.get_timer()
+            if when is not None and when <= self.clock.t:
+                c.meeting.handle_timer(self.clock.t)
+                c.drain()
+        self.pump()
 
     # ---------------------------------------------------------------- moving frames
 
@@ -319,6 +367,24 @@ def last_epoch_change(c: Client) -> EpochChanged:
     changes = c.of(EpochChanged)
     assert changes
     return changes[-1]
+
+
+def rogue_commit(net: Net, c: Client, **commit: Any) -> Any:
+    """A tampered engine: commit anything (its own policy hook off) and send it for
+    ordering with its real epoch credential. Returns the CommitOutput."""
+    m = c.meeting
+    group = m._group
+    assert group is not None
+    group._policy = allow_all
+    if group.has_pending_commit:
+        group.discard_pending_commit()
+    out = group.commit(**commit)
+    cred = m._credential(group)
+    nxt = hashlib.sha256(group.pending_export_secret("clave v2 commit credential", b"", 32))
+    net.relay.handle(
+        c.conn, wire.encode(wire.Commit(cred=cred, next=nxt.digest(), data=out.commit))
+    )
+    return out
 
 
 def view(c: Client) -> tuple[Any, ...]:

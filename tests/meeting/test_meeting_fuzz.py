@@ -24,19 +24,31 @@ def assert_no_internal_errors(c: Client) -> None:
 
 
 def small_meeting(seed: int = 7) -> tuple[Net, Client, Client, Client, Client]:
-    """Host and Bob in the meeting, Eve in the lobby, Zed still connecting."""
+    """Host and Bob in the meeting, Eve in the lobby, Zed still connecting.
+
+    Dan was turned away (a sealed host reply went out); the meeting then refreshed
+    its keys once, so the relay's log holds every kind of opaque payload.
+    """
     net = Net(seed)
     host = net.host("Alice")
     net.pump()
     bob = net.guest("Bob")
     net.admit_via_lobby(host, bob)
+    dan = net.guest("Dan")
+    net.pump()
+    assert host.meeting.deny(dan.conn)
+    net.pump()
+    assert dan.meeting.phase == "ended"
+    net.disconnect(dan)
     eve = net.guest("Eve")
     net.pump()
-    zed = net.guest("Zed")  # its Join is never flushed: still connecting
+    zed = net.guest("Zed")  # its Enter is never flushed: still connecting
     zed.held = True
+    bob.meeting.refresh_keys()
     bob.meeting.send_chat("some traffic")
     net.send_media(host, StreamKind.video, True, b"a frame")
     net.pump()
+    assert eve.meeting.phase == "lobby" and zed.meeting.phase == "connecting"
     return net, host, bob, eve, zed
 
 
@@ -82,31 +94,40 @@ def test_random_bytes_in_every_phase() -> None:
 
 
 def test_mutated_real_mls_payloads_change_nothing() -> None:
-    """Welcomes, commits, app messages and join requests with corrupted bytes."""
+    """Welcomes, commits, app messages, join requests and host replies, corrupted."""
     net, host, bob, eve, _zed = small_meeting()
     payloads: list[tuple[type, bytes]] = []
+    carriers = (
+        wire.CommitFrom | wire.AppFrom | wire.WelcomeFor | wire.JoinRequestFrom | wire.ReplyFrom
+    )
     for frame in net.relay.log:
         channel, body = wire.split_frame(frame)
         if channel != wire.CONTROL:
             continue
         msg = wire.decode_relay(body)
-        carriers = wire.HandshakeFrom | wire.AppFrom | wire.WelcomeFor | wire.JoinRequestFrom
         if isinstance(msg, carriers):
             payloads.append((type(msg), msg.data))
-    assert {t for t, _ in payloads} >= {wire.HandshakeFrom, wire.AppFrom, wire.WelcomeFor}
+    assert {t for t, _ in payloads} == {
+        wire.CommitFrom,
+        wire.AppFrom,
+        wire.WelcomeFor,
+        wire.JoinRequestFrom,
+        wire.ReplyFrom,
+    }
     rnd = random.Random(2)
-    epoch = view(host)[0] or 0
     for _ in range(300):
         kind, data = rnd.choice(payloads)
         data = mutate(rnd, data) or b"\x00"
         sender = rnd.choice([host.conn, bob.conn, eve.conn, 99])
         msg: wire.RelayMessage
-        if kind is wire.HandshakeFrom:
-            msg = wire.HandshakeFrom(sender=sender, epoch=epoch, commit=True, data=data)
+        if kind is wire.CommitFrom:
+            msg = wire.CommitFrom(sender=sender, data=data)
         elif kind is wire.AppFrom:
-            msg = wire.AppFrom(sender=sender, epoch=epoch, data=data[:65536])
+            msg = wire.AppFrom(sender=sender, data=data[:65536])
         elif kind is wire.WelcomeFor:
             msg = wire.WelcomeFor(sender=sender, data=data)
+        elif kind is wire.ReplyFrom:
+            msg = wire.ReplyFrom(sender=sender, data=data[:65536])
         else:
             msg = wire.JoinRequestFrom(sender=sender, data=data[:65536])
         frame = wire.encode(msg)
@@ -123,12 +144,15 @@ def test_mutated_real_frames_and_odd_relay_messages() -> None:
     log = list(net.relay.log)
     rnd = random.Random(3)
     odd: list[wire.RelayMessage] = [
-        wire.Joined(conn=5, epoch=0, peers=[]),
-        wire.CommitAccepted(epoch=3),
+        wire.Joined(conn=5, peers=[]),
+        wire.Joined(conn=host.conn, peers=[bob.conn]),
+        wire.CommitAccepted(),
         wire.KeyframeWanted(by=77, kind=2),
         wire.PeerJoined(conn=1),
         wire.PeerLeft(conn=12345),
-    ] + [wire.Error(code=code, message="x", epoch=None) for code in wire.ErrorCode]
+        wire.Rotated(by=bob.conn),
+        wire.Rotated(by=4242),
+    ] + [wire.Error(code=code, message="x") for code in wire.ErrorCode]
     for _ in range(300):
         frame = wire.encode(rnd.choice(odd)) if rnd.random() < 0.3 else mutate(rnd, rnd.choice(log))
         for c in (host, bob, eve, zed):
@@ -154,13 +178,28 @@ def _member() -> Client:
         st.binary(max_size=300).map(lambda b: bytes((PROTOCOL_VERSION, CONTROL)) + b),
         st.binary(max_size=300).map(lambda b: bytes((PROTOCOL_VERSION, MEDIA)) + b),
         st.builds(
-            lambda e, d: wire.encode(wire.HandshakeFrom(sender=2, epoch=e, commit=True, data=d)),
-            st.integers(0, 2**63 - 1),
+            lambda s, d: wire.encode(wire.CommitFrom(sender=s, data=d)),
+            st.integers(1, 2**32 - 1),
             st.binary(min_size=1, max_size=300),
         ),
         st.builds(
-            lambda e, d: wire.encode(wire.AppFrom(sender=1, epoch=e, data=d)),
-            st.integers(0, 2**63 - 1),
+            lambda s, d: wire.encode(wire.AppFrom(sender=s, data=d)),
+            st.integers(1, 2**32 - 1),
+            st.binary(min_size=1, max_size=300),
+        ),
+        st.builds(
+            lambda s, d: wire.encode(wire.WelcomeFor(sender=s, data=d)),
+            st.integers(1, 2**32 - 1),
+            st.binary(min_size=1, max_size=300),
+        ),
+        st.builds(
+            lambda s, d: wire.encode(wire.ReplyFrom(sender=s, data=d)),
+            st.integers(1, 2**32 - 1),
+            st.binary(min_size=1, max_size=300),
+        ),
+        st.builds(
+            lambda s, d: wire.encode(wire.JoinRequestFrom(sender=s, data=d)),
+            st.integers(1, 2**32 - 1),
             st.binary(min_size=1, max_size=300),
         ),
     )

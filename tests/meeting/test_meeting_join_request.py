@@ -15,47 +15,63 @@ from clave.meeting.join_request import (
     open_join_request,
     seal_join_request,
 )
-from clave.meeting.keys import join_key
+from clave.meeting.keys import access_token, join_key
 
-ROOM = bytes(range(16))
-KEY = join_key(bytes(range(32)), ROOM)
+SECRET = bytes(range(32))
+KEY = join_key(SECRET)
 BODY = JoinRequestBody(key_package=b"\x00\x01kp", name="Bob", conn=7)
 
 
 def test_round_trip_and_layout() -> None:
-    data = seal_join_request(KEY, ROOM, BODY, os.urandom)
-    assert open_join_request(KEY, ROOM, data) == BODY
-    # nonce || AES-256-GCM(plaintext) with aad = label || room id, plaintext a msgpack map
-    plain = AESGCM(KEY).decrypt(data[:12], data[12:], b"clave v1 join request" + ROOM)
+    data = seal_join_request(KEY, BODY, os.urandom)
+    assert open_join_request(KEY, data) == BODY
+    # nonce || AES-256-GCM(plaintext) with aad = label, plaintext a msgpack map
+    plain = AESGCM(KEY).decrypt(data[:12], data[12:], b"clave v2 join request")
     assert msgspec.msgpack.decode(plain) == {"key_package": b"\x00\x01kp", "name": "Bob", "conn": 7}
-    assert JOIN_REQUEST_AAD == b"clave v1 join request"
+    assert JOIN_REQUEST_AAD == b"clave v2 join request"
+    assert len(data) == 12 + len(plain) + 16
 
 
 def test_nonce_comes_from_rng() -> None:
-    data = seal_join_request(KEY, ROOM, BODY, lambda n: b"\x07" * n)
+    data = seal_join_request(KEY, BODY, lambda n: b"\x07" * n)
     assert data[:12] == b"\x07" * 12
+    with pytest.raises(ValueError):
+        seal_join_request(KEY, BODY, lambda n: bytes(n - 1))
 
 
-def test_wrong_secret_or_room_is_rejected() -> None:
-    data = seal_join_request(KEY, ROOM, BODY, os.urandom)
+def test_wrong_secret_key_or_label_is_rejected() -> None:
+    """Only the join key of this link's secret opens a request, and only under its label."""
+    data = seal_join_request(KEY, BODY, os.urandom)
     with pytest.raises(JoinRequestError, match="join key"):
-        open_join_request(join_key(bytes(32), ROOM), ROOM, data)
-    with pytest.raises(JoinRequestError):
-        open_join_request(KEY, bytes(16), data)
+        open_join_request(join_key(bytes(32)), data)  # another invitation's secret
+    with pytest.raises(JoinRequestError, match="join key"):
+        open_join_request(access_token(SECRET), data)  # what the relay holds: no use
+    # A ciphertext under the right key but another associated data (say, the v1 label
+    # bound to a room id) does not open either.
+    nonce = os.urandom(12)
+    plain = msgspec.msgpack.encode({"key_package": b"\x00\x01kp", "name": "Bob", "conn": 7})
+    for aad in (b"clave v1 join request" + bytes(16), b"", JOIN_REQUEST_AAD + b"x"):
+        other = nonce + AESGCM(KEY).encrypt(nonce, plain, aad)
+        with pytest.raises(JoinRequestError, match="join key"):
+            open_join_request(KEY, other)
+    assert open_join_request(KEY, nonce + AESGCM(KEY).encrypt(nonce, plain, JOIN_REQUEST_AAD))
 
 
 @pytest.mark.parametrize("cut", [0, 5, 27])
 def test_truncated(cut: int) -> None:
-    data = seal_join_request(KEY, ROOM, BODY, os.urandom)
+    data = seal_join_request(KEY, BODY, os.urandom)
     with pytest.raises(JoinRequestError):
-        open_join_request(KEY, ROOM, data[:cut])
+        open_join_request(KEY, data[:cut])
 
 
 def test_tampered() -> None:
-    data = bytearray(seal_join_request(KEY, ROOM, BODY, os.urandom))
-    data[20] ^= 1
-    with pytest.raises(JoinRequestError):
-        open_join_request(KEY, ROOM, bytes(data))
+    data = bytearray(seal_join_request(KEY, BODY, os.urandom))
+    for i in (0, 11, 12, 20, len(data) - 1):  # nonce, ciphertext and tag alike
+        data[i] ^= 1
+        with pytest.raises(JoinRequestError):
+            open_join_request(KEY, bytes(data))
+        data[i] ^= 1
+    assert open_join_request(KEY, bytes(data)) == BODY
 
 
 @pytest.mark.parametrize(
@@ -72,17 +88,23 @@ def test_tampered() -> None:
 )
 def test_malformed_plaintext_under_the_right_key(plain: bytes) -> None:
     nonce = os.urandom(12)
-    data = nonce + AESGCM(KEY).encrypt(nonce, plain, JOIN_REQUEST_AAD + ROOM)
-    with pytest.raises(JoinRequestError):
-        open_join_request(KEY, ROOM, data)
+    data = nonce + AESGCM(KEY).encrypt(nonce, plain, JOIN_REQUEST_AAD)
+    with pytest.raises(JoinRequestError, match="malformed"):
+        open_join_request(KEY, data)
 
 
 def test_known_answer() -> None:
-    """The example of docs/PROTOCOL.md (all-zero nonce, for the record only)."""
+    """Pinned for secret = bytes 0..31 and an all-zero nonce (for the record only).
+
+    docs/PROTOCOL.md still lists the v1 value (room id in the associated data).
+    """
     body = JoinRequestBody(key_package=b"\x00\x01", name="Bob", conn=7)
-    data = seal_join_request(KEY, ROOM, body, lambda n: bytes(n))
+    data = seal_join_request(KEY, body, lambda n: bytes(n))
     assert data.hex() == (
         "000000000000000000000000"
-        "5525a45ef63cdb7f99dcabb0b9acd7cc934c2473a75aeb179d2033be1d41fa9c"
-        "a97a5db84c4f68cf60449b19876e3913"
+        "de7288b35100e03c0a97f817b298e36a1c51832041d00b52edee8e55c2ad9436"
+        "fce794138515c000e700719574fe5293"
     )
+    # The same bytes by hand: AES-256-GCM of the msgpack map under the documented AAD.
+    plain = msgspec.msgpack.encode({"key_package": b"\x00\x01", "name": "Bob", "conn": 7})
+    assert data == bytes(12) + AESGCM(KEY).encrypt(bytes(12), plain, b"clave v2 join request")

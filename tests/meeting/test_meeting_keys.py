@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 
-from clave.meeting import parse_link
+import pytest
+
+from clave.meeting import MeetingLink
 from clave.meeting.keys import (
     ACCESS_TOKEN_INFO,
     JOIN_KEY_INFO,
@@ -14,10 +17,10 @@ from clave.meeting.keys import (
     room_keys,
     token_hash,
 )
+from clave.wire import ROOM_ID_LABEL, room_id_for_token
 
-LINK = parse_link(
-    "https://clave.example/m/AAECAwQFBgcICQoLDA0ODw#AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"
-)
+SECRET = bytes(range(32))
+LINK = MeetingLink("clave.example", SECRET, bytes(16))
 
 
 def rfc5869_sha256(ikm: bytes, info: bytes, length: int = 32) -> bytes:
@@ -30,45 +33,77 @@ def rfc5869_sha256(ikm: bytes, info: bytes, length: int = 32) -> bytes:
     return out[:length]
 
 
+def room_id_by_hand(token: bytes) -> str:
+    digest = hashlib.sha256(b"clave v2 room id" + token).digest()[:16]
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
 def test_labels_are_the_documented_strings() -> None:
-    assert ACCESS_TOKEN_INFO == b"clave v1 relay access token"
-    assert JOIN_KEY_INFO == b"clave v1 join key"
+    assert ACCESS_TOKEN_INFO == b"clave v2 relay access token"
+    assert JOIN_KEY_INFO == b"clave v2 join key"
+    assert ROOM_ID_LABEL == b"clave v2 room id"
 
 
 def test_values_match_an_independent_hkdf() -> None:
-    room, secret = LINK.room_id_bytes, LINK.secret
-    token = rfc5869_sha256(secret, b"clave v1 relay access token" + room)
-    key = rfc5869_sha256(secret, b"clave v1 join key" + room)
-    assert access_token(secret, room) == token
-    assert join_key(secret, room) == key
+    token = rfc5869_sha256(SECRET, b"clave v2 relay access token")
+    key = rfc5869_sha256(SECRET, b"clave v2 join key")
+    assert access_token(SECRET) == token
+    assert join_key(SECRET) == key
     assert token_hash(token) == hashlib.sha256(token).digest()
+    assert room_id_for_token(token) == room_id_by_hand(token)
     keys = room_keys(LINK)
-    assert (keys.access_token, keys.token_hash, keys.join_key) == (
+    assert (keys.access_token, keys.token_hash, keys.room_id, keys.join_key) == (
         token,
         hashlib.sha256(token).digest(),
+        room_id_by_hand(token),
         key,
     )
+    assert keys.room_id == LINK.room_id and keys.access_token == LINK.access_token
+    # repr() hides the keys (the room id and token hash are what the relay sees anyway).
     assert token.hex() not in repr(keys) and key.hex() not in repr(keys)
+    assert repr(token) not in repr(keys) and repr(key) not in repr(keys)
 
 
 def test_known_answer() -> None:
-    """The values docs/PROTOCOL.md lists for its example link."""
+    """Pinned values for secret = bytes 0..31 (recomputed by hand above).
+
+    docs/PROTOCOL.md still lists the v1 values (room-bound labels) for its example.
+    """
     keys = room_keys(LINK)
     assert keys.access_token.hex() == (
-        "3d6c188568b1367d0badf2fba109304e7f74b3f6dbd275e3c8c01d68a7beb06b"
+        "404c1031831f2ae765cf14055506f35f6f4a8f966d88dfdcb774f2c44da97eb4"
     )
     assert keys.token_hash.hex() == (
-        "5f11a027e4686219df595abf1b0c2dbbc1e9982bc87f8c7b540975bd83356c3f"
+        "524baaa3f648ff57207b29bbd3f07d507a929475599412d5206679d01de7935a"
     )
+    assert keys.room_id == "Y_dSY-bMRsJbGbyPJg3vTA"
     assert keys.join_key.hex() == (
-        "20557fb414eeace1b205c7717273aeaf358876adb8b034585df32c1b4f44651e"
+        "3089f4aa815b27cb7c42584acbe62a8bfd7d6b4b63a60eaee7c40e83bea3481e"
     )
 
 
-def test_room_id_and_secret_both_matter() -> None:
-    room, secret = LINK.room_id_bytes, LINK.secret
-    other_room = bytes(16)
+def test_secret_and_label_both_matter() -> None:
     other_secret = bytes(32)
-    assert access_token(secret, room) != access_token(secret, other_room)
-    assert access_token(secret, room) != access_token(other_secret, room)
-    assert join_key(secret, room) != join_key(secret, other_room)
+    # Another secret: another token, another room, another join key.
+    assert access_token(SECRET) != access_token(other_secret)
+    assert join_key(SECRET) != join_key(other_secret)
+    assert room_id_for_token(access_token(SECRET)) != room_id_for_token(access_token(other_secret))
+    # One secret: the relay's token and the members' join key are independent keys.
+    assert access_token(SECRET) != join_key(SECRET)
+    # Neither derived value is the secret itself.
+    keys = room_keys(LINK)
+    assert SECRET not in (keys.access_token, keys.join_key)
+    # A replaced invitation (new secret) replaces every derived value.
+    rotated = room_keys(LINK.with_secret(other_secret))
+    assert rotated.access_token != keys.access_token
+    assert rotated.token_hash != keys.token_hash
+    assert rotated.room_id != keys.room_id
+    assert rotated.join_key != keys.join_key
+
+
+def test_wrong_lengths_are_refused() -> None:
+    for bad in (b"", bytes(31), bytes(33)):
+        with pytest.raises(ValueError):
+            access_token(bad)
+        with pytest.raises(ValueError):
+            join_key(bad)

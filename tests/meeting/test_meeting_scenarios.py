@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from meeting_harness import Client, Net, view
+from meeting_harness import Client, Net, rogue_commit, view
 
 from clave import wire
 from clave.meeting import (
@@ -15,21 +15,19 @@ from clave.meeting import (
     EpochChanged,
     ErrorCode,
     FrameRejected,
+    JoinDeclined,
     JoinRefused,
     KeyframeRequested,
     LobbyRequest,
     LobbyWithdrawn,
     MediaFrameDecrypted,
-    Meeting,
     MeetingEnded,
     MeetingLink,
-    MeetingPolicy,
     MemberJoined,
     MemberLeft,
     Removed,
     StateError,
 )
-from clave.mls.events import allow_all
 from clave.sframe.errors import SFrameError
 from clave.wire.media import StreamKind, decode_media, media_aad, stamp_sender
 
@@ -126,7 +124,7 @@ def test_guest_disconnect_is_removed_with_new_keys_and_grace_period() -> None:
     before = view(host)
     # A frame of the old epoch, protected before Carol leaves and delivered late.
     late = host.meeting.protect_media(StreamKind.audio, False, b"old epoch, too late")
-    carol_keys = carol.meeting._media  # Carol's key state as she departs
+    carol_keys = carol.meeting._media._keys  # Carol's key state as she departs
 
     net.disconnect(carol)  # no Bye: the relay reports PeerLeft
     net.pump()
@@ -203,71 +201,103 @@ def test_host_removes_a_member() -> None:
     assert [r.name for r in host.meeting.roster] == ["Alice", "Bob", "Carol"]
 
 
-def test_host_leaves_and_the_lowest_leaf_takes_over() -> None:
+def test_host_crashes_and_the_first_successor_takes_over() -> None:
     net = Net()
     host, bob, carol, dave = meeting_of_four(net)
+    assert [r.role for r in dave.meeting.roster] == ["owner", "successor", "successor", "member"]
     code = view(bob)[1]
     net.disconnect(host)
     net.pump()
+    assert not bob.meeting.is_host, "no takeover while the host may still be there"
+    net.tick(7)  # the host has been silent for longer than TAKEOVER_AFTER_GONE
     assert_agree([bob, carol, dave])
     assert view(bob)[1] != code
     assert bob.meeting.is_host and not carol.meeting.is_host
-    assert [(r.name, r.is_host) for r in carol.meeting.roster] == [
-        ("Bob", True),
-        ("Carol", False),
-        ("Dave", False),
+    assert [(r.name, r.role) for r in carol.meeting.roster] == [
+        ("Bob", "host"),
+        ("Carol", "successor"),
+        ("Dave", "successor"),
     ]
-    # The new host admits a newcomer; it was in the lobby during the handover.
+    # The new host admits a newcomer, who fills the blank leaf 0 and gains no role.
     eve = net.guest("Eve")
     net.pump()
-    assert [e.display_name for e in bob.of(LobbyRequest)] == []  # auto-admit is on
     assert eve.meeting.phase == "in_meeting"
     assert_agree([bob, carol, dave, eve])
-    assert eve.meeting.own_leaf == 0  # the freed leaf is reused
+    assert eve.meeting.own_leaf == 0  # the freed leaf is reused ...
+    assert not eve.meeting.is_host  # ... but roles follow keys, not positions
+    assert [r.role for r in eve.meeting.roster if r.leaf == 0] == ["member"]
 
 
-def test_host_and_next_in_line_leave_together() -> None:
+def test_host_and_first_successor_crash_together() -> None:
     net = Net()
     host, bob, carol, dave = meeting_of_four(net)
     net.disconnect(host)
     net.disconnect(bob)
-    net.pump()
+    net.tick(7)
     assert_agree([carol, dave])
     assert carol.meeting.is_host
     assert [r.name for r in dave.meeting.roster] == ["Carol", "Dave"]
 
 
-def test_handover_to_a_member_that_learned_connections_from_hello() -> None:
-    """Carol never saw Dave's join request: she maps Dave's conn from his Hello."""
+def test_successor_maps_connections_from_hello() -> None:
+    """Bob never saw Dave's join request: he maps Dave's conn from his Hello."""
     net = Net()
     host, bob, carol, dave = meeting_of_four(net)
     net.disconnect(host)
-    net.pump()
+    net.tick(7)
     net.disconnect(dave)
     net.pump()
     assert_agree([bob, carol])
     assert [r.name for r in carol.meeting.roster] == ["Bob", "Carol"]
 
 
-def test_wrong_secret_is_refused_by_the_relay() -> None:
+def test_leaving_host_hands_over_by_commit() -> None:
     net = Net()
-    net.host("Alice")
+    host, bob, carol, dave = meeting_of_four(net)
+    host.meeting.leave()
+    net.pump()
+    assert host.meeting.phase == "ended"
+    assert_agree([bob, carol, dave])
+    assert bob.meeting.is_host
+    assert [r.name for r in bob.meeting.roster] == ["Bob", "Carol", "Dave"]
+    assert not [e for e in bob.errors() if e.code == ErrorCode.rejected_commit]
+
+
+def test_wrong_secret_names_another_room() -> None:
+    """The room id belongs to the token: a wrong secret never reaches the meeting."""
+    net = Net()
+    host = net.host("Alice")
     net.pump()
     assert net.link is not None
     wrong = dataclasses.replace(net.link, secret=bytes(32))
     mallory = net.guest("Mallory", wrong)
+    net.pump()
+    assert mallory.meeting.phase == "ended"
+    assert "nobody is in the meeting" in mallory.of(MeetingEnded)[0].reason
+    assert not host.of(LobbyRequest) and not host.errors()
+
+
+def test_wrong_room_for_token_is_refused() -> None:
+    net = Net()
+    net.host("Alice")
+    net.pump()
+    assert net.link is not None
+    mallory = net.guest("Mallory", dataclasses.replace(net.link, secret=bytes(32)))
+    enter = wire.Enter(room=net.link.room_id, token=bytes(32))  # real room, wrong token
+    mallory.meeting._out[0] = wire.encode(enter)
     net.pump()
     assert mallory.of(JoinRefused)[0].code == "bad_token"
     assert mallory.meeting.phase == "ended"
 
 
 def test_wrong_secret_joiner_is_never_admitted_even_past_a_lax_relay() -> None:
-    net = Net(check_tokens=False)  # a relay that lets anyone into the room
+    net = Net(check_tokens=False)  # a relay that lets anyone into any room
     host = net.host("Alice", auto_admit=True)
     net.pump()
     assert net.link is not None
     wrong: MeetingLink = dataclasses.replace(net.link, secret=bytes(range(32)))
     mallory = net.guest("Mallory", wrong)
+    mallory.meeting._out[0] = wire.encode(wire.Enter(room=net.link.room_id, token=bytes(32)))
     net.pump()
     assert mallory.meeting.phase == "lobby"
     assert not host.of(LobbyRequest) and not host.of(MemberJoined)
@@ -287,12 +317,15 @@ def test_deny_and_withdrawn_requests() -> None:
     assert {e.request_id for e in host.of(LobbyRequest)} == {bob.conn, eve.conn}
     assert host.meeting.deny(eve.conn)
     assert not host.meeting.deny(eve.conn)
+    net.pump()
+    # Eve is told, by a reply only a host of this meeting can sign.
+    assert [e.outcome for e in eve.of(JoinDeclined)] == ["declined"]
+    assert eve.meeting.phase == "ended"
     net.disconnect(bob)
     net.pump()
     assert host.of(LobbyWithdrawn) == [LobbyWithdrawn(bob.conn)]
     assert not host.meeting.admit(bob.conn)
     assert host.meeting.lobby == ()
-    assert eve.meeting.phase == "lobby"
     assert len(host.meeting.roster) == 1
 
 
@@ -323,14 +356,16 @@ def test_two_admissions_race_with_another_commit() -> None:
     assert view(host)[0] is not None and view(host)[0] >= start + 2
 
 
-def test_handover_commit_races_a_key_refresh() -> None:
-    """The host leaves; Bob's handover Remove loses the epoch to Carol's key refresh."""
+def test_takeover_commit_races_a_key_refresh() -> None:
+    """The host crashed; Bob's takeover loses the epoch to Carol's key refresh."""
     net = Net()
     host, bob, carol, dave = meeting_of_four(net)
     net.disconnect(host)
+    net.pump()
+    net.clock.advance(7)
     carol.meeting.refresh_keys()
-    net.deliver([bob])  # Bob learns of the departure and commits the Remove
-    net.flush([carol, bob])  # ... but Carol's refresh reaches the relay first
+    bob.meeting.handle_timer()  # Bob's takeover check
+    net.flush([carol, bob])  # Carol's refresh reaches the relay first
     net.pump()
     assert net.relay.stale_refusals == 1
     assert_agree([bob, carol, dave])
@@ -338,32 +373,38 @@ def test_handover_commit_races_a_key_refresh() -> None:
     assert bob.meeting.is_host
 
 
-def test_locked_meeting_refuses_adds() -> None:
+def test_locked_meeting_refuses_adds_and_tells_knockers() -> None:
     net = Net()
     host = net.host("Alice")
     net.pump()
     bob = net.guest("Bob")
     net.admit_via_lobby(host, bob)
+    waiting = net.guest("Walt")
+    net.pump()
+    assert [e.display_name for e in host.of(LobbyRequest)] == ["Bob", "Walt"]
     host.meeting.set_locked(True)
     net.pump()
     assert host.meeting.policy.locked and bob.meeting.policy.locked
+    # A request waiting when the host locked is answered, not left with an Admit button.
+    assert [e.outcome for e in waiting.of(JoinDeclined)] == ["locked"]
+    assert host.meeting.lobby == ()
     eve = net.guest("Eve")
     net.pump()
-    assert [e.display_name for e in host.of(LobbyRequest)] == ["Bob", "Eve"]
+    assert [e.display_name for e in host.of(LobbyRequest)] == ["Bob", "Walt"]
+    assert [e.outcome for e in eve.of(JoinDeclined)] == ["locked"]
+    assert eve.meeting.phase == "ended"
     with pytest.raises(StateError):
-        host.meeting.admit(eve.conn)
-    with pytest.raises(StateError):
-        bob.meeting.set_locked(False)  # only the host
+        bob.meeting.set_locked(False)  # only a host
     host.meeting.set_locked(False)
     net.pump()
-    assert host.meeting.admit(eve.conn)
-    net.pump()
-    assert eve.meeting.phase == "in_meeting"
-    assert_agree([host, bob, eve])
+    frank = net.guest("Frank")
+    net.admit_via_lobby(host, frank)
+    assert_agree([host, bob, frank])
 
 
-def test_locked_meeting_guests_reject_a_bypassing_host(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A tampered host engine commits an Add while locked; every guest refuses it."""
+def test_locked_meeting_guests_reject_a_bypassing_host() -> None:
+    """A tampered host engine commits an Add while locked; every guest refuses it,
+    reopens the epoch at the relay, and the meeting goes on."""
     net = Net()
     host = net.host("Alice")
     net.pump()
@@ -371,39 +412,20 @@ def test_locked_meeting_guests_reject_a_bypassing_host(monkeypatch: pytest.Monke
     net.admit_via_lobby(host, bob)
     carol = net.guest("Carol")
     net.admit_via_lobby(host, carol)
+    net.guest("Eve")
+    net.pump()
+    (eve_request,) = [e for e in host.meeting._lobby.values() if e.name == "Eve"]
     host.meeting.set_locked(True)
     net.pump()
     honest_view = view(bob)
-    eve = net.guest("Eve")
+    rogue_commit(net, host, add=[eve_request.key_package])
     net.pump()
-    # Tamper with the host only: its MLS policy hook allows everything and its
-    # engine believes the meeting is unlocked.
-    group = host.meeting._group
-    assert group is not None
-    monkeypatch.setattr(group, "_policy", allow_all)
-    real_policy = Meeting.policy
-
-    def tampered(self: Meeting) -> MeetingPolicy:
-        return MeetingPolicy() if self is host.meeting else real_policy.fget(self)  # type: ignore[misc]
-
-    monkeypatch.setattr(Meeting, "policy", property(tampered))
-    assert host.meeting.admit(eve.conn)
-    net.pump()
-    assert net.relay.rooms[net.link.room_id].epoch == (honest_view[0] or 0) + 1  # type: ignore[union-attr]
     for g in (bob, carol):
         rejected = [e for e in g.errors() if e.code == ErrorCode.rejected_commit]
         assert len(rejected) == 1 and "locked" in rejected[0].message
         assert view(g) == honest_view
         assert "Eve" not in [r.name for r in g.meeting.roster]
-    # Eve ended up in the tampered host's fork only: the guests cannot read her,
-    # and comparing security codes exposes the fork.
-    assert eve.meeting.encrypted
-    assert eve.meeting.security_code != bob.meeting.security_code
-    bob.clear()
-    net.send_media(eve, StreamKind.video, True, b"from the fork")
-    net.pump()
-    assert not bob.of(MediaFrameDecrypted)
-    # The honest members stay in step with each other and with the relay.
+    # The honest members reopened the epoch: their next commit is ordered.
     bob.meeting.refresh_keys()
     net.pump()
     assert view(bob) == view(carol)
@@ -477,7 +499,7 @@ def test_lobby_joiner_gives_up_when_everyone_leaves() -> None:
 
 
 def test_new_host_inherits_the_lobby() -> None:
-    """A request validated by every member survives the host's departure."""
+    """A request validated by every member survives the host's crash."""
     net = Net()
     host = net.host("Alice")
     net.pump()
@@ -485,9 +507,9 @@ def test_new_host_inherits_the_lobby() -> None:
     net.admit_via_lobby(host, bob)
     eve = net.guest("Eve")
     net.pump()
-    assert not bob.of(LobbyRequest)  # only the host is asked
+    assert not bob.of(LobbyRequest)  # only hosts are asked
     net.disconnect(host)
-    net.pump()
+    net.tick(7)
     assert bob.meeting.is_host
     assert [e.display_name for e in bob.of(LobbyRequest)] == ["Eve"]
     assert bob.meeting.admit(eve.conn)
@@ -504,8 +526,8 @@ def test_echoed_own_commit_is_not_mistaken_for_a_rival() -> None:
     host.meeting.refresh_keys()
     (frame,) = host.meeting.frames_to_send()
     hs = wire.decode_client(wire.split_frame(frame)[1])
-    assert isinstance(hs, wire.Handshake)
-    echo = wire.HandshakeFrom(sender=bob.conn, epoch=hs.epoch, commit=True, data=hs.data)
+    assert isinstance(hs, wire.Commit)
+    echo = wire.CommitFrom(sender=bob.conn, data=hs.data)
     host.meeting.receive(wire.encode(echo))
     assert [e.code for e in host.errors()] == [ErrorCode.protocol_violation]
     net.relay.handle(host.conn, frame)
@@ -572,9 +594,9 @@ def test_relay_lies_are_caught() -> None:
     sent = [wire.decode_client(wire.split_frame(f)[1]) for f in bob.meeting.frames_to_send()]
     (hello,) = [m for m in sent if isinstance(m, wire.AppMessage)]
     host.clear()
-    host.meeting.receive(wire.encode(wire.AppFrom(sender=77, epoch=hello.epoch, data=hello.data)))
+    host.meeting.receive(wire.encode(wire.AppFrom(sender=77, data=hello.data)))
     assert "claims connection" in host.errors()[0].message
-    assert 77 not in host.meeting._leaf_of_conn
+    assert 77 not in host.meeting._presence.leaf_of_conn
     # Eve's join request replayed from another connection.
     (request,) = [
         m

@@ -6,9 +6,7 @@ Tests are plain functions that call :func:`run` on a scenario coroutine.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
 import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
@@ -22,9 +20,8 @@ from clave.relay import RelayConfig
 from clave.relay.server import start_relay
 from clave.wire import (
     MEDIA,
-    Create,
+    Enter,
     Error,
-    Join,
     Joined,
     MediaFrame,
     PeerJoined,
@@ -34,6 +31,7 @@ from clave.wire import (
     decode_relay,
     encode,
     encode_media,
+    room_id_for_token,
 )
 
 T = TypeVar("T")
@@ -46,9 +44,9 @@ def run(scenario: Coroutine[Any, Any, T], timeout: float = 20.0) -> T:
 
 
 def new_room() -> tuple[str, bytes]:
-    """A fresh room id (22 base64url chars) and access token (32 bytes)."""
-    room = base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
-    return room, os.urandom(32)
+    """A fresh access token (32 bytes) and its room id (22 base64url chars)."""
+    token = os.urandom(32)
+    return room_id_for_token(token), token
 
 
 @contextlib.asynccontextmanager
@@ -89,7 +87,6 @@ class Client:
         self.session = session
         self.ws = ws
         self.conn = 0
-        self.epoch = 0
 
     @classmethod
     async def connect(
@@ -180,27 +177,34 @@ class Client:
 
     # -- admission
 
-    async def create(self, room: str, token: bytes) -> Joined:
-        await self.send(Create(room=room, token_hash=hashlib.sha256(token).digest()))
-        return await self._joined()
-
-    async def join(self, room: str, token: bytes) -> Joined:
-        await self.send(Join(room=room, token=token))
-        return await self._joined()
-
-    async def _joined(self) -> Joined:
+    async def enter(self, room: str, token: bytes, cred_hash: bytes | None = None) -> Joined:
+        """Enter a room (created if nobody is in it) and wait for ``Joined``."""
+        await self.send(Enter(room=room, token=token, cred_hash=cred_hash))
         joined = await self.expect(Joined)
-        self.conn, self.epoch = joined.conn, joined.epoch
+        self.conn = joined.conn
         return joined
 
+    async def answer(self, msg: Any, timeout: float = 3.0) -> bytes:
+        """Send ``msg`` and return the raw bytes of the next message."""
+        await self.send(msg)
+        reply = await asyncio.wait_for(self.ws.receive(), timeout)
+        assert reply.type is WSMsgType.BINARY, reply
+        data: bytes = reply.data
+        return data
 
-async def meeting(port: int, n: int, **connect: Any) -> tuple[str, bytes, list[Client]]:
-    """A new room with ``n`` members; every PeerJoined has been consumed."""
+
+async def meeting(
+    port: int, n: int, cred_hash: bytes | None = None, **connect: Any
+) -> tuple[str, bytes, list[Client]]:
+    """A new room with ``n`` connections; every PeerJoined has been consumed.
+
+    The first one enters with ``cred_hash`` (the room's first epoch slot), if given.
+    """
     room, token = new_room()
     clients: list[Client] = []
     for i in range(n):
         c = await Client.connect(port, **connect)
-        await (c.create(room, token) if i == 0 else c.join(room, token))
+        await c.enter(room, token, cred_hash if i == 0 else None)
         for earlier in clients:
             assert (await earlier.expect(PeerJoined)).conn == c.conn
         clients.append(c)

@@ -19,9 +19,8 @@ from clave.wire import (
     MAX_MEDIA_BYTES,
     AppFrom,
     AppMessage,
-    Create,
+    Enter,
     ErrorCode,
-    Join,
     MediaFrame,
     PeerLeft,
     StreamKind,
@@ -92,7 +91,7 @@ ATTACKS: dict[str, tuple[Attack, ErrorCode, int]] = {
     "one byte": (lambda c: send_each(c, [b"\x01"]), ErrorCode.bad_message, CloseCode.bad_message),
     "text frame": (text_frame, ErrorCode.bad_message, CloseCode.bad_message),
     "second admission": (
-        lambda c: send_each(c, [encode(Create(room="z" * 22, token_hash=bytes(32)))]),
+        lambda c: send_each(c, [encode(Enter(room="z" * 22, token=bytes(32)))]),
         ErrorCode.bad_message,
         CloseCode.bad_message,
     ),
@@ -128,8 +127,8 @@ def test_offender_cut_off_others_undisturbed(name: str) -> None:
                 left = await member.expect(PeerLeft)
                 assert left.conn == evil.conn and left.reason == "error"
             # the offender's room carries on ...
-            await a.send(AppMessage(epoch=0, data=b"still here"))
-            assert await b.expect(AppFrom) == AppFrom(sender=a.conn, epoch=0, data=b"still here")
+            await a.send(AppMessage(data=b"still here"))
+            assert await b.expect(AppFrom) == AppFrom(sender=a.conn, data=b"still here")
             await b.send_media(StreamKind.video, True, b"frame")
             assert (await media_from(a, b.conn)).sframe == b"frame"
             # ... and so does the other meeting, which saw nothing
@@ -167,7 +166,7 @@ def test_bad_tokens_do_not_disturb_the_meeting() -> None:
         async with relay(CONFIG) as port:
             room, _, (a, b) = await meeting(port, 2)
             guessers = [await Client.connect(port) for _ in range(5)]
-            await asyncio.gather(*(g.send(Join(room=room, token=bytes(32))) for g in guessers))
+            await asyncio.gather(*(g.send(Enter(room=room, token=bytes(32))) for g in guessers))
             for g in guessers:
                 assert (await g.control()).code is ErrorCode.bad_token  # type: ignore[union-attr]
             await a.silent(0.1)

@@ -1,93 +1,165 @@
-"""The invitation landing page: strict CSP, separate script, no external requests."""
+"""The relay's web page (``/`` and ``/m/<room>``): static, no script at all, never near
+a secret; it explains the clave:// invitation, installing Clave and opening it."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
+from collections.abc import AsyncIterator, Coroutine
+from importlib import resources
+from typing import Any
 
 import aiohttp
-from relay_helpers import new_room, relay, run
+from aiohttp import web
 
-from clave.relay.landing import CSP
+from clave.relay import landing
+from clave.relay.landing import CSP, SECURITY_HEADERS
 
+ROOM = "ffOKPyH7kiTSDb16Q-DsLw"
 EXTERNAL = re.compile(r"(https?:)?//[A-Za-z0-9.-]+\.[A-Za-z]{2,}|url\(|@import", re.I)
-NETWORK_APIS = (
-    "fetch(",
-    "XMLHttpRequest",
-    "WebSocket",
-    "sendBeacon",
-    "EventSource",
-    "new Image",
-    "import(",
-    "location.assign",
-    "location.replace",
-    "location.href =",
-    "open(",
+INSTRUCTIONS = (
+    "end-to-end encrypted",
+    "clave://",
+    "never by a web page",
+    "holds no secret",
+    "Linux",
+    "macOS",
+    "Windows",
+    "pipx install clave",
+    "pip install --user clave",
+    "python -m build",
+    "clave setup",
+    "clave join",
+    "paste the invitation at the prompt",
+    "clave join &lt; invitation.txt",
 )
 
 
 async def get(port: int, path: str) -> tuple[int, dict[str, str], str]:
     async with (
         aiohttp.ClientSession() as session,
-        session.get(f"http://127.0.0.1:{port}{path}") as response,
+        session.get(f"http://127.0.0.1:{port}{path}", allow_redirects=False) as response,
     ):
         return response.status, dict(response.headers), await response.text()
 
 
-def test_landing_page_is_served_with_a_strict_csp() -> None:
+@contextlib.asynccontextmanager
+async def landing_only() -> AsyncIterator[int]:
+    """Just the landing routes on a free port (independent of the rest of the relay)."""
+    app = web.Application()
+    landing.setup(app)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield int(runner.addresses[0][1])
+    finally:
+        await runner.cleanup()
+
+
+def run(scenario: Coroutine[Any, Any, None]) -> None:
+    asyncio.run(asyncio.wait_for(scenario, 20))
+
+
+def check_headers(headers: dict[str, str]) -> None:
+    assert headers["Content-Security-Policy"] == CSP
+    for name, value in SECURITY_HEADERS.items():
+        assert headers[name] == value, name
+
+
+def test_csp_allows_no_script_and_nothing_external() -> None:
+    directives = dict(d.strip().split(" ", 1) for d in CSP.split(";"))
+    assert directives["script-src"] == "'none'"
+    assert directives["default-src"] == "'none'"
+    assert directives["style-src"] == "'self'"
+    assert directives["form-action"] == "'none'" and directives["frame-ancestors"] == "'none'"
+    assert "unsafe" not in CSP and "http" not in CSP
+
+
+def test_the_page_is_static_scriptless_and_explains_the_invitation() -> None:
     async def scenario() -> None:
-        async with relay() as port:
-            room, _ = new_room()
-            status, headers, html = await get(port, f"/m/{room}")
-            assert status == 200
-            assert headers["Content-Type"].startswith("text/html")
-            csp = headers["Content-Security-Policy"]
-            assert csp == CSP
-            directives = dict(d.strip().split(" ", 1) for d in csp.split(";"))
-            assert directives["default-src"] == "'none'"
-            assert directives["script-src"] == "'self'"
-            assert directives["style-src"] == "'self'"
-            assert "unsafe" not in csp
-            assert headers["Referrer-Policy"] == "no-referrer"
-            assert headers["X-Content-Type-Options"] == "nosniff"
-            assert "end-to-end encrypted" in html
-            assert "clave join" in html
-
-            # one external script file, no inline script, style or handlers
-            scripts = re.findall(r"<script\b[^>]*>(.*?)</script>", html, re.S)
-            assert scripts == [""]
-            assert re.search(r'<script src="/static/landing.js"', html)
-            assert "<style" not in html and " style=" not in html
-            assert not re.search(r"\son[a-z]+=", html)
-
-            texts = {"html": html}
-            for name, kind in (("landing.js", "javascript"), ("landing.css", "css")):
-                status, headers, body = await get(port, f"/static/{name}")
-                assert status == 200 and kind in headers["Content-Type"]
-                assert headers["Content-Security-Policy"] == CSP
-                texts[name] = body
-            for name, text in texts.items():
-                assert not EXTERNAL.search(text), name
-            js = texts["landing.js"]
-            assert "location.hash" in js
-            for api in NETWORK_APIS:
-                assert api not in js, api
-            assert "innerHTML" not in js  # the link is shown with textContent
+        async with landing_only() as port:
+            bodies = []
+            for path in ("/", f"/m/{ROOM}"):
+                status, headers, html = await get(port, path)
+                assert status == 200, path
+                assert headers["Content-Type"].startswith("text/html")
+                assert headers["Cache-Control"] == "no-store"
+                check_headers(headers)
+                bodies.append(html)
+            assert bodies[0] == bodies[1]  # the same static page for every room
+            html = bodies[0]
+            # No script of any kind, no handlers, no forms, no inline style.
+            assert "<script" not in html.lower()
+            assert not re.search(r"\son[a-z]+\s*=", html, re.I)
+            assert "javascript:" not in html.lower()
+            for tag in ("<form", "<input", "<textarea", "<iframe", "<object", "<embed",
+                        "<style", " style="):
+                assert tag not in html.lower(), tag
+            # Nothing that reads the fragment, and no external resources.
+            for word in ("location", "hash", "fragment="):
+                assert word not in html, word
+            assert not EXTERNAL.search(html)
+            assert re.findall(r'<link [^>]*href="([^"]+)"', html) == ["/static/landing.css"]
+            text = re.sub(r"\s+", " ", html)
+            for words in INSTRUCTIONS:
+                assert words in text, words
+            assert ROOM not in html
 
     run(scenario())
 
 
-def test_landing_only_for_room_ids_and_known_files() -> None:
+def test_the_stylesheet_supports_dark_mode_and_loads_nothing() -> None:
     async def scenario() -> None:
-        async with relay() as port:
+        async with landing_only() as port:
+            status, headers, css = await get(port, "/static/landing.css")
+            assert status == 200 and headers["Content-Type"].startswith("text/css")
+            check_headers(headers)
+            assert "@media (prefers-color-scheme: dark)" in css
+            assert not EXTERNAL.search(css)
+
+    run(scenario())
+
+
+def test_no_script_file_exists_or_is_served() -> None:
+    static = resources.files("clave.relay").joinpath("static")
+    names = sorted(entry.name for entry in static.iterdir())
+    assert names == ["landing.css", "landing.html"]
+
+    async def scenario() -> None:
+        async with landing_only() as port:
             for path in (
+                "/static/landing.js",
+                "/static/landing.html",
+                "/static/../landing.py",
+                "/static/nope.css",
                 "/m/short",
                 "/m/" + "a" * 23,
                 "/m/" + "!" * 22,
-                "/static/../config.py",
-                "/static/landing.html",
-                "/static/nope.js",
+                f"/m/{ROOM}/x",
             ):
                 status, _, _ = await get(port, path)
                 assert status == 404, path
+
+    run(scenario())
+
+
+def test_the_relay_serves_the_page() -> None:
+    """The real relay application mounts the same routes."""
+    from clave.relay.server import start_relay
+
+    async def scenario() -> None:
+        runner, port = await start_relay("127.0.0.1", 0)
+        try:
+            for path in ("/", f"/m/{ROOM}"):
+                status, headers, html = await get(port, path)
+                assert status == 200 and "<script" not in html, path
+                check_headers(headers)
+            status, _, _ = await get(port, "/static/landing.js")
+            assert status == 404
+        finally:
+            await runner.cleanup()
 
     run(scenario())

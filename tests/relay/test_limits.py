@@ -48,6 +48,15 @@ def test_default_config_admits_a_1080p_sender() -> None:
     assert cfg.byte_burst >= 1024 * 1024
 
 
+def test_default_commit_budgets_and_epoch_bounds() -> None:
+    cfg = RelayConfig()
+    assert (cfg.commit_rate, cfg.commit_burst) == (1.0, 5.0)
+    assert (cfg.room_commit_rate, cfg.room_commit_burst) == (10.0, 30.0)
+    # every connection of a full room may hold its open slots at once
+    assert cfg.max_open_epochs == 4 and cfg.max_epoch_slots == 512
+    assert cfg.max_open_epochs * cfg.max_conns_per_room < cfg.max_epoch_slots
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [
@@ -56,6 +65,12 @@ def test_default_config_admits_a_1080p_sender() -> None:
         {"heartbeat": 0},
         {"byte_burst": 10},
         {"max_rooms": 0},
+        {"commit_rate": 0},
+        {"room_commit_rate": -1},
+        {"commit_burst": 0.5},
+        {"room_commit_burst": 0},
+        {"max_open_epochs": 0},
+        {"max_epoch_slots": 1},
     ],
 )
 def test_config_rejects_nonsense(kwargs: dict[str, float]) -> None:

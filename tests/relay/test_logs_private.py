@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 
 import aiohttp
 from relay_helpers import Client, close_all, meeting, relay, run
 
 from clave.relay import RelayConfig
 from clave.relay.logs import RedactArguments
-from clave.wire import AppMessage, Handshake, Join, StreamKind, WelcomeTo
+from clave.wire import (
+    AppMessage,
+    Commit,
+    Enter,
+    Reopen,
+    Rotate,
+    StreamKind,
+    WelcomeTo,
+    credential_hash,
+    room_id_for_token,
+)
 
 
 class Capture(logging.Handler):
@@ -32,19 +43,24 @@ def test_session_logs_only_counts_and_ids() -> None:
 
     async def scenario() -> None:
         async with relay(RelayConfig(msg_burst=50, msg_rate=50)) as port:
-            room, token, (a, b) = await meeting(port, 2)
-            secrets.extend([room.encode(), token, hashlib.sha256(token).digest()])
+            cred, next_cred = os.urandom(32), os.urandom(32)
+            room, token, (a, b) = await meeting(port, 2, cred_hash=credential_hash(cred))
+            new_token = os.urandom(32)
             payload = b"PAYLOAD-MARKER-0123456789"
-            secrets.append(payload)
-            await a.send(Handshake(epoch=0, commit=True, data=payload))
-            await a.send(AppMessage(epoch=1, data=payload))
+            secrets.extend(
+                [room.encode(), token, hashlib.sha256(token).digest(), payload, new_token]
+            )
+            secrets.extend([cred, next_cred, credential_hash(cred), credential_hash(next_cred)])
+            await a.send(Commit(cred=cred, next=credential_hash(next_cred), data=payload))
+            await a.send(Reopen(cred=cred))
+            await a.send(AppMessage(data=payload))
             await a.send(WelcomeTo(to=b.conn, data=payload))
             await a.send_media(StreamKind.video, True, payload)
             guesser = await Client.connect(port)
-            await guesser.send(Join(room=room, token=bytes(32)))
+            await guesser.send(Enter(room=room, token=bytes(32)))
             await guesser.control()
             flooder = await Client.connect(port)
-            await flooder.join(room, token)
+            await flooder.enter(room, token)
             for _ in range(100):
                 try:
                     await flooder.send_media(StreamKind.audio, False, payload)
@@ -54,6 +70,9 @@ def test_session_logs_only_counts_and_ids() -> None:
             bad = await Client.connect(port)
             await bad.send_raw(b"\x01\x43" + payload)
             await bad.closed()
+            await a.send(Rotate(cred=next_cred, token=new_token, drop=[b.conn]))
+            await b.closed()
+            secrets.append(room_id_for_token(new_token).encode())
             async with aiohttp.ClientSession() as session:
                 await (await session.get(f"http://127.0.0.1:{port}/m/{room}")).read()
                 await (await session.get(f"http://127.0.0.1:{port}/healthz")).read()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import aiohttp
 from relay_helpers import Client, close_all, meeting, new_room, relay, run
 
@@ -12,13 +10,12 @@ from clave.relay.connection import CloseCode
 from clave.wire import (
     AppFrom,
     AppMessage,
+    Commit,
     CommitAccepted,
-    Create,
+    CommitFrom,
+    Enter,
     Error,
     ErrorCode,
-    Handshake,
-    HandshakeFrom,
-    Join,
     JoinRequest,
     JoinRequestFrom,
     KeyframeRequest,
@@ -26,12 +23,22 @@ from clave.wire import (
     Leave,
     PeerJoined,
     PeerLeft,
+    ReplyFrom,
+    ReplyTo,
     StreamKind,
     Subscribe,
     WelcomeFor,
     WelcomeTo,
+    credential_hash,
     encode,
 )
+
+CRED = [bytes([i]) * 32 for i in range(10)]
+"""Epoch credentials of successive epochs."""
+
+
+def commit(epoch: int, data: bytes) -> Commit:
+    return Commit(cred=CRED[epoch], next=credential_hash(CRED[epoch + 1]), data=data)
 
 
 def test_healthz() -> None:
@@ -48,14 +55,14 @@ def test_healthz() -> None:
     run(scenario())
 
 
-def test_create_join_and_presence() -> None:
+def test_enter_and_presence() -> None:
     async def scenario() -> None:
         async with relay() as port:
             room, token = new_room()
             a, b = await Client.connect(port), await Client.connect(port)
-            joined_a = await a.create(room, token)
-            assert joined_a.epoch == 0 and joined_a.peers == []
-            joined_b = await b.join(room, token)
+            joined_a = await a.enter(room, token)
+            assert joined_a.peers == []
+            joined_b = await b.enter(room, token)
             assert joined_b.peers == [a.conn] and joined_b.conn != a.conn
             assert await a.expect(PeerJoined) == PeerJoined(conn=b.conn)
             await b.send(Leave())
@@ -63,7 +70,7 @@ def test_create_join_and_presence() -> None:
             closed = await b.closed()
             assert closed.code == CloseCode.normal and closed.errors == []
             c = await Client.connect(port)
-            await c.join(room, token)
+            await c.enter(room, token)
             await a.expect(PeerJoined)
             await c.close()  # disconnect without Leave
             assert await a.expect(PeerLeft) == PeerLeft(conn=c.conn, reason="disconnected")
@@ -72,49 +79,36 @@ def test_create_join_and_presence() -> None:
     run(scenario())
 
 
-def test_rooms_vanish_when_empty_and_creating_an_existing_room_fails() -> None:
+def test_rooms_vanish_when_empty_and_the_same_token_opens_a_fresh_one() -> None:
     async def scenario() -> None:
         async with relay() as port:
             room, token = new_room()
             a = await Client.connect(port)
-            await a.create(room, token)
+            await a.enter(room, token, credential_hash(CRED[0]))
+            await a.send(commit(0, b"first meeting"))
+            await a.expect(CommitAccepted)
+            await a.send(Leave())
+            await a.closed()  # the relay has processed the Leave: the room is gone
             b = await Client.connect(port)
-            await b.send(Create(room=room, token_hash=bytes(32)))
-            error = await b.expect(Error)
-            assert error.code is ErrorCode.room_exists
-            await a.close()
-            await asyncio.sleep(0.1)
-            # the room is gone: the old token no longer admits, and the id is free again
-            await b.send(Join(room=room, token=token))
-            assert (await b.expect(Error)).code is ErrorCode.bad_token
-            await b.create(room, token)
-            await b.close()
+            assert (await b.enter(room, token)).peers == []
+            await b.send(commit(0, b"old credential"))  # the new room knows no slots
+            assert (await b.expect(Error)).code is ErrorCode.bad_credential
+            await close_all([a, b])
 
     run(scenario())
 
 
-def test_wrong_token_and_unknown_room_get_identical_answers() -> None:
+def test_second_enter_is_a_violation() -> None:
     async def scenario() -> None:
         async with relay() as port:
-            room, token = new_room()
-            host = await Client.connect(port)
-            await host.create(room, token)
-            answers = []
-            wrong_token = Join(room=room, token=bytes(32))
-            unknown_room = Join(room=new_room()[0], token=token)
-            for attempt in (wrong_token, unknown_room):
-                c = await Client.connect(port)
-                await c.send(attempt)
-                msg = await c.ws.receive(3)
-                answers.append(msg.data)
-                await c.close()
-            assert (
-                answers[0]
-                == answers[1]
-                == encode(Error(ErrorCode.bad_token, "unknown room or bad token"))
-            )
-            await host.silent()  # nobody joined, nothing announced
-            await host.close()
+            room, token, (a, b) = await meeting(port, 2)
+            await b.send(Enter(room=room, token=token))
+            closed = await b.closed()
+            assert [e.code for e in closed.errors] == [ErrorCode.bad_message]
+            assert closed.errors[0].message == "already in a room"
+            assert closed.code == CloseCode.bad_message
+            assert await a.expect(PeerLeft) == PeerLeft(conn=b.conn, reason="error")
+            await close_all([a, b])
 
     run(scenario())
 
@@ -123,7 +117,8 @@ def test_anything_before_admission_is_refused_and_closed() -> None:
     async def scenario() -> None:
         async with relay() as port:
             for first in (
-                encode(AppMessage(epoch=0, data=b"hi")),
+                encode(AppMessage(data=b"hi")),
+                encode(commit(0, b"commit")),
                 encode(Subscribe()),
                 b"\x01\x4d\x01\x00\x00\x00\x00payload",  # media
             ):
@@ -154,7 +149,7 @@ def test_room_full() -> None:
         async with relay(RelayConfig(max_conns_per_room=2)) as port:
             room, token, clients = await meeting(port, 2)
             c = await Client.connect(port)
-            await c.send(Join(room=room, token=token))
+            await c.send(Enter(room=room, token=token))
             assert (await c.expect(Error)).code is ErrorCode.room_full
             await close_all([*clients, c])
 
@@ -164,45 +159,48 @@ def test_room_full() -> None:
 def test_two_commits_for_one_epoch_first_wins_second_is_stale() -> None:
     async def scenario() -> None:
         async with relay() as port:
-            _, _, (a, b, c) = await meeting(port, 3)
-            await a.send(Handshake(epoch=0, commit=True, data=b"commit from a"))
-            await b.send(Handshake(epoch=0, commit=True, data=b"commit from b"))
-            assert await a.expect(CommitAccepted) == CommitAccepted(epoch=1)
-            assert await b.expect(HandshakeFrom) == HandshakeFrom(
-                sender=a.conn, epoch=0, commit=True, data=b"commit from a"
-            )
-            stale = await b.expect(Error)
-            assert stale.code is ErrorCode.stale_epoch and stale.epoch == 1
-            assert await c.expect(HandshakeFrom) == HandshakeFrom(
-                sender=a.conn, epoch=0, commit=True, data=b"commit from a"
-            )
-            await c.silent()  # b's stale commit reached nobody
-            # b retries at the new epoch; a late joiner learns epoch 2
-            await b.send(Handshake(epoch=1, commit=True, data=b"retry"))
-            assert await b.expect(CommitAccepted) == CommitAccepted(epoch=2)
-            assert (await a.expect(HandshakeFrom)).data == b"retry"
-            assert (await c.expect(HandshakeFrom)).data == b"retry"
-            await a.send(Handshake(epoch=2, commit=False, data=b"proposal"))
-            assert await b.expect(HandshakeFrom) == HandshakeFrom(
-                sender=a.conn, epoch=2, commit=False, data=b"proposal"
-            )
-            await a.silent()
+            _, _, (a, b, c) = await meeting(port, 3, cred_hash=credential_hash(CRED[0]))
+            await a.send(commit(0, b"commit from a"))
+            await b.send(commit(0, b"commit from b"))
+            assert await a.expect(CommitAccepted) == CommitAccepted()
+            assert await b.expect(CommitFrom) == CommitFrom(sender=a.conn, data=b"commit from a")
+            assert (await b.expect(Error)).code is ErrorCode.stale_epoch
+            assert await c.expect(CommitFrom) == CommitFrom(sender=a.conn, data=b"commit from a")
+            # b catches up and commits for the next epoch, whose slot a's commit opened
+            await b.send(commit(1, b"retry"))
+            assert await b.expect(CommitAccepted) == CommitAccepted()
+            assert await a.expect(CommitFrom) == CommitFrom(sender=b.conn, data=b"retry")
+            assert await c.expect(CommitFrom) == CommitFrom(sender=b.conn, data=b"retry")
+            # c's stale commit reaches nobody: the next thing a and b get is c's chat
+            await c.send(commit(0, b"late"))
+            assert (await c.expect(Error)).code is ErrorCode.stale_epoch
+            await c.send(AppMessage(data=b"after"))
+            assert await a.expect(AppFrom) == AppFrom(sender=c.conn, data=b"after")
+            assert await b.expect(AppFrom) == AppFrom(sender=c.conn, data=b"after")
             await close_all([a, b, c])
 
     run(scenario())
 
 
-def test_joined_reports_the_current_epoch() -> None:
+def test_a_joiner_before_the_host_and_the_host_seeds_the_ordering() -> None:
     async def scenario() -> None:
         async with relay() as port:
-            room, token, (a,) = await meeting(port, 1)
-            for epoch in range(3):
-                await a.send(Handshake(epoch=epoch, commit=True, data=b"c"))
-                await a.expect(CommitAccepted)
+            room, token = new_room()
+            joiner, host = await Client.connect(port), await Client.connect(port)
+            await joiner.enter(room, token)  # creates the room, without a credential
+            await host.enter(room, token, credential_hash(CRED[0]))
+            await joiner.expect(PeerJoined)
+            await host.send(commit(0, b"add the joiner"))
+            assert await host.expect(CommitAccepted) == CommitAccepted()
+            assert await joiner.expect(CommitFrom) == CommitFrom(
+                sender=host.conn, data=b"add the joiner"
+            )
+            # a later Enter's cred_hash is ignored: the room holds slots
             late = await Client.connect(port)
-            joined = await late.join(room, token)
-            assert joined.epoch == 3 and joined.peers == [a.conn]
-            await close_all([a, late])
+            await late.enter(room, token, credential_hash(CRED[7]))
+            await late.send(commit(7, b"planted"))
+            assert (await late.expect(Error)).code is ErrorCode.bad_credential
+            await close_all([joiner, host, late])
 
     run(scenario())
 
@@ -218,12 +216,16 @@ def test_welcome_join_request_app_and_keyframe_routing() -> None:
                 )
             await a.send(WelcomeTo(to=c.conn, data=b"welcome for c"))
             assert await c.expect(WelcomeFor) == WelcomeFor(sender=a.conn, data=b"welcome for c")
-            await a.send(AppMessage(epoch=0, data=b"chat"))
+            await b.send(ReplyTo(to=c.conn, data=b"sealed reply"))
+            assert await c.expect(ReplyFrom) == ReplyFrom(sender=b.conn, data=b"sealed reply")
+            await a.send(AppMessage(data=b"chat"))
             for member in (b, c):
-                assert await member.expect(AppFrom) == AppFrom(sender=a.conn, epoch=0, data=b"chat")
+                assert await member.expect(AppFrom) == AppFrom(sender=a.conn, data=b"chat")
             await b.send(KeyframeRequest(to=a.conn, kind=2))
             assert await a.expect(KeyframeWanted) == KeyframeWanted(by=b.conn, kind=2)
             await a.send(WelcomeTo(to=0xFFFFFF, data=b"nobody"))
+            assert (await a.expect(Error)).code is ErrorCode.unknown_peer
+            await a.send(ReplyTo(to=0xFFFFFF, data=b"nobody"))
             assert (await a.expect(Error)).code is ErrorCode.unknown_peer
             await b.silent()
             await c.silent()
@@ -238,7 +240,9 @@ def test_media_fan_out_to_subscribed_others_with_sender_stamped() -> None:
             _, _, clients = await meeting(port, 4)
             d = clients[3]
             await d.send(Subscribe(audio=True, video=False, screen=True))
-            await asyncio.sleep(0.05)
+            # a round trip through the relay: the Subscribe has been applied
+            await d.send(KeyframeRequest(to=d.conn, kind=0))
+            await d.expect(KeyframeWanted)
             for i, sender in enumerate(clients):
                 await sender.send_media(StreamKind.video, i == 0, f"video {i}".encode())
                 await sender.send_media(StreamKind.audio, False, f"audio {i}".encode())
@@ -278,7 +282,7 @@ def test_presence_on_heartbeat_timeout() -> None:
         async with relay(RelayConfig(heartbeat=0.3)) as port:
             room, token, (a,) = await meeting(port, 1)
             mute = await Client.connect(port, autoping=False)  # never answers pings
-            await mute.join(room, token)
+            await mute.enter(room, token)
             await a.expect(PeerJoined)
             left = await a.expect(PeerLeft, timeout=3.0)
             assert left == PeerLeft(conn=mute.conn, reason="timeout")

@@ -1,20 +1,22 @@
-"""Rooms without sockets: admission, delivery-service ordering, routing, fan-out."""
+"""Rooms without sockets: admission, commit ordering, rotation, routing, fan-out."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 
+from clave.relay import RelayConfig
+from clave.relay.limits import TokenBucket
 from clave.relay.queues import OutQueue
-from clave.relay.room import Peer, Room, Rooms
+from clave.relay.room import BAD_TOKEN, HANDLERS, Peer, Room, Rooms
 from clave.wire import (
     AppFrom,
     AppMessage,
+    Commit,
     CommitAccepted,
+    CommitFrom,
     Error,
     ErrorCode,
-    Handshake,
-    HandshakeFrom,
     Joined,
     JoinRequest,
     JoinRequestFrom,
@@ -23,19 +25,35 @@ from clave.wire import (
     PeerJoined,
     PeerLeft,
     RelayMessage,
+    Reopen,
+    ReplyFrom,
+    ReplyTo,
+    Rotate,
+    Rotated,
     StreamKind,
     Subscribe,
     WelcomeFor,
     WelcomeTo,
+    credential_hash,
     decode_relay,
     encode_media,
+    room_id_for_token,
 )
 
-ROOM = "r" * 22
+CONFIG = RelayConfig(commit_burst=1000, room_commit_burst=1000)
+TOKEN = b"t" * 32
+ROOM = room_id_for_token(TOKEN)
+CRED = [bytes([i]) * 32 for i in range(10)]
+"""Epoch credentials of successive epochs."""
 
 
-def peer(conn: int) -> Peer:
-    return Peer(conn, OutQueue(10**6, 4 * 10**6, 16 * 2**20))
+def H(cred: bytes) -> bytes:
+    return credential_hash(cred)
+
+
+def peer(conn: int, config: RelayConfig = CONFIG) -> Peer:
+    bucket = TokenBucket(config.commit_rate, config.commit_burst, 0.0)
+    return Peer(conn, OutQueue(10**6, 4 * 10**6, 16 * 2**20), bucket)
 
 
 def inbox(p: Peer) -> list[RelayMessage | bytes]:
@@ -46,86 +64,246 @@ def inbox(p: Peer) -> list[RelayMessage | bytes]:
     return out
 
 
-def room_of(*conns: int) -> tuple[Room, list[Peer]]:
-    room = Room(ROOM, b"h" * 32, 1)
-    peers = [peer(c) for c in conns]
-    for p in peers:
-        room.add(p)
+def room_of(
+    *conns: int, seed: bytes | None = H(CRED[0]), config: RelayConfig = CONFIG
+) -> tuple[Room, list[Peer]]:
+    """A room whose first peer seeded the slot of ``seed``; inboxes emptied."""
+    room = Room(ROOM, hashlib.sha256(TOKEN).digest(), 1, config, 0.0)
+    peers = [peer(c, config) for c in conns]
+    for i, p in enumerate(peers):
+        room.add(p, seed if i == 0 else None)
     for p in peers:
         inbox(p)
     return room, peers
 
 
-def test_join_tells_epoch_and_others_and_announces_the_newcomer() -> None:
+def commit(epoch: int, data: bytes = b"commit") -> Commit:
+    return Commit(cred=CRED[epoch], next=H(CRED[epoch + 1]), data=data)
+
+
+def codes(messages: list[RelayMessage | bytes]) -> list[ErrorCode]:
+    return [m.code for m in messages if isinstance(m, Error)]
+
+
+def test_join_tells_the_others_and_announces_the_newcomer() -> None:
     room, (a, b) = room_of(1, 2)
-    room.epoch = 5
     c = peer(3)
     room.add(c)
-    assert inbox(c) == [Joined(conn=3, epoch=5, peers=[1, 2])]
+    assert inbox(c) == [Joined(conn=3, peers=[1, 2])]
     assert inbox(a) == inbox(b) == [PeerJoined(conn=3)]
 
 
-def test_first_commit_wins_the_epoch_and_the_second_is_stale() -> None:
+def test_cred_hash_seeds_only_a_room_without_slots() -> None:
+    room, _ = room_of(1, seed=None)
+    assert len(room.slots) == 0  # created empty by a joiner
+    host = peer(2)
+    room.add(host, H(CRED[0]))
+    assert room.slots.is_open(H(CRED[0])) and room.slots.owner(H(CRED[0])) == 2
+    late = peer(3)
+    room.add(late, H(b"x" * 32))  # the room holds a slot: ignored
+    assert H(b"x" * 32) not in room.slots and len(room.slots) == 1
+
+
+def test_first_commit_wins_its_epoch_and_the_second_is_stale() -> None:
     room, (a, b, c) = room_of(1, 2, 3)
-    room.handshake(a, Handshake(epoch=0, commit=True, data=b"commit-a"))
-    room.handshake(b, Handshake(epoch=0, commit=True, data=b"commit-b"))
-    assert room.epoch == 1
-    assert inbox(a) == [CommitAccepted(epoch=1)]
+    room.commit(a, commit(0, b"commit-a"), 0.0)
+    room.commit(b, commit(0, b"commit-b"), 0.0)
+    assert inbox(a) == [CommitAccepted()]
     assert inbox(b) == [
-        HandshakeFrom(sender=1, epoch=0, commit=True, data=b"commit-a"),
-        Error(ErrorCode.stale_epoch, "handshake for epoch 0, room is at 1", epoch=1),
+        CommitFrom(sender=1, data=b"commit-a"),
+        Error(ErrorCode.stale_epoch, "another commit was ordered for that epoch"),
     ]
-    assert inbox(c) == [HandshakeFrom(sender=1, epoch=0, commit=True, data=b"commit-a")]
-    # b catches up and retries for epoch 1
-    room.handshake(b, Handshake(epoch=1, commit=True, data=b"commit-b2"))
-    assert room.epoch == 2
-    assert inbox(b) == [CommitAccepted(epoch=2)]
-    assert (
-        inbox(a) == inbox(c) == [HandshakeFrom(sender=2, epoch=1, commit=True, data=b"commit-b2")]
-    )
+    assert inbox(c) == [CommitFrom(sender=1, data=b"commit-a")]
+    # b catches up and commits for the next epoch, whose slot a's commit opened
+    room.commit(b, commit(1, b"commit-b2"), 0.0)
+    assert inbox(b) == [CommitAccepted()]
+    assert inbox(a) == inbox(c) == [CommitFrom(sender=2, data=b"commit-b2")]
+    assert room.slots.owner(H(CRED[2])) == 2
 
 
-def test_proposals_forwarded_for_current_epoch_only() -> None:
+def test_commit_with_unknown_credential_is_refused_and_forwarded_to_nobody() -> None:
     room, (a, b) = room_of(1, 2)
-    room.handshake(a, Handshake(epoch=0, commit=False, data=b"proposal"))
-    assert room.epoch == 0
+    room.commit(b, Commit(cred=os.urandom(32), next=os.urandom(32), data=b"junk"), 0.0)
+    assert codes(inbox(b)) == [ErrorCode.bad_credential]
     assert inbox(a) == []
-    assert inbox(b) == [HandshakeFrom(sender=1, epoch=0, commit=False, data=b"proposal")]
-    room.handshake(a, Handshake(epoch=3, commit=False, data=b"future"))
+    assert len(room.slots) == 1
+
+
+def test_reopen_opens_a_consumed_slot_for_an_honest_commit() -> None:
+    room, (host, evil, c) = room_of(1, 2, 3)
+    room.commit(evil, Commit(cred=CRED[0], next=H(b"junk" * 8), data=b"junk"), 0.0)
+    inbox(host), inbox(c)
+    room.commit(host, commit(0, b"honest"), 0.0)
+    assert codes(inbox(host)) == [ErrorCode.stale_epoch]
+    room.reopen(c, Reopen(cred=CRED[0]), 0.0)
+    room.reopen(host, Reopen(cred=CRED[0]), 0.0)  # already open: nothing happens
+    room.reopen(host, Reopen(cred=os.urandom(32)), 0.0)  # unknown: ignored
+    assert inbox(c) == [] and inbox(host) == []
+    room.commit(host, commit(0, b"honest"), 0.0)
+    assert inbox(host) == [CommitAccepted()]
+    assert inbox(c) == [CommitFrom(sender=1, data=b"honest")]
+
+
+def test_commit_budget_per_connection_and_per_room() -> None:
+    config = RelayConfig(commit_burst=2, commit_rate=1, room_commit_burst=3, room_commit_rate=1)
+    room, (a, b) = room_of(1, 2, config=config)
+    room.commit(a, commit(0), 0.0)
+    room.commit(a, commit(1), 0.0)
+    room.commit(a, commit(2), 0.0)  # a's bucket is empty
     assert inbox(a) == [
-        Error(ErrorCode.stale_epoch, "handshake for epoch 3, room is at 0", epoch=0)
+        CommitAccepted(),
+        CommitAccepted(),
+        Error(ErrorCode.rate_limited, "commit rate limit"),
     ]
-    assert inbox(b) == []
+    room.commit(b, commit(2), 0.0)  # the room's third token
+    room.commit(b, commit(3), 0.5)  # b has a token, the room has none
+    assert codes(inbox(b)) == [ErrorCode.rate_limited]
+    assert room.slots.is_open(H(CRED[3]))  # the refused commit changed nothing
+    room.commit(b, commit(3), 1.0)  # a second later, one token each
+    assert inbox(b)[-1] == CommitAccepted()
 
 
-def test_welcome_and_keyframe_request_go_to_one_peer_only() -> None:
+def test_refusals_do_not_spend_the_room_budget() -> None:
+    config = RelayConfig(commit_burst=1000, room_commit_burst=1, room_commit_rate=0.001)
+    room, peers = room_of(*range(1, 12), config=config)
+    host, outsiders = peers[0], peers[1:]
+    for outsider in outsiders:
+        for _ in range(10):
+            room.commit(outsider, Commit(cred=os.urandom(32), next=bytes(32), data=b"x"), 0.0)
+            room.reopen(outsider, Reopen(cred=os.urandom(32)), 0.0)
+    room.commit(host, commit(0), 0.0)
+    assert inbox(host)[-1] == CommitAccepted()
+
+
+def test_owner_limit_refuses_without_changing_anything() -> None:
+    config = RelayConfig(commit_burst=1000, room_commit_burst=1000, max_open_epochs=2)
+    room, (a, b) = room_of(1, 2, config=config)
+    # b consumes a's slot three times (reopened by a), opening slots of its own
+    for i in range(2):
+        room.commit(b, Commit(cred=CRED[0], next=H(bytes([100 + i]) * 32), data=b"j"), 0.0)
+        room.reopen(a, Reopen(cred=CRED[0]), 0.0)
+    assert room.slots.open_count(2) == 2
+    room.commit(b, Commit(cred=CRED[0], next=H(b"z" * 32), data=b"j"), 0.0)
+    assert inbox(b)[-1] == Error(ErrorCode.rate_limited, "too many open epochs")
+    assert room.slots.is_open(H(CRED[0])) and H(b"z" * 32) not in room.slots
+
+
+def test_rotate_moves_the_room_drops_and_tells_the_others() -> None:
+    rooms = Rooms(CONFIG)
+    room = rooms.enter(ROOM, TOKEN, 0.0)
+    assert isinstance(room, Room)
+    dropped: list[int] = []
+    a, b, c = peer(1), peer(2), peer(3)
+    c.on_drop = lambda: dropped.append(3)
+    room.add(a, H(CRED[0]))
+    room.add(b)
+    room.add(c)
+    for p in (a, b, c):
+        inbox(p)
+    new_token = os.urandom(32)
+    room.rotate(a, Rotate(cred=CRED[0], token=new_token, drop=[3, 3, 1, 99]), 0.0)
+    assert room.id == room_id_for_token(new_token)
+    assert room.token_hash == hashlib.sha256(new_token).digest()
+    assert rooms.get(room.id) is room and rooms.get(ROOM) is None
+    assert inbox(c) == [Error(ErrorCode.rotated, "the meeting's invitation was replaced")]
+    assert dropped == [3] and c.room is None and set(room.peers) == {1, 2}
+    assert inbox(a) == [PeerLeft(conn=3, reason="removed")]
+    assert inbox(b) == [PeerLeft(conn=3, reason="removed"), Rotated(by=1)]
+    # the old token now makes a separate, empty room
+    fresh = rooms.enter(ROOM, TOKEN, 0.0)
+    assert isinstance(fresh, Room) and fresh is not room and len(fresh) == 0
+    assert rooms.enter(room.id, new_token, 0.0) is room
+
+
+def test_rotate_refusals() -> None:
+    rooms = Rooms(CONFIG)
+    room = rooms.enter(ROOM, TOKEN, 0.0)
+    other_token = os.urandom(32)
+    other = rooms.enter(room_id_for_token(other_token), other_token, 0.0)
+    assert isinstance(room, Room) and isinstance(other, Room)
+    a, b = peer(1), peer(2)
+    room.add(a, H(CRED[0]))
+    room.add(b)
+    other.add(peer(3))
+    inbox(a), inbox(b)
+    room.rotate(b, Rotate(cred=os.urandom(32), token=os.urandom(32), drop=[1]), 0.0)
+    assert codes(inbox(b)) == [ErrorCode.bad_credential]
+    room.rotate(a, Rotate(cred=CRED[0], token=other_token, drop=[2]), 0.0)
+    assert codes(inbox(a)) == [ErrorCode.room_exists]
+    assert room.id == ROOM and set(room.peers) == {1, 2} and inbox(b) == []
+    # the same token: nothing moves, but the drop happens
+    room.rotate(a, Rotate(cred=CRED[0], token=TOKEN, drop=[2]), 0.0)
+    assert room.id == ROOM and set(room.peers) == {1}
+    assert inbox(a) == [PeerLeft(conn=2, reason="removed")]
+    assert codes(inbox(b)) == [ErrorCode.rotated]
+
+
+def test_an_ex_member_cannot_rotate_with_a_used_credential() -> None:
+    """Only the current epoch's credential (an open slot) moves the room: a removed
+    member knows the credentials of the epochs it was in, all consumed."""
+    rooms = Rooms(CONFIG)
+    room = rooms.enter(ROOM, TOKEN, 0.0)
+    assert isinstance(room, Room)
+    a, b = peer(1), peer(2)
+    room.add(a, H(CRED[0]))
+    room.add(b)
+    inbox(a), inbox(b)
+    room.commit(a, Commit(cred=CRED[0], next=H(CRED[1]), data=b"removes b"), 0.0)
+    inbox(a), inbox(b)
+    room.rotate(b, Rotate(cred=CRED[0], token=os.urandom(32), drop=[1]), 0.0)
+    assert codes(inbox(b)) == [ErrorCode.bad_credential]
+    assert room.id == ROOM and set(room.peers) == {1, 2} and inbox(a) == []
+    room.rotate(a, Rotate(cred=CRED[1], token=os.urandom(32), drop=[2]), 0.0)
+    assert room.id != ROOM and set(room.peers) == {1}
+
+
+def test_welcome_reply_and_keyframe_request_go_to_one_peer_only() -> None:
     room, (a, b, c) = room_of(1, 2, 3)
-    room.welcome(a, WelcomeTo(to=3, data=b"welcome"))
-    room.keyframe_request(b, KeyframeRequest(to=1, kind=2))
-    assert inbox(c) == [WelcomeFor(sender=1, data=b"welcome")]
+    room.welcome(a, WelcomeTo(to=3, data=b"welcome"), 0.0)
+    room.reply(a, ReplyTo(to=3, data=b"declined"), 0.0)
+    room.keyframe_request(b, KeyframeRequest(to=1, kind=2), 0.0)
+    assert inbox(c) == [
+        WelcomeFor(sender=1, data=b"welcome"),
+        ReplyFrom(sender=1, data=b"declined"),
+    ]
     assert inbox(a) == [KeyframeWanted(by=2, kind=2)]
     assert inbox(b) == []
-    room.welcome(a, WelcomeTo(to=99, data=b"welcome"))
-    room.keyframe_request(a, KeyframeRequest(to=99))
-    errors = inbox(a)
-    assert [e.code for e in errors if isinstance(e, Error)] == [ErrorCode.unknown_peer] * 2
+    room.welcome(a, WelcomeTo(to=99, data=b"welcome"), 0.0)
+    room.reply(a, ReplyTo(to=99, data=b"no"), 0.0)
+    room.keyframe_request(a, KeyframeRequest(to=99), 0.0)
+    assert codes(inbox(a)) == [ErrorCode.unknown_peer] * 3
 
 
 def test_join_requests_and_app_messages_go_to_all_others() -> None:
     room, (a, b, c) = room_of(1, 2, 3)
-    room.join_request(c, JoinRequest(data=b"let me in"))
-    room.app(a, AppMessage(epoch=0, data=b"chat"))
+    room.join_request(c, JoinRequest(data=b"let me in"), 0.0)
+    room.app(a, AppMessage(data=b"chat"), 0.0)
     assert inbox(a) == [JoinRequestFrom(sender=3, data=b"let me in")]
     assert inbox(b) == [
         JoinRequestFrom(sender=3, data=b"let me in"),
-        AppFrom(sender=1, epoch=0, data=b"chat"),
+        AppFrom(sender=1, data=b"chat"),
     ]
-    assert inbox(c) == [AppFrom(sender=1, epoch=0, data=b"chat")]
+    assert inbox(c) == [AppFrom(sender=1, data=b"chat")]
+
+
+def test_every_client_message_but_enter_and_leave_has_a_handler() -> None:
+    names = {t.__name__ for t in HANDLERS}
+    assert names == {
+        "Subscribe",
+        "Commit",
+        "Reopen",
+        "Rotate",
+        "WelcomeTo",
+        "ReplyTo",
+        "JoinRequest",
+        "AppMessage",
+        "KeyframeRequest",
+    }
 
 
 def test_media_goes_to_subscribed_others() -> None:
     room, (a, b, c) = room_of(1, 2, 3)
-    room.subscribe(c, Subscribe(audio=True, video=False, screen=False))
+    room.subscribe(c, Subscribe(audio=True, video=False, screen=False), 0.0)
     video = encode_media(StreamKind.video, True, b"v", sender=1)
     audio = encode_media(StreamKind.audio, False, b"a", sender=1)
     room.media(a, video, StreamKind.video, True, 0.0)
@@ -136,9 +314,9 @@ def test_media_goes_to_subscribed_others() -> None:
 
 
 def test_dropped_delta_asks_the_sender_for_a_keyframe() -> None:
-    room = Room(ROOM, b"h" * 32, 1)
+    room = Room(ROOM, b"h" * 32, 1, CONFIG, 0.0)
     a = peer(1)
-    slow = Peer(2, OutQueue(high_water=15, hard_limit=100, control_cap=2**20))
+    slow = Peer(2, OutQueue(high_water=15, hard_limit=100, control_cap=2**20), a.commits)
     room.add(a)
     room.add(slow)
     inbox(a)
@@ -151,8 +329,8 @@ def test_dropped_delta_asks_the_sender_for_a_keyframe() -> None:
 
 
 def test_leaving_announces_and_room_vanishes_when_empty() -> None:
-    rooms = Rooms(max_rooms=10, max_conns_per_room=10)
-    room = rooms.create(ROOM, b"h" * 32)
+    rooms = Rooms(CONFIG)
+    room = rooms.enter(ROOM, TOKEN, 0.0)
     assert isinstance(room, Room)
     a, b = peer(1), peer(2)
     room.add(a)
@@ -165,36 +343,39 @@ def test_leaving_announces_and_room_vanishes_when_empty() -> None:
     room.remove(a, "disconnected")
     assert rooms.discard_if_empty(room)
     assert len(rooms) == 0
-    assert isinstance(rooms.create(ROOM, b"h" * 32), Room)
+    again = rooms.enter(ROOM, TOKEN, 0.0)
+    assert isinstance(again, Room) and again is not room
 
 
-def test_admission_needs_the_token_and_unknown_rooms_look_the_same() -> None:
-    rooms = Rooms(max_rooms=10, max_conns_per_room=10)
-    token = os.urandom(32)
-    room = rooms.create(ROOM, hashlib.sha256(token).digest())
+def test_enter_needs_the_token_of_the_id_and_refusals_look_the_same() -> None:
+    rooms = Rooms(CONFIG)
+    room = rooms.enter(ROOM, TOKEN, 0.0)
     assert isinstance(room, Room)
-    assert room.token_hash == hashlib.sha256(token).digest()
+    assert room.token_hash == hashlib.sha256(TOKEN).digest()
     stored = [getattr(room, name) for name in Room.__slots__]
-    assert not any(token == value for value in stored)  # only the hash is kept
+    assert not any(value == TOKEN for value in stored)  # only the hash is kept
     assert not hasattr(room, "__dict__")
-    assert rooms.admit(ROOM, token) is room
-    wrong = rooms.admit(ROOM, os.urandom(32))
-    unknown = rooms.admit("u" * 22, token)
-    assert isinstance(wrong, Error) and wrong.code is ErrorCode.bad_token
-    assert wrong == unknown
+    room.add(peer(1))
+    assert rooms.enter(ROOM, TOKEN, 0.0) is room
+    wrong_token = rooms.enter(ROOM, os.urandom(32), 0.0)
+    unknown_room = rooms.enter(room_id_for_token(os.urandom(32)), os.urandom(32), 0.0)
+    squat = rooms.enter("u" * 22, TOKEN, 0.0)  # a chosen id with some token
+    assert wrong_token == unknown_room == squat == BAD_TOKEN
+    assert len(rooms) == 1
+    # a room whose hash does not match (cannot happen honestly) refuses alike
+    room.token_hash = bytes(32)
+    assert rooms.enter(ROOM, TOKEN, 0.0) == BAD_TOKEN
 
 
-def test_caps_room_exists_max_rooms_room_full() -> None:
-    rooms = Rooms(max_rooms=2, max_conns_per_room=2)
-    token = os.urandom(32)
-    first = rooms.create("a" * 22, hashlib.sha256(token).digest())
+def test_caps_max_rooms_and_room_full() -> None:
+    rooms = Rooms(RelayConfig(max_rooms=2, max_conns_per_room=2))
+    tokens = [os.urandom(32) for _ in range(3)]
+    first = rooms.enter(room_id_for_token(tokens[0]), tokens[0], 0.0)
     assert isinstance(first, Room)
-    exists = rooms.create("a" * 22, b"x" * 32)
-    assert isinstance(exists, Error) and exists.code is ErrorCode.room_exists
-    assert isinstance(rooms.create("b" * 22, b"x" * 32), Room)
-    full = rooms.create("c" * 22, b"x" * 32)
+    assert isinstance(rooms.enter(room_id_for_token(tokens[1]), tokens[1], 0.0), Room)
+    full = rooms.enter(room_id_for_token(tokens[2]), tokens[2], 0.0)
     assert isinstance(full, Error) and full.code is ErrorCode.room_full
     first.add(peer(1))
     first.add(peer(2))
-    crowded = rooms.admit("a" * 22, token)
+    crowded = rooms.enter(first.id, tokens[0], 0.0)
     assert isinstance(crowded, Error) and crowded.code is ErrorCode.room_full

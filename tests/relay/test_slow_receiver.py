@@ -64,7 +64,7 @@ def test_slow_receiver_does_not_slow_the_others() -> None:
         async with relay(CONFIG) as port:
             room, token, (sender, chatter, fast) = await meeting(port, 3)
             slow = await Client.connect(port, rcvbuf=4096)
-            await slow.join(room, token)
+            await slow.enter(room, token)
             for member in (sender, chatter, fast):
                 await member.control()  # PeerJoined
 
@@ -74,7 +74,7 @@ def test_slow_receiver_does_not_slow_the_others() -> None:
                 keyframe, payload = video(seq)
                 await sender.send_media(StreamKind.video, keyframe, payload)
                 if seq % (FRAMES // CHATS) == 0:
-                    await chatter.send(AppMessage(epoch=0, data=seq.to_bytes(4, "big")))
+                    await chatter.send(AppMessage(data=seq.to_bytes(4, "big")))
                 await asyncio.sleep(0.001)
             sent_in = time.monotonic() - start
             got = {c: await task for c, task in listeners.items()}
@@ -113,13 +113,13 @@ def test_control_backlog_over_cap_disconnects_only_that_receiver() -> None:
         async with relay(config) as port:
             room, token, (talker, listener) = await meeting(port, 2)
             slow = await Client.connect(port, rcvbuf=4096)
-            await slow.join(room, token)
+            await slow.enter(room, token)
             await talker.control()
             await listener.control()
             heard = asyncio.create_task(collect(listener))
             blob = bytes(60_000)
             for i in range(40):
-                await talker.send(AppMessage(epoch=0, data=i.to_bytes(4, "big") + blob))
+                await talker.send(AppMessage(data=i.to_bytes(4, "big") + blob))
                 await asyncio.sleep(0.005)  # a burst over the cap in one go would be too much
             left = await talker.expect(PeerLeft)
             assert left == PeerLeft(conn=slow.conn, reason="too slow")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from relay_helpers import Client, close_all, relay, run
+from relay_helpers import Client, close_all, new_room, relay, run
 
 from clave.devtools.ws_recorder import (
     OP_BINARY,
@@ -64,9 +64,9 @@ def test_known_payload_through_the_proxy_is_recorded_unmasked() -> None:
             port = await proxy.start()
             try:
                 a, b = await Client.connect(port), await Client.connect(port)
-                room, token = "p" * 22, os.urandom(32)
-                await a.create(room, token)
-                await b.join(room, token)
+                room, token = new_room()
+                await a.enter(room, token)
+                await b.enter(room, token)
                 await a.send_media(StreamKind.video, True, secret)
                 assert (await b.media()).sframe == secret
                 await close_all([a, b])

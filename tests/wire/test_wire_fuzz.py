@@ -11,12 +11,14 @@ from hypothesis import strategies as st
 
 from clave.wire import (
     AppMessage,
-    Create,
-    Handshake,
-    Join,
+    Commit,
+    Enter,
     JoinRequest,
     KeyframeRequest,
     Leave,
+    Reopen,
+    ReplyTo,
+    Rotate,
     StreamKind,
     Subscribe,
     WelcomeTo,
@@ -32,38 +34,46 @@ from clave.wire import (
 
 FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 TAGS = [
-    "create",
-    "join",
+    "enter",
     "sub",
-    "hs",
+    "commit",
+    "reopen",
     "welcome_to",
+    "reply_to",
     "join_req",
     "app",
     "kf_req",
+    "rotate",
     "leave",
     "joined",
     "peer_joined",
     "peer_left",
-    "hs_from",
+    "commit_from",
     "commit_ok",
     "welcome",
+    "reply",
     "join_req_from",
     "app_from",
     "kf_wanted",
+    "rotated",
     "error",
+    "create",
+    "hs",
     "t",
     "",
 ]
 FIELDS = [
     "t",
     "room",
-    "token_hash",
     "token",
+    "cred_hash",
+    "cred",
+    "next",
+    "drop",
     "audio",
     "video",
     "screen",
     "epoch",
-    "commit",
     "data",
     "to",
     "kind",
@@ -123,18 +133,19 @@ rooms = st.text(
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", min_size=22, max_size=22
 )
 digests = st.binary(min_size=32, max_size=32)
-epochs = st.integers(min_value=0, max_value=2**63 - 1)
 conns = st.integers(min_value=1, max_value=2**32 - 1)
 blobs = st.binary(min_size=1, max_size=2000)
 client_messages = st.one_of(
-    st.builds(Create, room=rooms, token_hash=digests),
-    st.builds(Join, room=rooms, token=digests),
+    st.builds(Enter, room=rooms, token=digests, cred_hash=st.none() | digests),
     st.builds(Subscribe, audio=st.booleans(), video=st.booleans(), screen=st.booleans()),
-    st.builds(Handshake, epoch=epochs, commit=st.booleans(), data=blobs),
+    st.builds(Commit, cred=digests, next=digests, data=blobs),
+    st.builds(Reopen, cred=digests),
     st.builds(WelcomeTo, to=conns, data=blobs),
+    st.builds(ReplyTo, to=conns, data=blobs),
     st.builds(JoinRequest, data=blobs),
-    st.builds(AppMessage, epoch=epochs, data=blobs),
+    st.builds(AppMessage, data=blobs),
     st.builds(KeyframeRequest, to=conns, kind=st.integers(0, 2)),
+    st.builds(Rotate, cred=digests, token=digests, drop=st.lists(conns, max_size=5)),
     st.just(Leave()),
 )
 

@@ -31,9 +31,11 @@ from typing import Any
 
 from ..meeting import events as ev
 from ..meeting.errors import MeetingError
-from ..meeting.identity import check_display_name
+from ..meeting.identity import Identity
 from ..meeting.link import MeetingLink
 from ..meeting.meeting import Meeting, MeetingConfig, Phase
+from ..meeting.names import normalize_display_name
+from ..meeting.people import PeopleBook
 from ..wire import StreamKind, WireError, pack_payload, unpack_payload
 from .connection import RelayConnectionError
 from .session import MeetingSession
@@ -54,8 +56,6 @@ MAX_MEDIA_QUEUE = 256
 """Decrypted frames waiting for a slow glass at most; newer ones are dropped."""
 FRAME_FAILED_PER_SECOND = 3
 """``frame_failed`` messages per sender and second at most."""
-REFRESH_INTERVAL = 0.1
-"""Seconds between two checks of state and padlock while a glass is connected."""
 DROP_NOTICE_INTERVAL = 1.0
 """Seconds between two padlock notices about dropped (unencrypted) chunks."""
 _FORWARDED_ERRORS = (ev.ErrorCode.commit_failed, ev.ErrorCode.relay_error)
@@ -139,8 +139,16 @@ class GlassBridge:
         auto_admit: bool = False,
         config: MeetingConfig | None = None,
         relay_url: str | None = None,
+        owner_key: bytes | None = None,
+        identity: Identity | None = None,
+        people: PeopleBook | None = None,
+        on_people_changed: Callable[[PeopleBook], None] | None = None,
     ) -> None:
         self.link = link
+        self.owner_key = owner_key
+        self.identity = identity
+        self.people = people
+        self._on_people_changed = on_people_changed
         self.host = host
         self.default_name = default_name
         self.auto_admit = auto_admit
@@ -164,6 +172,8 @@ class GlassBridge:
         self._last_kf_request: dict[tuple[int, int], float] = {}
         self._known_leaves: set[int] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self.alerts: list[Json] = []
+        """Security alerts reported to the glass (kept for a reconnecting tab)."""
 
     # ------------------------------------------------------------------ glass connection
 
@@ -183,16 +193,19 @@ class GlassBridge:
             {
                 "type": "hello",
                 "role": "host" if self.host else "guest",
-                "link": self.link.url,
+                "link": self.current_link.url,
+                "info_url": self.current_link.info_url,
                 "default_name": self.default_name,
+                "fingerprint": self.identity.fingerprint if self.identity else None,
             }
         )
         self._sent_state = self._sent_padlock = None
         self._refresh()
+        for alert in self.alerts:
+            outbox.put_control(alert)
         if self.ended_reason is not None:
             outbox.put_control({"type": "ended", "reason": self.ended_reason})
         self._want_keyframes()  # a (re)connected glass has no decoder state
-        self._spawn(self._tick(outbox), "clave-glass-tick")
         return outbox
 
     def detach(self, outbox: GlassOutbox) -> None:
@@ -202,13 +215,10 @@ class GlassBridge:
             self._outbox = None
             self._needs_keyframe.clear()
 
-    async def _tick(self, outbox: GlassOutbox) -> None:
-        """Catch changes no event announces (a commit of ours going in flight for an
-        automatic admission or a departure): re-check state and padlock periodically."""
-        while self._outbox is outbox and self.ended_reason is None:
-            await asyncio.sleep(REFRESH_INTERVAL)
-            if self._outbox is outbox:
-                self._refresh()
+    @property
+    def current_link(self) -> MeetingLink:
+        """The invitation as it is now (a host may have replaced it)."""
+        return self.session.meeting.link if self.session is not None else self.link
 
     def _send(self, message: Json) -> None:
         if self._outbox is not None:
@@ -237,6 +247,7 @@ class GlassBridge:
         roster: list[Json] = []
         lobby: list[Json] = []
         policy = {"locked": False, "auto_admit": self.auto_admit if self.host else False}
+        pending: list[int] = []
         if meeting is not None and in_meeting:
             roster = [
                 {
@@ -245,16 +256,28 @@ class GlassBridge:
                     "fingerprint": e.fingerprint,
                     "is_host": e.is_host,
                     "is_self": e.is_self,
+                    "role": e.role.value,
+                    "familiarity": e.familiarity,
+                    "verified": e.verified,
+                    "confusable_with": e.confusable_with,
                 }
                 for e in meeting.roster
             ]
             if is_host:
                 lobby = [
-                    {"id": r.request_id, "name": r.display_name, "fingerprint": r.fingerprint}
+                    {
+                        "id": r.request_id,
+                        "name": r.display_name,
+                        "fingerprint": r.fingerprint,
+                        "familiarity": r.familiarity,
+                        "confusable_with": r.confusable_with,
+                    }
                     for r in meeting.lobby
                 ]
             p = meeting.policy
-            policy = {"locked": p.locked, "auto_admit": p.auto_admit}
+            if p is not None:
+                policy = {"locked": p.locked, "auto_admit": p.auto_admit}
+            pending = list(meeting.pending_removals)
         return {
             "type": "state",
             "phase": self.phase,
@@ -265,6 +288,9 @@ class GlassBridge:
             "roster": roster,
             "lobby": lobby,
             "policy": policy,
+            "pending_removals": pending,
+            "ordering": meeting.ordering_stalled if meeting is not None else None,
+            "link": self.current_link.url if in_meeting else None,
         }
 
     def padlock(self) -> Json:
@@ -284,6 +310,12 @@ class GlassBridge:
         if not meeting.encrypted:
             return _padlock(
                 "rekeying", "new keys are being installed: media is held back until they are"
+            )
+        if meeting.ordering_stalled is not None:
+            return _padlock(
+                "warning",
+                "the relay is not ordering changes: "
+                f"{meeting.ordering_stalled}. Media stays encrypted under epoch {meeting.epoch}",
             )
         if meeting.commit_in_flight:
             return _padlock(
@@ -378,7 +410,7 @@ class GlassBridge:
         if not isinstance(name, str):
             raise _BadMessage('join needs a string "name"')
         try:
-            name = check_display_name(name)
+            name = normalize_display_name(name)
         except MeetingError as exc:
             raise _BadMessage(str(exc)) from None
         self._joining = True
@@ -394,6 +426,10 @@ class GlassBridge:
                 auto_admit=self.auto_admit,
                 config=self.config,
                 relay_url=self.relay_url,
+                owner_key=self.owner_key,
+                identity=self.identity,
+                people=self.people,
+                on_change=self._refresh,
             )
         except RelayConnectionError as exc:
             self._joining = False
@@ -466,7 +502,26 @@ class GlassBridge:
 
     async def _on_remove(self, msg: Json) -> None:
         leaf = _int(msg, "leaf")
-        await self._act("remove a member", lambda m: m.remove_member(leaf))
+        rotate = msg.get("replace_invitation", False)
+        if not isinstance(rotate, bool):
+            raise _BadMessage('"replace_invitation" must be true or false')
+        await self._act(
+            "remove a member", lambda m: m.remove_member(leaf, replace_invitation=rotate)
+        )
+
+    async def _on_set_host(self, msg: Json) -> None:
+        leaf = _int(msg, "leaf")
+        host = _bool(msg, "host")
+        await self._act("change roles", lambda m: m.set_host(leaf, host))
+
+    async def _on_verify(self, msg: Json) -> None:
+        leaf = _int(msg, "leaf")
+        verified = _bool(msg, "verified")
+        await self._act("mark a member verified", lambda m: m.set_verified(leaf, verified))
+        self._people_changed()
+
+    async def _on_rotate(self, msg: Json) -> None:
+        await self._act("replace the invitation", lambda m: m.rotate_invitation())
 
     async def _on_request_keyframe(self, msg: Json) -> None:
         leaf = _int(msg, "leaf")
@@ -510,8 +565,15 @@ class GlassBridge:
                 self._send({"type": "keyframe_request", "kind": "video"})
                 self._send({"type": "keyframe_request", "kind": "screen"})
             self._known_leaves = leaves
-        elif isinstance(event, (ev.Removed, ev.MeetingEnded)):
+        elif isinstance(event, (ev.Removed, ev.MeetingEnded, ev.JoinDeclined)):
             self._end(event.reason)
+        elif isinstance(event, ev.SecurityAlert):
+            alert = {"type": "alert", "kind": event.kind.value, "message": event.message}
+            if len(self.alerts) < 50:
+                self.alerts.append(alert)
+            self._send(alert)
+        elif isinstance(event, ev.MemberJoined):
+            self._people_changed()
         elif isinstance(event, ev.JoinRefused):
             self._end(f"the relay refused: {event.reason}")
         elif isinstance(event, ev.Error):
@@ -588,6 +650,13 @@ class GlassBridge:
 
     def _error(self, message: str) -> None:
         self._send({"type": "error", "message": message})
+
+    def _people_changed(self) -> None:
+        if self.people is not None and self._on_people_changed is not None:
+            try:
+                self._on_people_changed(self.people)
+            except Exception:  # a full disk must not end the meeting
+                log.exception("could not save the people this engine met")
 
     def _end(self, reason: str) -> None:
         if self.ended_reason is not None:
@@ -668,6 +737,9 @@ _HANDLERS = {
     "lock": GlassBridge._on_lock,
     "auto_admit": GlassBridge._on_auto_admit,
     "remove": GlassBridge._on_remove,
+    "set_host": GlassBridge._on_set_host,
+    "verify": GlassBridge._on_verify,
+    "rotate": GlassBridge._on_rotate,
     "request_keyframe": GlassBridge._on_request_keyframe,
     "leave": GlassBridge._on_leave,
     "stats": GlassBridge._on_stats,

@@ -14,7 +14,9 @@ import os
 from collections.abc import Callable
 
 from ..devtools.ws_recorder import RecordingProxy
+from ..meeting.keys import room_keys
 from ..meeting.link import new_link
+from ..meeting.roles import generate_owner_key
 from ..relay.server import start_relay
 from .audit import find_leaks
 from .headless import HeadlessParticipant, ParticipantReport
@@ -42,11 +44,14 @@ async def run_demo(seconds: float = 10.0, out: Callable[[str], None] = print) ->
     proxy_port = await proxy.start()
     people: list[HeadlessParticipant] = []
     try:
-        link = new_link(f"http://127.0.0.1:{proxy_port}", os.urandom)
+        owner_private, owner_public = generate_owner_key(os.urandom)
+        link = new_link(f"http://127.0.0.1:{proxy_port}", os.urandom, owner_public)
         out(f"relay: 127.0.0.1:{relay_port} (embedded); participants reach it through a")
         out(f"       recording proxy on 127.0.0.1:{proxy_port} that keeps every byte")
         out(f"link:  {link.url}")
-        host = HeadlessParticipant(link, NAMES[0], host=True, keep_chunks=20_000, audit=True)
+        host = HeadlessParticipant(
+            link, NAMES[0], host=True, owner_key=owner_private, keep_chunks=20_000, audit=True
+        )
         people.append(host)
         await host.start()
         if not await host.wait_joined(10):
@@ -93,11 +98,17 @@ async def run_demo(seconds: float = 10.0, out: Callable[[str], None] = print) ->
         len(r.chats) == len(people) - 1 for r in reports
     )
     same_code = len(codes) == 1
+    recorded = [*proxy.client_to_relay, *proxy.relay_to_client]
     leaks = find_leaks(
-        [*proxy.client_to_relay, *proxy.relay_to_client],
+        recorded,
         frames=[c for p in people for c in p.sent_chunks],
         texts=[*chats, *(p.name for p in people)],
         keys=[k for p in people for k in p.audit_keys],
+    )
+    # The access token is sent in Enter (the relay checks it); nothing else of the
+    # invitation, and never the owner's private key, may reach the relay.
+    secrets = find_leaks(
+        recorded, frames=[], keys=[link.secret, room_keys(link).join_key, owner_private]
     )
     out("")
     out("checking what the relay saw for plaintext:")
@@ -109,11 +120,15 @@ async def run_demo(seconds: float = 10.0, out: Callable[[str], None] = print) ->
         f"{len(leaks.texts_found)} found")
     out(f"  SFrame base keys exported from MLS (each member, each epoch): {leaks.keys_checked} -> "
         f"{leaks.keys_found} found")
+    out(f"  link secret, join key and owner's private key: {secrets.keys_checked} -> "
+        f"{secrets.keys_found} found")
     checks = {
         "everyone decoded everyone's video and audio": media_ok,
         "every chat message reached every other member": chats_ok,
         "all participants show the same security code": same_code,
-        "the relay saw no plaintext, names or keys": leaks.clean and not proxy.compressed,
+        "the relay saw no plaintext, names or keys": leaks.clean
+        and secrets.clean
+        and not proxy.compressed,
     }
     out("")
     for label, ok in checks.items():

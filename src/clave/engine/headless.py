@@ -27,8 +27,10 @@ from ..media import (
     VideoEncoder,
 )
 from ..meeting import events as ev
+from ..meeting.identity import Identity
 from ..meeting.link import MeetingLink
 from ..meeting.meeting import MeetingConfig, Phase
+from ..meeting.people import PeopleBook
 from ..wire import StreamKind, WireError, pack_payload, unpack_payload
 from .session import MeetingSession
 
@@ -63,6 +65,11 @@ class ParticipantReport:
     decrypted_after_removal: int = 0
     """How many of those our last keys could decrypt: must be 0."""
     members_left: list[str] = field(default_factory=list)
+    alerts: list[str] = field(default_factory=list)
+    """Security alerts (counterfeit Welcomes, forged replies, ...): none in a healthy run."""
+    declined: str = ""
+    """A host's answer to our join request, if it turned us away."""
+    ordering_stalls: int = 0
 
     @property
     def security_code(self) -> str | None:
@@ -85,6 +92,9 @@ class HeadlessParticipant:
         relay_url: str | None = None,
         keep_chunks: int = 0,
         audit: bool = False,
+        owner_key: bytes | None = None,
+        identity: Identity | None = None,
+        people: PeopleBook | None = None,
     ) -> None:
         self.link = link
         self.name = name
@@ -94,6 +104,9 @@ class HeadlessParticipant:
         self.send_audio = audio
         self.config = config
         self.relay_url = relay_url
+        self.owner_key = owner_key
+        self.identity = identity
+        self.people = people
         self.report = ParticipantReport(name)
         self.counter = MediaCounter()
         self.session: MeetingSession | None = None
@@ -123,6 +136,9 @@ class HeadlessParticipant:
             on_event=self._on_event,
             config=self.config,
             relay_url=self.relay_url,
+            owner_key=self.owner_key,
+            identity=self.identity,
+            people=self.people,
         )
         if self.send_video:
             self._tasks.append(asyncio.create_task(self._video_loop(), name=f"video-{self.name}"))
@@ -198,7 +214,7 @@ class HeadlessParticipant:
         elif isinstance(event, ev.EpochChanged):
             r.joined = True
             r.security_codes.append((event.epoch, event.security_code))
-            if self.audit:
+            if self.audit and meeting.phase is Phase.in_meeting:
                 self.audit_keys.append(meeting.export_secret("SFrame 1.0 Base Key", b"", 16))
             r.roster = [e.name for e in event.roster]
             self.in_meeting.set()
@@ -225,6 +241,15 @@ class HeadlessParticipant:
         elif isinstance(event, (ev.MeetingEnded, ev.JoinRefused)):
             r.ended_reason = getattr(event, "reason", "")
             self.ended.set()
+        elif isinstance(event, ev.JoinDeclined):
+            r.declined = event.outcome
+            r.ended_reason = event.reason
+            self.ended.set()
+        elif isinstance(event, ev.SecurityAlert):
+            r.alerts.append(f"{event.kind}: {event.message}")
+            log.warning("%s: security alert %s", self.name, event.kind)
+        elif isinstance(event, ev.OrderingStalled):
+            r.ordering_stalls += 1
         elif isinstance(event, ev.Error):
             log.info("%s: %s %s", self.name, event.code, event.message)
 

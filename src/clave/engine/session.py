@@ -1,4 +1,11 @@
-"""Drive a sans-I/O :class:`~clave.meeting.meeting.Meeting` over a relay connection."""
+"""Drive a sans-I/O :class:`~clave.meeting.meeting.Meeting` over a relay connection.
+
+The reader feeds relay frames to the core; a timer task sleeps until
+:meth:`Meeting.get_timer` and calls :meth:`Meeting.handle_timer`; user actions
+go through :meth:`MeetingSession.act`. After each of them the session hands
+out the core's events, sends what it queued, and calls ``on_change``, so a UI
+refreshes on change instead of polling.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +17,15 @@ import time
 from collections.abc import Callable
 
 from ..meeting.events import Event
+from ..meeting.identity import Identity
 from ..meeting.link import MeetingLink
 from ..meeting.meeting import Meeting, MeetingConfig, Phase
-from ..wire import StreamKind
+from ..meeting.people import PeopleBook
+from ..wire import MEDIA, StreamKind
 from .connection import RelayConnection, RelayConnectionError
 
 log = logging.getLogger("clave.engine")
+_MEDIA = bytes((MEDIA,))
 
 EventHandler = Callable[[Event], None]
 
@@ -31,11 +41,20 @@ class MeetingSession:
     Events are handed to ``on_event`` synchronously, in order, from the reader.
     """
 
-    def __init__(self, meeting: Meeting, connection: RelayConnection, on_event: EventHandler):
+    def __init__(
+        self,
+        meeting: Meeting,
+        connection: RelayConnection,
+        on_event: EventHandler,
+        on_change: Callable[[], None] | None = None,
+    ):
         self.meeting = meeting
         self._conn = connection
         self._on_event = on_event
+        self._on_change = on_change
         self._reader: asyncio.Task[None] | None = None
+        self._timer: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
         self._send_lock = asyncio.Lock()
         self.closed = asyncio.Event()
 
@@ -50,27 +69,46 @@ class MeetingSession:
         auto_admit: bool = False,
         config: MeetingConfig | None = None,
         relay_url: str | None = None,
+        owner_key: bytes | None = None,
+        identity: Identity | None = None,
+        people: PeopleBook | None = None,
+        on_change: Callable[[], None] | None = None,
     ) -> MeetingSession:
-        """Connect to the link's relay and create (``host``) or join the meeting."""
+        """Connect to the link's relay and create (``host``, with the ``owner_key`` the
+        invitation names) or join the meeting."""
+        if host and owner_key is None:
+            raise ValueError("hosting a new meeting needs its owner key")
         conn = RelayConnection(relay_url or link.relay_url)
         await conn.open()
         if host:
+            assert owner_key is not None
             meeting = Meeting.create(
+                link,
+                name,
+                owner_key=owner_key,
+                rng=os.urandom,
+                clock=time.monotonic,
+                now=_now,
+                config=config,
+                identity=identity,
+                auto_admit=auto_admit,
+                people=people,
+            )
+        else:
+            meeting = Meeting.join(
                 link,
                 name,
                 rng=os.urandom,
                 clock=time.monotonic,
                 now=_now,
                 config=config,
-                auto_admit=auto_admit,
+                identity=identity,
+                people=people,
             )
-        else:
-            meeting = Meeting.join(
-                link, name, rng=os.urandom, clock=time.monotonic, now=_now, config=config
-            )
-        session = cls(meeting, conn, on_event)
+        session = cls(meeting, conn, on_event, on_change)
         await session.flush()
         session._reader = asyncio.create_task(session._read(), name=f"clave-reader-{name}")
+        session._timer = asyncio.create_task(session._timers(), name=f"clave-timer-{name}")
         return session
 
     async def flush(self) -> None:
@@ -82,12 +120,40 @@ class MeetingSession:
             for frame in frames:
                 await self._conn.send(frame)
 
-    def _drain_events(self) -> None:
+    def _drain_events(self, changed: bool = True) -> None:
+        """Hand out the core's events; ``changed``: the input may have changed state
+        (a media frame does not), so ``on_change`` runs."""
         while (event := self.meeting.next_event()) is not None:
             try:
                 self._on_event(event)
             except Exception:  # a faulty handler must not stop the meeting
                 log.exception("event handler failed on %s", type(event).__name__)
+        if not changed:
+            return
+        if self._on_change is not None:
+            try:
+                self._on_change()
+            except Exception:
+                log.exception("change handler failed")
+        self._wake.set()  # the core's next deadline may have moved
+
+    async def _timers(self) -> None:
+        """Call :meth:`Meeting.handle_timer` whenever its deadline passes."""
+        while self.meeting.phase is not Phase.ended:
+            self._wake.clear()
+            when = self.meeting.get_timer()
+            delay = None if when is None else max(0.0, when - time.monotonic())
+            if delay is None or delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), delay)
+                continue
+            self.meeting.handle_timer(time.monotonic())
+            self._drain_events()
+            try:
+                await self.flush()
+            except RelayConnectionError:
+                return
+            await asyncio.sleep(0)
 
     observe_after_end: Callable[[bytes], None] | None = None
     """Called with every frame that arrives once the meeting has ended (audits)."""
@@ -99,7 +165,7 @@ class MeetingSession:
                     self.observe_after_end(frame)
                     continue
                 self.meeting.receive(frame)
-                self._drain_events()
+                self._drain_events(changed=frame[1:2] != _MEDIA)
                 await self.flush()
         except RelayConnectionError as exc:
             log.warning("relay connection lost: %s", exc)
@@ -123,9 +189,19 @@ class MeetingSession:
         return True
 
     async def close(self, *, leave: bool = True) -> None:
+        """Leave (a host first hands its role over, bounded by the config's
+        ``handover_timeout``), then close the relay connection."""
         if leave:
             with contextlib.suppress(RelayConnectionError):
                 await self.act(lambda m: m.leave())
+            for _ in range(100):  # a handover commit needs the reader and the timers
+                if self.meeting.phase is Phase.ended or self.closed.is_set():
+                    break
+                await asyncio.sleep(0.05)
+        if self._timer is not None:
+            self._timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._timer
         await self._conn.close()
         if self._reader is not None:
             self._reader.cancel()

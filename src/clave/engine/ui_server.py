@@ -6,13 +6,19 @@ tampered client code. The rules ("Local UI channel" in docs/PROTOCOL.md):
 
 * bound to 127.0.0.1 on a random port; the ``Host`` header must be exactly
   ``127.0.0.1:PORT`` (DNS-rebinding defence);
-* a random token: ``/?t=TOKEN`` serves the page and sets an HttpOnly,
-  SameSite=Strict cookie; every other request (files, ``/ws``) needs the
-  cookie, compared in constant time; otherwise 403;
+* a random one-time token: the first ``GET /?t=TOKEN`` exchanges it for a fresh
+  random session value, set as an HttpOnly, SameSite=Strict cookie, and answers
+  with a small page that moves on to ``/`` (a same-origin navigation, so the
+  strict cookie is sent and reloads keep working); the token is dead from then
+  on. ``/`` and every other request (files, ``/ws``) need the session cookie,
+  compared in constant time; otherwise 403. The token never goes on a command
+  line: the browser is given a 0600 launcher file instead (:mod:`.launcher`);
 * ``Origin`` must be exactly ``http://127.0.0.1:PORT`` on the WebSocket
   upgrade and on every non-GET request, and when present on a GET; a
   ``Sec-Fetch-Site`` of ``cross-site`` or ``same-site`` is refused (another
-  port of 127.0.0.1 is "same-site" for cookies);
+  port of 127.0.0.1 is "same-site" for cookies), except on the token exchange
+  itself: the launcher file (a ``file:`` page) makes it a cross-site
+  navigation, and the unguessable token is what authorises it;
 * a strict Content-Security-Policy and other hardening headers on every
   response, errors included;
 * only files shipped in the package, by an index built at start (so no path
@@ -29,21 +35,24 @@ import hmac
 import logging
 import re
 import secrets
+from html import escape
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
+from urllib.parse import urlencode
 
 from aiohttp import WSMsgType, web
 
 from ..wire import MAX_MEDIA_BYTES
 from .bridge import GlassBridge, GlassBusy, GlassOutbox
+from .launcher import Launcher
 
 log = logging.getLogger("clave.engine.ui")
 
 BIND_HOST = "127.0.0.1"
 INDEX = "index.html"
 COOKIE_PREFIX = "clave_t_"
-"""The token cookie is ``clave_t_<PORT>``: cookies are not isolated by port, so two
+"""The session cookie is ``clave_t_<PORT>``: cookies are not isolated by port, so two
 engines on one machine (a host and a guest trying it out) must not overwrite each
 other's cookie."""
 
@@ -113,8 +122,11 @@ def _same(a: str | None, b: str) -> bool:
 class UIServer:
     """Serve the glass and its WebSocket for one :class:`GlassBridge`.
 
-    ``await start()`` returns the page URL with the token; ``await stop()``.
-    ``files`` replaces the packaged ``ui`` directory (tests).
+    ``await start()`` returns the page URL with the one-time token; ``await stop()``.
+    With ``launcher=True``, ``start()`` also writes a launcher file pointing at that
+    URL (:attr:`launcher_path`, :attr:`launcher_url`: give the browser that, never the
+    URL itself) and ``stop()`` deletes it. ``files`` replaces the packaged ``ui``
+    directory (tests).
     """
 
     def __init__(
@@ -124,9 +136,15 @@ class UIServer:
         port: int = 0,
         token: str | None = None,
         files: Traversable | None = None,
+        launcher: bool = False,
     ) -> None:
         self.bridge = bridge
         self.token = token or secrets.token_urlsafe(32)
+        """The one-time URL token (dead once exchanged for the session cookie)."""
+        self.session: str | None = None
+        """The session cookie's value, once the token was exchanged."""
+        self._want_launcher = launcher
+        self._launcher: Launcher | None = None
         self._want_port = port
         self._root = files if files is not None else package_ui_files()
         self._files: dict[str, Traversable] = {}
@@ -153,6 +171,28 @@ class UIServer:
     @property
     def cookie_name(self) -> str:
         return f"{COOKIE_PREFIX}{self._port}"
+
+    @property
+    def token_used(self) -> bool:
+        return self.session is not None
+
+    @property
+    def launcher_path(self) -> Path | None:
+        """The 0600 launcher file (``launcher=True``, while serving), else None."""
+        return self._launcher.path if self._launcher is not None else None
+
+    @property
+    def launcher_url(self) -> str | None:
+        """``file://`` + :attr:`launcher_path`: the address to give the browser."""
+        return self._launcher.url if self._launcher is not None else None
+
+    def open_session(self) -> str:
+        """Exchange the URL token for the session cookie value (what the first
+        ``GET /?t=TOKEN`` does); the same value once exchanged. For in-process
+        callers, e.g. tests that connect a glass without loading the page."""
+        if self.session is None:
+            self.session = secrets.token_urlsafe(32)
+        return self.session
 
     @property
     def security_headers(self) -> dict[str, str]:
@@ -186,9 +226,18 @@ class UIServer:
             "Cross-Origin-Opener-Policy": "same-origin",
             "Cross-Origin-Resource-Policy": "same-origin",
         }
+        if self._want_launcher:
+            try:
+                self._launcher = Launcher.create(self.url)
+            except BaseException:
+                await self.stop()
+                raise
         return self.url
 
     async def stop(self) -> None:
+        if self._launcher is not None:
+            self._launcher.remove()
+            self._launcher = None
         for task in list(self._ws_tasks):
             task.cancel()
         if self._runner is not None:
@@ -200,7 +249,7 @@ class UIServer:
     async def _add_headers(self, request: web.Request, response: web.StreamResponse) -> None:
         response.headers.update(self._headers)
 
-    def _refuse(self, request: web.Request) -> str | None:
+    def _refuse(self, request: web.Request, path: str) -> str | None:
         """Why ``request`` is refused (403), or None."""
         if request.headers.get("Host") != f"{BIND_HOST}:{self._port}":
             return "wrong Host"
@@ -210,35 +259,76 @@ class UIServer:
             return "Origin required"
         if origin is not None and origin != self.origin:
             return "foreign Origin"
-        if request.headers.get("Sec-Fetch-Site", "").lower() in ("cross-site", "same-site"):
+        if self._foreign(request) and not self._is_exchange(request, path):
             return "cross-site request"
         return None
 
+    @staticmethod
+    def _foreign(request: web.Request) -> bool:
+        """Sent by a page of another origin (``Sec-Fetch-Site``)."""
+        return request.headers.get("Sec-Fetch-Site", "").lower() in ("cross-site", "same-site")
+
+    def _is_exchange(self, request: web.Request, path: str) -> bool:
+        """A top-level ``GET /?t=…`` navigation: the only request a foreign page (the
+        ``file:`` launcher) may make, because the token itself authorises it."""
+        return (
+            request.method == "GET"
+            and path == "/"
+            and "t" in request.query
+            and request.headers.get("Sec-Fetch-Mode", "navigate").lower() == "navigate"
+            and request.headers.get("Sec-Fetch-Dest", "document").lower() == "document"
+        )
+
+    def _has_session(self, request: web.Request) -> bool:
+        return self.session is not None and _same(
+            request.cookies.get(self.cookie_name), self.session
+        )
+
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        why = self._refuse(request)
+        path = request.raw_path.partition("?")[0]
+        why = self._refuse(request, path)
         if why is not None:
             return _text(403, f"forbidden: {why}")
-        path = request.raw_path.partition("?")[0]
         if not _SAFE_PATH.fullmatch(path):
             return _text(404, "not found")
-        if path == "/":
-            if not _same(request.query.get("t"), self.token):
-                return _text(403, "forbidden: open the address printed by clave")
-        elif not _same(request.cookies.get(self.cookie_name), self.token):
-            return _text(403, "forbidden: no valid token")
+        if path == "/" and (self._foreign(request) or not self._has_session(request)):
+            return self._exchange(request)  # a foreign page never gets the page by cookie
+        if not self._has_session(request):
+            return _text(403, "forbidden: no valid session")
         if request.method not in ("GET", "HEAD"):
             return _text(405, "method not allowed")
         if path == "/ws":
             return await self._websocket(request)
         if path == "/":
-            response = self._file(f"/{INDEX}")
-            response.headers["Set-Cookie"] = (
-                f"{self.cookie_name}={self.token}; HttpOnly; SameSite=Strict; Path=/"
-            )
-            return response
+            return self._file(f"/{INDEX}")
         if path == f"/{INDEX}":
-            return _text(404, "not found")  # the page only with its token, at /
+            return _text(404, "not found")  # the page is at /
         return self._file(path)
+
+    def _exchange(self, request: web.Request) -> web.Response:
+        """``GET /?t=TOKEN`` without a session: trade the one-time token for the session
+        cookie and move on to ``/`` (other query parameters kept)."""
+        if (
+            request.method != "GET"
+            or self.session is not None
+            or not _same(request.query.get("t"), self.token)
+        ):
+            if self.session is not None and "t" in request.query:
+                return _text(
+                    403,
+                    "forbidden: this address works only once and was already used; reload "
+                    f"the meeting's tab, or open {self.origin}/ in the same browser",
+                )
+            return _text(403, "forbidden: open the address printed by clave")
+        session = self.open_session()
+        rest = urlencode([(k, v) for k, v in request.query.items() if k != "t"])
+        target = f"/?{rest}" if rest else "/"
+        response = web.Response(body=_bridge_page(target))
+        response.headers["Content-Type"] = MIME_TYPES[".html"]
+        response.headers["Set-Cookie"] = (
+            f"{self.cookie_name}={session}; HttpOnly; SameSite=Strict; Path=/"
+        )
+        return response
 
     def _file(self, path: str) -> web.Response:
         entry = self._files.get(path)
@@ -303,6 +393,16 @@ async def _write(ws: web.WebSocketResponse, outbox: GlassOutbox) -> None:
         if not ws.closed:
             with contextlib.suppress(Exception):
                 await ws.close()
+
+
+def _bridge_page(target: str) -> bytes:
+    """A same-origin hop to ``target``: no script (the CSP allows none inline)."""
+    return (
+        "<!doctype html>\n"
+        '<html lang="en"><head><meta charset="utf-8">\n'
+        f'<meta http-equiv="refresh" content="0; url={escape(target)}">\n'
+        "<title>Clave</title></head><body></body></html>\n"
+    ).encode()
 
 
 def _text(status: int, text: str) -> web.Response:

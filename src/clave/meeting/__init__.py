@@ -2,9 +2,10 @@
 
 Admission, roles, policy, epochs -> SFrame keys, security code, chat.
 
-Start with :class:`Meeting` (:meth:`Meeting.create` for the host,
-:meth:`Meeting.join` for a guest) and :func:`parse_link` / :func:`new_link`.
-The wire format is described in docs/PROTOCOL.md.
+Start with :class:`Meeting` (:meth:`Meeting.create` for the owner, with a key from
+:func:`generate_owner_key` and a link from :func:`new_link`; :meth:`Meeting.join`
+for a guest, with :func:`parse_link`). The wire format is described in
+docs/PROTOCOL.md.
 """
 
 from .errors import (
@@ -12,11 +13,14 @@ from .errors import (
     IdentityError,
     JoinRequestError,
     LinkError,
+    LobbyError,
     MeetingError,
+    RoleError,
     StateError,
 )
 from .events import (
     Admitted,
+    AlertKind,
     ChatReceived,
     Connected,
     EpochChanged,
@@ -24,6 +28,8 @@ from .events import (
     ErrorCode,
     Event,
     FrameRejected,
+    InvitationReplaced,
+    JoinDeclined,
     JoinRefused,
     KeyframeRequested,
     LobbyRequest,
@@ -32,16 +38,24 @@ from .events import (
     MeetingEnded,
     MemberJoined,
     MemberLeft,
+    OrderingResumed,
+    OrderingStalled,
     Removed,
+    Role,
     RosterEntry,
+    SecurityAlert,
 )
-from .link import MeetingLink, new_link, parse_link, relay_websocket_url
+from .identity import Identity
+from .link import MeetingLink, new_link, owner_fingerprint, parse_link
 from .meeting import Meeting, MeetingConfig, Phase
+from .people import PeopleBook
 from .policy import MeetingPolicy
+from .roles import generate_owner_key
 from .security_code import security_code
 
 __all__ = [
     "Admitted",
+    "AlertKind",
     "AppMessageError",
     "ChatReceived",
     "Connected",
@@ -50,11 +64,15 @@ __all__ = [
     "ErrorCode",
     "Event",
     "FrameRejected",
+    "Identity",
     "IdentityError",
+    "InvitationReplaced",
+    "JoinDeclined",
     "JoinRefused",
     "JoinRequestError",
     "KeyframeRequested",
     "LinkError",
+    "LobbyError",
     "LobbyRequest",
     "LobbyWithdrawn",
     "MediaFrameDecrypted",
@@ -66,12 +84,19 @@ __all__ = [
     "MeetingPolicy",
     "MemberJoined",
     "MemberLeft",
+    "OrderingResumed",
+    "OrderingStalled",
+    "PeopleBook",
     "Phase",
     "Removed",
+    "Role",
+    "RoleError",
     "RosterEntry",
+    "SecurityAlert",
     "StateError",
+    "generate_owner_key",
     "new_link",
+    "owner_fingerprint",
     "parse_link",
-    "relay_websocket_url",
     "security_code",
 ]

@@ -9,7 +9,12 @@ msgspec Structs tagged by ``"t"`` and MessagePack-encoded; decoding is strict
   member can map relay connections to MLS leaves. Sent after joining and
   after every epoch change.
 * ``{"t": "chat", "text": str}``: up to 4000 characters.
-* ``{"t": "bye"}``: the sender is leaving; the committer removes its leaf.
+* ``{"t": "bye"}``: the sender is leaving; a host removes its leaf.
+* ``{"t": "alive"}``: a host (or successor) is present; sent every
+  ``policy.ALIVE_INTERVAL`` seconds when it sent nothing else, so members can
+  tell a crashed host from a quiet one (the takeover rule).
+* ``{"t": "invite", "secret": bin (32 bytes)}``: from a host only: the meeting's
+  invitation was replaced; the relay room moves to the new secret's token.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from typing import Annotated
 import msgspec
 
 from .errors import AppMessageError
-from .identity import MAX_NAME_CHARS
+from .names import MAX_NAME_CHARS
 
 MAX_CHAT_CHARS = 4000
 
@@ -45,7 +50,15 @@ class Bye(_Msg, tag="bye", frozen=True):
     pass
 
 
-AppMessage = Hello | Chat | Bye
+class Alive(_Msg, tag="alive", frozen=True):
+    pass
+
+
+class Invite(_Msg, tag="invite", frozen=True):
+    secret: Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
+
+
+AppMessage = Hello | Chat | Bye | Alive | Invite
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(AppMessage)

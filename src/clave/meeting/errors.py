@@ -30,5 +30,13 @@ class AppMessageError(MeetingError):
     """An application message (inside MLS) is malformed or unknown."""
 
 
+class RoleError(MeetingError):
+    """A host certificate, the meeting policy or a role change is invalid."""
+
+
+class LobbyError(MeetingError):
+    """A lobby reply could not be opened or does not come from a certified host."""
+
+
 class StateError(MeetingError):
     """An API call that the meeting's current state does not allow."""

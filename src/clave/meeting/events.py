@@ -27,6 +27,8 @@ class ErrorCode(StrEnum):
     """An MLS handshake message is malformed, for another group or of the wrong type."""
     rejected_commit = "rejected_commit"
     """A commit the relay ordered failed MLS validation or the meeting policy."""
+    bad_reply = "bad_reply"
+    """A lobby reply could not be opened or verified."""
     stale_message = "stale_message"
     """A handshake for an epoch this member has already left."""
     bad_app_message = "bad_app_message"
@@ -43,15 +45,37 @@ class ErrorCode(StrEnum):
     """A bug: an unexpected exception while handling input (reported, not raised)."""
 
 
+class Role(StrEnum):
+    """A member's role in the meeting policy (by key, never by position)."""
+
+    owner = "owner"
+    """The meeting's owner, while it holds the host role."""
+    host = "host"
+    successor = "successor"
+    """Takes over, in order, if every host falls silent."""
+    member = "member"
+
+
 @dataclass(frozen=True, slots=True)
 class RosterEntry:
-    """One member of the current epoch."""
+    """One member of the current epoch.
+
+    ``fingerprint`` is that of the member's long-term identity key (stable
+    across meetings); ``familiarity`` says whether this engine met that key
+    before ("known since …", "new", "⚠ a different key than the … you met
+    before"); ``confusable_with`` names another present member whose name looks
+    the same.
+    """
 
     leaf: int
     name: str
     fingerprint: str
     is_host: bool
     is_self: bool
+    role: Role = Role.member
+    familiarity: str = "new"
+    verified: bool = False
+    confusable_with: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +95,8 @@ class LobbyRequest:
     request_id: int
     display_name: str
     fingerprint: str
+    familiarity: str = "new"
+    confusable_with: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +129,7 @@ class MemberLeft:
 
 @dataclass(frozen=True, slots=True)
 class EpochChanged:
-    """A new MLS epoch: new media keys and a new security code."""
+    """A new MLS epoch: new media keys; the security code changes only with membership."""
 
     epoch: int
     security_code: str
@@ -172,6 +198,54 @@ class MeetingEnded:
 
 
 @dataclass(frozen=True, slots=True)
+class JoinDeclined:
+    """A host answered our join request: declined, locked or full (authenticated as a
+    certified host's, see :mod:`clave.meeting.lobby`). The meeting is over for us."""
+
+    outcome: str
+    reason: str
+
+
+class AlertKind(StrEnum):
+    counterfeit_welcome = "counterfeit_welcome"
+    """A Welcome to a group not owned by the invitation's owner, or not from a host."""
+    forged_reply = "forged_reply"
+    """A lobby reply that is not a certified host's."""
+    unexpected_rotation = "unexpected_rotation"
+    """The relay room moved to a new token without a host's invitation."""
+    refused_takeover = "refused_takeover"
+    """A member tried to use a role it does not have (seize the meeting, admit, remove)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityAlert:
+    """Something that only an attack explains was refused; the user should know."""
+
+    kind: AlertKind
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class OrderingStalled:
+    """Our change has not been ordered by the relay for a while (or the relay refused
+    it): it is still pending, and keys do not change until it is."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class OrderingResumed:
+    """The relay ordered our pending change after a stall."""
+
+
+@dataclass(frozen=True, slots=True)
+class InvitationReplaced:
+    """A host replaced the invitation; ``url`` is the new one (the old stops working)."""
+
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
 class Error:
     """Bad or unexpected input was discarded; the meeting goes on."""
 
@@ -194,5 +268,10 @@ Event = (
     | JoinRefused
     | Removed
     | MeetingEnded
+    | JoinDeclined
+    | SecurityAlert
+    | OrderingStalled
+    | OrderingResumed
+    | InvitationReplaced
     | Error
 )

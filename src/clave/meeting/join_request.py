@@ -4,7 +4,7 @@
 
     data      = nonce || AES-256-GCM(join_key, nonce, plaintext, aad)
     nonce     = 12 random bytes
-    aad       = "clave v1 join request" || room id (16 bytes)
+    aad       = "clave v2 join request"
     plaintext = msgpack map {"key_package": bin (an MLSMessage with a KeyPackage),
                              "name": str (1-64 characters),
                              "conn": uint (the joiner's relay connection id)}
@@ -27,9 +27,9 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from .errors import JoinRequestError
-from .identity import MAX_NAME_CHARS
+from .names import MAX_NAME_CHARS
 
-JOIN_REQUEST_AAD = b"clave v1 join request"
+JOIN_REQUEST_AAD = b"clave v2 join request"
 NONCE_BYTES = 12
 TAG_BYTES = 16
 MAX_KEY_PACKAGE_BYTES = 16 * 1024
@@ -49,28 +49,22 @@ _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(JoinRequestBody)
 
 
-def _aad(room_id: bytes) -> bytes:
-    return JOIN_REQUEST_AAD + bytes(room_id)
-
-
-def seal_join_request(
-    join_key: bytes, room_id: bytes, body: JoinRequestBody, rng: Rng
-) -> bytes:
+def seal_join_request(join_key: bytes, body: JoinRequestBody, rng: Rng) -> bytes:
     """``nonce || AES-256-GCM(join_key, nonce, msgpack(body), aad)``."""
     nonce = rng(NONCE_BYTES)
     if len(nonce) != NONCE_BYTES:
         raise ValueError(f"rng returned {len(nonce)} bytes, expected {NONCE_BYTES}")
-    ciphertext = AESGCM(join_key).encrypt(bytes(nonce), _encoder.encode(body), _aad(room_id))
+    ciphertext = AESGCM(join_key).encrypt(bytes(nonce), _encoder.encode(body), JOIN_REQUEST_AAD)
     return bytes(nonce) + ciphertext
 
 
-def open_join_request(join_key: bytes, room_id: bytes, data: bytes) -> JoinRequestBody:
+def open_join_request(join_key: bytes, data: bytes) -> JoinRequestBody:
     """Decrypt and decode; :class:`JoinRequestError` if anything is wrong."""
     if len(data) < NONCE_BYTES + TAG_BYTES:
         raise JoinRequestError(f"join request of {len(data)} bytes is too short")
     try:
         plaintext = AESGCM(join_key).decrypt(
-            bytes(data[:NONCE_BYTES]), bytes(data[NONCE_BYTES:]), _aad(room_id)
+            bytes(data[:NONCE_BYTES]), bytes(data[NONCE_BYTES:]), JOIN_REQUEST_AAD
         )
     except InvalidTag:
         raise JoinRequestError(

@@ -1,30 +1,38 @@
 """Keys derived from the link secret (HKDF-SHA256, RFC 5869).
 
-With ``room`` the 16 room-id bytes and an empty salt::
+With an empty salt::
 
-    access_token = HKDF(secret, salt="", info="clave v1 relay access token" || room, 32)
+    access_token = HKDF(secret, salt="", info="clave v2 relay access token", 32)
     token_hash   = SHA-256(access_token)
-    join_key     = HKDF(secret, salt="", info="clave v1 join key" || room, 32)
+    room_id      = base64url(SHA-256("clave v2 room id" || access_token)[:16])
+    join_key     = HKDF(secret, salt="", info="clave v2 join key", 32)
 
-The relay stores only ``token_hash`` (sent in ``Create``) and checks the
-``access_token`` a joiner presents (in ``Join``); neither reveals the secret
-or the join key. ``join_key`` is an AES-256-GCM key that seals join requests
-(:mod:`.join_request`) so only members, who hold the link, can read them.
-Distinct ``info`` labels keep the derived keys independent.
+The relay receives ``access_token`` in ``Enter`` and keeps only its hash; it
+checks that the room id belongs to the token, so holding a room id alone
+names no room one could enter, create or squat. ``join_key`` is an AES-256-GCM
+key that seals join requests and lobby replies (:mod:`.join_request`,
+:mod:`.lobby`) so only link holders can read them. Distinct ``info`` labels keep
+the derived keys independent; replacing the secret (a rotated invitation)
+replaces all of them.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from .link import ROOM_ID_BYTES, SECRET_BYTES, MeetingLink
+from ..wire.control import room_id_for_token
 
-ACCESS_TOKEN_INFO = b"clave v1 relay access token"
-JOIN_KEY_INFO = b"clave v1 join key"
+if TYPE_CHECKING:
+    from .link import MeetingLink
+
+SECRET_BYTES = 32
+ACCESS_TOKEN_INFO = b"clave v2 relay access token"
+JOIN_KEY_INFO = b"clave v2 join key"
 KEY_BYTES = 32
 
 
@@ -33,28 +41,26 @@ def hkdf_sha256(ikm: bytes, info: bytes, length: int = KEY_BYTES) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=length, salt=b"", info=info).derive(ikm)
 
 
-def _check(secret: bytes, room_id: bytes) -> None:
+def _check(secret: bytes) -> None:
     if len(secret) != SECRET_BYTES:
         raise ValueError(f"link secret must be {SECRET_BYTES} bytes")
-    if len(room_id) != ROOM_ID_BYTES:
-        raise ValueError(f"room id must be {ROOM_ID_BYTES} bytes")
 
 
-def access_token(secret: bytes, room_id: bytes) -> bytes:
-    """The relay access token presented in ``Join``."""
-    _check(secret, room_id)
-    return hkdf_sha256(secret, ACCESS_TOKEN_INFO + room_id)
+def access_token(secret: bytes) -> bytes:
+    """The relay access token presented in ``Enter``."""
+    _check(secret)
+    return hkdf_sha256(secret, ACCESS_TOKEN_INFO)
 
 
 def token_hash(token: bytes) -> bytes:
-    """What the relay stores: SHA-256 of the access token (sent in ``Create``)."""
+    """What the relay keeps: SHA-256 of the access token."""
     return hashlib.sha256(token).digest()
 
 
-def join_key(secret: bytes, room_id: bytes) -> bytes:
-    """The AES-256-GCM key of join requests."""
-    _check(secret, room_id)
-    return hkdf_sha256(secret, JOIN_KEY_INFO + room_id)
+def join_key(secret: bytes) -> bytes:
+    """The AES-256-GCM key of join requests and lobby replies."""
+    _check(secret)
+    return hkdf_sha256(secret, JOIN_KEY_INFO)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +69,10 @@ class RoomKeys:
 
     access_token: bytes = field(repr=False)
     token_hash: bytes
+    room_id: str
     join_key: bytes = field(repr=False)
 
 
 def room_keys(link: MeetingLink) -> RoomKeys:
-    room = link.room_id_bytes
-    token = access_token(link.secret, room)
-    return RoomKeys(token, token_hash(token), join_key(link.secret, room))
+    token = access_token(link.secret)
+    return RoomKeys(token, token_hash(token), room_id_for_token(token), join_key(link.secret))

@@ -1,31 +1,48 @@
-"""Invitation links: ``https://HOST/m/<room-id>#<secret>``.
+"""Invitation links: ``clave://HOST[:PORT]/m/<room-id>#<secret>.<owner>``.
 
-* ``room-id``: 128 random bits, base64url without padding (22 characters);
-  the relay knows it (it names the room).
-* ``secret``: 256 random bits, base64url without padding (43 characters).
-  It sits in the URL fragment, which browsers never send to any server; the
+* ``secret``: 256 random bits, base64url without padding (43 characters). The
   relay access token and the join key are derived from it (:mod:`.keys`).
+* ``owner``: the meeting owner's fingerprint, ``SHA-256("clave v2 owner" ||
+  owner signature key)[:16]`` (128 bits, 22 characters). A joiner accepts only a
+  meeting whose policy names this owner and whose Welcome comes from a host the
+  owner certified (:mod:`.roles`), so a link holder cannot pass off a meeting of
+  its own.
+* ``room-id``: derived from the access token (``clave.wire.room_id_for_token``);
+  the parser checks it, so a link names exactly one room and a room id alone
+  names no link.
 
-``http://`` is accepted only for loopback hosts (a relay on this machine).
-Parsing is strict: anything but exactly this shape raises :class:`LinkError`.
+The ``clave:`` scheme is opened by the local engine (``clave open``, registered
+by ``clave setup``), never by a web page: no code a relay serves ever sees the
+secret. The relay's own address for the room, :attr:`MeetingLink.info_url`,
+carries no secret and only explains how to install Clave and open the
+invitation. The relay is reached over ``wss://HOST/ws``, or ``ws://`` for a
+loopback host (a relay on this machine). Parsing is strict: anything but exactly
+this shape raises :class:`LinkError`.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import ipaddress
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import SplitResult, urlsplit
 
+from ..wire.control import room_id_for_token
 from .errors import LinkError
+from .keys import SECRET_BYTES, access_token
 
+OWNER_BYTES = 16
 ROOM_ID_BYTES = 16
-SECRET_BYTES = 32
 ROOM_ID_CHARS = 22
 SECRET_CHARS = 43
+OWNER_CHARS = 22
+SCHEME = "clave"
 RELAY_PATH = "/ws"
+OWNER_LABEL = b"clave v2 owner"
+MAX_LINK_CHARS = 400
 
 Rng = Callable[[int], bytes]
 
@@ -50,6 +67,11 @@ def b64url_decode(text: str, length: int, what: str) -> bytes:
     return data
 
 
+def owner_fingerprint(owner_key: bytes) -> bytes:
+    """The 16 bytes an invitation carries for the owner's MLS signature public key."""
+    return hashlib.sha256(OWNER_LABEL + bytes(owner_key)).digest()[:OWNER_BYTES]
+
+
 def _split(url: str, where: str) -> SplitResult:
     try:
         return urlsplit(url)
@@ -57,7 +79,9 @@ def _split(url: str, where: str) -> SplitResult:
         raise LinkError(f"{where}: {exc}") from None
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """``localhost``, 127.0.0.0/8 or ::1 (brackets allowed)."""
+    host = host.strip("[]")
     if host == "localhost":
         return True
     try:
@@ -66,15 +90,12 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _check_origin(scheme: str, netloc: str, where: str) -> tuple[str, str]:
-    """Validate ``scheme://netloc``; returns them normalized (lower case)."""
-    scheme = scheme.lower()
-    if scheme not in ("https", "http"):
-        raise LinkError(f"{where}: scheme must be https (or http for a loopback relay)")
+def _check_netloc(netloc: str, where: str) -> str:
+    """Validate ``host[:port]``; returns it in lower case."""
     if not netloc or "@" in netloc:
         raise LinkError(f"{where}: expected a host name without user information")
     netloc = netloc.lower()
-    parts = _split(f"{scheme}://{netloc}", where)
+    parts = _split(f"https://{netloc}", where)
     try:
         port = parts.port
     except ValueError as exc:
@@ -96,9 +117,7 @@ def _check_origin(scheme: str, netloc: str, where: str) -> tuple[str, str]:
         expected += f":{port}"
     if netloc != expected:
         raise LinkError(f"{where}: malformed host {netloc!r}")
-    if scheme == "http" and not _is_loopback(host):
-        raise LinkError(f"{where}: http:// is only allowed for a loopback relay; use https://")
-    return scheme, netloc
+    return netloc
 
 
 def _reject_odd_characters(url: str, where: str) -> None:
@@ -108,61 +127,112 @@ def _reject_odd_characters(url: str, where: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class MeetingLink:
-    """A parsed invitation link. ``repr()`` never shows the secret."""
+    """A parsed invitation. ``repr()`` never shows the secret."""
 
-    scheme: str
-    """``"https"``, or ``"http"`` for a loopback relay."""
     netloc: str
-    """``host[:port]``, lower case."""
-    room_id: str
-    """22 base64url characters (``clave.wire`` RoomId)."""
+    """``host[:port]`` of the relay, lower case."""
     secret: bytes = field(repr=False)
     """The 32-byte link secret."""
+    owner: bytes
+    """The owner fingerprint (:func:`owner_fingerprint`, 16 bytes)."""
 
     @property
-    def room_id_bytes(self) -> bytes:
-        """The 16 bytes the room id encodes (also the MLS group_id)."""
-        return b64url_decode(self.room_id, ROOM_ID_BYTES, "room id")
+    def host(self) -> str:
+        return _split(f"https://{self.netloc}", "link").hostname or ""
+
+    @property
+    def loopback(self) -> bool:
+        """True for a relay on this machine (reached without TLS)."""
+        return is_loopback(self.host)
+
+    @property
+    def access_token(self) -> bytes:
+        return access_token(self.secret)
+
+    @property
+    def room_id(self) -> str:
+        """22 base64url characters, derived from the access token."""
+        return room_id_for_token(self.access_token)
 
     @property
     def base_url(self) -> str:
-        return f"{self.scheme}://{self.netloc}"
+        """``https://HOST`` (``http://`` for a loopback relay)."""
+        return f"{'http' if self.loopback else 'https'}://{self.netloc}"
 
     @property
     def url(self) -> str:
-        """The full invitation link (contains the secret: share it only with invitees)."""
-        return f"{self.base_url}/m/{self.room_id}#{b64url_encode(self.secret)}"
+        """The invitation (contains the secret: share it only with invitees)."""
+        fragment = f"{b64url_encode(self.secret)}.{b64url_encode(self.owner)}"
+        return f"{SCHEME}://{self.netloc}/m/{self.room_id}#{fragment}"
+
+    @property
+    def info_url(self) -> str:
+        """The relay's page for this room: how to install Clave and open the invitation.
+        It carries no secret."""
+        return f"{self.base_url}/m/{self.room_id}"
 
     @property
     def relay_url(self) -> str:
-        """The relay's WebSocket URL: ``wss://HOST/ws`` (``ws://`` for http)."""
-        return relay_websocket_url(self.base_url)
+        """The relay's WebSocket URL: ``wss://HOST/ws`` (``ws://`` for loopback)."""
+        return f"{'ws' if self.loopback else 'wss'}://{self.netloc}{RELAY_PATH}"
+
+    def with_secret(self, secret: bytes) -> MeetingLink:
+        """The same meeting under a new secret (a replaced invitation)."""
+        if len(secret) != SECRET_BYTES:
+            raise ValueError(f"a link secret has {SECRET_BYTES} bytes")
+        return MeetingLink(self.netloc, bytes(secret), self.owner)
 
 
-def new_link(base_url: str, rng: Rng) -> MeetingLink:
-    """A fresh link on the relay at ``base_url`` (``https://HOST[:PORT]``, no path)."""
-    _reject_odd_characters(base_url, "base URL")
-    parts = _split(base_url, "base URL")
+def relay_netloc(base_url: str) -> str:
+    """``host[:port]`` of a relay base URL (``https://HOST[:PORT]``, or ``http://`` for
+    loopback), validated."""
+    _reject_odd_characters(base_url, "relay URL")
+    parts = _split(base_url, "relay URL")
     if parts.path not in ("", "/") or parts.query or parts.fragment or "#" in base_url:
-        raise LinkError("base URL must be scheme://host[:port] without path, query or fragment")
-    scheme, netloc = _check_origin(parts.scheme, parts.netloc, "base URL")
-    room = rng(ROOM_ID_BYTES)
+        raise LinkError("relay URL must be scheme://host[:port] without path, query or fragment")
+    scheme = parts.scheme.lower()
+    if scheme not in ("https", "http"):
+        raise LinkError("relay URL: scheme must be https (or http for a loopback relay)")
+    netloc = _check_netloc(parts.netloc, "relay URL")
+    loop = is_loopback(_split(f"https://{netloc}", "relay URL").hostname or "")
+    if scheme == "http" and not loop:
+        raise LinkError("relay URL: http:// is only allowed for a loopback relay; use https://")
+    if scheme == "https" and loop:
+        raise LinkError("relay URL: a loopback relay is reached without TLS; use http://")
+    return netloc
+
+
+def new_link(base_url: str, rng: Rng, owner_key: bytes) -> MeetingLink:
+    """A fresh invitation for the relay at ``base_url``, owned by ``owner_key``
+    (the owner's MLS signature public key)."""
+    netloc = relay_netloc(base_url)
     secret = rng(SECRET_BYTES)
-    if len(room) != ROOM_ID_BYTES or len(secret) != SECRET_BYTES:
+    if len(secret) != SECRET_BYTES:
         raise ValueError("rng returned the wrong number of bytes")
-    return MeetingLink(scheme, netloc, b64url_encode(room), bytes(secret))
+    return MeetingLink(netloc, bytes(secret), owner_fingerprint(owner_key))
 
 
 def parse_link(url: str) -> MeetingLink:
-    """Parse ``https://HOST/m/<room-id>#<secret>`` strictly (surrounding spaces ignored)."""
+    """Parse ``clave://HOST[:PORT]/m/<room-id>#<secret>.<owner>`` strictly
+    (surrounding spaces ignored)."""
     if not isinstance(url, str):
         raise LinkError("a meeting link must be a str")
     url = url.strip()
+    if len(url) > MAX_LINK_CHARS:
+        raise LinkError(f"a meeting link has at most {MAX_LINK_CHARS} characters")
     _reject_odd_characters(url, "link")
+    scheme = url.partition(":")[0].lower()
+    if scheme in ("https", "http"):
+        raise LinkError(
+            "this is a web address, not an invitation: a Clave invitation starts with "
+            "clave:// (the web page of a meeting holds no secret)"
+        )
+    if scheme != SCHEME:
+        raise LinkError("an invitation starts with clave://")
     if url.count("#") != 1:
         raise LinkError("link must have exactly one '#' followed by the meeting secret")
     parts = _split(url, "link")
-    scheme, netloc = _check_origin(parts.scheme, parts.netloc, "link")
+    netloc = _check_netloc(parts.netloc, "link")
     if parts.query or "?" in url:
         raise LinkError("link must not have a query string")
     segments = parts.path.split("/")
@@ -170,12 +240,12 @@ def parse_link(url: str) -> MeetingLink:
         raise LinkError("link path must be /m/<room-id>")
     room_id = segments[2]
     b64url_decode(room_id, ROOM_ID_BYTES, "room id")
-    secret = b64url_decode(parts.fragment, SECRET_BYTES, "meeting secret")
-    return MeetingLink(scheme, netloc, room_id, secret)
-
-
-def relay_websocket_url(base_url: str) -> str:
-    """``https://HOST`` -> ``wss://HOST/ws``; ``http://`` (loopback) -> ``ws://``."""
-    parts = _split(base_url, "relay URL")
-    scheme, netloc = _check_origin(parts.scheme, parts.netloc, "relay URL")
-    return f"{'wss' if scheme == 'https' else 'ws'}://{netloc}{RELAY_PATH}"
+    secret_text, dot, owner_text = parts.fragment.partition(".")
+    if not dot:
+        raise LinkError("the part after '#' must be <secret>.<owner fingerprint>")
+    secret = b64url_decode(secret_text, SECRET_BYTES, "meeting secret")
+    owner = b64url_decode(owner_text, OWNER_BYTES, "owner fingerprint")
+    link = MeetingLink(netloc, secret, owner)
+    if link.room_id != room_id:
+        raise LinkError("the room id does not belong to this secret (a mistyped or forged link)")
+    return link

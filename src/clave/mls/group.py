@@ -247,6 +247,7 @@ class Group:
         self._own_update_keys: dict[bytes, tuple[bytes, bytes]] = {}
         self._pending: tuple[_Built, CommitOutput] | None = None
         self._active = True
+        self._welcome_signer: int | None = None
 
     # ------------------------------------------------------------------ creation
 
@@ -367,7 +368,9 @@ class Group:
             info.confirmation_tag,
         )
         signer = Signer(kp.leaf_node.credential, bundle.signature_priv)
-        return cls(suite, signer, epoch, rng=rng, now=now, policy=policy, config=config, psks=known)
+        group = cls(suite, signer, epoch, rng=rng, now=now, policy=policy, config=config, psks=known)
+        group._welcome_signer = info.signer
+        return group
 
     @classmethod
     def join_external(
@@ -504,6 +507,22 @@ class Group:
     def export_secret(self, label: str | bytes, context: bytes, length: int) -> bytes:
         """MLS-Exporter (RFC 9420 section 8.5)."""
         return self._epoch.secrets.exporter(self._suite, label, context, length)
+
+    def pending_export_secret(self, label: str | bytes, context: bytes, length: int) -> bytes:
+        """MLS-Exporter (RFC 9420 section 8.5) of the epoch our pending commit creates.
+
+        Lets a committer announce something derived from the next epoch (e.g. to a
+        delivery service) before the commit is confirmed.
+        """
+        if self._pending is None:
+            raise StateError("no pending commit")
+        return self._pending[0].epoch.secrets.exporter(self._suite, label, context, length)
+
+    @property
+    def welcome_signer(self) -> int | None:
+        """The leaf that signed the GroupInfo of the Welcome we joined from (RFC 9420
+        section 12.4.3.1), or None if this group was not joined from a Welcome."""
+        return self._welcome_signer
 
     def ratchet_tree(self) -> bytes:
         """The encoded ``optional<Node> ratchet_tree<V>`` of this epoch (section 12.4.3.3)."""

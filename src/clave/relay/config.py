@@ -18,7 +18,7 @@ class RelayConfig:
     heartbeat: float = 15.0
     """WebSocket ping interval; a peer that does not answer within half of it is gone."""
     join_timeout: float = 30.0
-    """A connection must be admitted to a room (Create or Join) within this time."""
+    """A connection must be admitted to a room (``Enter``) within this time."""
     close_timeout: float = 2.0
     """How long a closing handshake or a final error message may take."""
 
@@ -31,6 +31,17 @@ class RelayConfig:
     byte_rate: float = 4_000_000.0
     """Sustained bytes per second per connection (32 Mbit/s)."""
     byte_burst: float = 8_000_000.0
+
+    commit_rate: float = 1.0
+    """Sustained Commit, Reopen and Rotate messages per second per connection."""
+    commit_burst: float = 5.0
+    room_commit_rate: float = 10.0
+    """Sustained ordered commits, reopens and rotations per second per room."""
+    room_commit_burst: float = 30.0
+    max_open_epochs: int = 4
+    """Open epoch slots one connection may own (see :mod:`clave.relay.ordering`)."""
+    max_epoch_slots: int = 512
+    """Epoch slots (open or consumed) one room keeps at most."""
 
     media_high_water: int = 1024 * 1024
     """Receiver media backlog above which video and screen deltas are dropped."""
@@ -49,13 +60,25 @@ class RelayConfig:
             raise ValueError("need 0 < media_high_water <= media_hard_limit")
         if self.control_cap < MAX_CONTROL_BYTES:
             raise ValueError("control_cap must hold at least one control message")
-        for name in ("heartbeat", "join_timeout", "close_timeout", "msg_rate", "byte_rate"):
+        for name in (
+            "heartbeat",
+            "join_timeout",
+            "close_timeout",
+            "msg_rate",
+            "byte_rate",
+            "commit_rate",
+            "room_commit_rate",
+        ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         if self.msg_burst < 1 or self.byte_burst < MAX_CONTROL_BYTES:
             raise ValueError("bursts must admit at least one message of the largest size")
         if self.max_rooms < 1 or self.max_conns_per_room < 1:
             raise ValueError("caps must be at least 1")
+        if self.commit_burst < 1 or self.room_commit_burst < 1:
+            raise ValueError("commit bursts must admit at least one commit")
+        if self.max_open_epochs < 1 or self.max_epoch_slots < 2:
+            raise ValueError("need max_open_epochs >= 1 and max_epoch_slots >= 2")
 
 
 MAX_MESSAGE_BYTES = max(MAX_CONTROL_BYTES, MAX_MEDIA_BYTES)

@@ -5,6 +5,11 @@ queues (see :mod:`clave.relay.queues`), and each connection's own writer task
 drains its queue to its WebSocket. A violation (malformed, oversized or
 too-frequent messages, anything before admission) gets one ``Error`` and a
 close code; the connection leaves its room and nobody else is affected.
+Refused commits (stale, unknown credential, over the commit budget) are not
+violations: the sender gets an ``Error`` and stays.
+
+A connection dropped by another member's ``Rotate`` gets ``Error(rotated)``,
+after which its writer closes the WebSocket with :attr:`CloseCode.rotated`.
 """
 
 from __future__ import annotations
@@ -23,17 +28,10 @@ from clave.wire import (
     MAX_MEDIA_BYTES,
     MEDIA,
     PROTOCOL_VERSION,
-    AppMessage,
-    Create,
+    Enter,
     Error,
     ErrorCode,
-    Handshake,
-    Join,
-    JoinRequest,
-    KeyframeRequest,
     Leave,
-    Subscribe,
-    WelcomeTo,
     WireError,
     decode_client,
     decode_media,
@@ -42,9 +40,9 @@ from clave.wire import (
 )
 
 from .config import MAX_MESSAGE_BYTES
-from .limits import RateLimit
+from .limits import RateLimit, TokenBucket
 from .queues import OutQueue
-from .room import Peer, Room
+from .room import HANDLERS, Peer, Room
 from .state import RelayState
 
 log = logging.getLogger("clave.relay")
@@ -58,6 +56,8 @@ class CloseCode(IntEnum):
     bad_message = 4400
     not_joined = 4403
     too_slow = 4408
+    rotated = 4410
+    """Dropped by a member's ``Rotate`` (the invitation was replaced; HTTP 410 Gone)."""
     too_large = 4413
     rate_limited = 4429
     internal = 4500
@@ -132,15 +132,17 @@ class Connection:
             on_ready=self._wake,
             on_overflow=self._overflow,
         )
-        self.peer = Peer(self.conn, self.queue)
         self.room: Room | None = None
         self._loop = asyncio.get_running_loop()
-        self._limit = RateLimit(
-            cfg.msg_rate, cfg.msg_burst, cfg.byte_rate, cfg.byte_burst, self._loop.time()
-        )
+        now = self._loop.time()
+        self._limit = RateLimit(cfg.msg_rate, cfg.msg_burst, cfg.byte_rate, cfg.byte_burst, now)
+        commits = TokenBucket(cfg.commit_rate, cfg.commit_burst, now)
+        self.peer = Peer(self.conn, self.queue, commits, on_drop=self._dropped)
         self._waiter: asyncio.Future[None] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._stopping: CloseCode | None = None
+        self._closing = False
+        """True once the writer closes the WebSocket itself (after a drop)."""
 
     # ------------------------------------------------------------ lifecycle
 
@@ -167,7 +169,8 @@ class Connection:
             reason = "error"
         finally:
             self.leave(reason)
-            writer.cancel()
+            if not self._closing:
+                writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await writer
             self.state.connections.discard(self)
@@ -237,6 +240,11 @@ class Connection:
             while True:
                 data = queue.pop()
                 if data is None:
+                    if self._stopping is CloseCode.rotated:
+                        # Dropped: the Error(rotated) is out; now close (bounded by stop()).
+                        self._closing = True
+                        await self.stop(CloseCode.rotated)
+                        return
                     self._waiter = loop.create_future()
                     await self._waiter
                     self._waiter = None
@@ -246,6 +254,13 @@ class Connection:
     def _overflow(self) -> None:
         # Called while another connection delivers to this one: act on the next tick.
         self._loop.call_soon(self._too_slow)
+
+    def _dropped(self) -> None:
+        """A member's Rotate removed this connection from its room (Error(rotated) queued)."""
+        self.room = None
+        self._stopping = CloseCode.rotated
+        log.info("conn %d: dropped by a rotation", self.conn)
+        self._wake()
 
     def _too_slow(self) -> None:
         """The control backlog is over its cap: this receiver cannot stay."""
@@ -293,6 +308,8 @@ class Connection:
     def _ended(self) -> str:
         if self._stopping is CloseCode.too_slow:
             return "too slow"
+        if self._stopping is CloseCode.rotated:
+            return "removed"
         if self._stopping is not None:
             return "relay stopping"
         if self.ws.aborted:
@@ -302,7 +319,7 @@ class Connection:
         return "disconnected"
 
     async def _admission(self) -> str | None:
-        """Wait for a successful Create or Join; a reason if the connection ended first."""
+        """Wait for a successful Enter; a reason if the connection ended first."""
         ws = self.ws
         deadline = self._loop.time() + self.state.config.join_timeout
         while self.room is None:
@@ -313,7 +330,7 @@ class Connection:
                 msg = await ws.receive(timeout=remaining)
             except TimeoutError:
                 raise _Fatal(
-                    ErrorCode.not_joined, "no Create or Join in time", CloseCode.not_joined
+                    ErrorCode.not_joined, "no Enter in time", CloseCode.not_joined
                 ) from None
             if msg.type is WSMsgType.TEXT:
                 raise _bad("text frames are not used")
@@ -323,29 +340,27 @@ class Connection:
             if not self._limit.allow(len(data), self._loop.time()):
                 raise _Fatal(ErrorCode.rate_limited, "rate limit", CloseCode.rate_limited)
             if len(data) < 2 or data[0] != PROTOCOL_VERSION or data[1] != CONTROL:
-                raise _Fatal(ErrorCode.not_joined, "Create or Join first", CloseCode.not_joined)
+                raise _Fatal(ErrorCode.not_joined, "Enter first", CloseCode.not_joined)
             request = self._decode(data)
             if isinstance(request, Leave):
                 return "left"
-            if not isinstance(request, Create | Join):
-                raise _Fatal(ErrorCode.not_joined, "Create or Join first", CloseCode.not_joined)
-            self._admit(request)
+            if not isinstance(request, Enter):
+                raise _Fatal(ErrorCode.not_joined, "Enter first", CloseCode.not_joined)
+            self._enter(request)
         return None
 
-    def _admit(self, request: Create | Join) -> None:
+    def _enter(self, request: Enter) -> None:
+        """Admission by ``Enter`` only (see :meth:`clave.relay.room.Rooms.enter`)."""
         rooms = self.state.rooms
-        if isinstance(request, Create):
-            outcome = rooms.create(request.room, request.token_hash)
-        else:
-            outcome = rooms.admit(request.room, request.token)
+        outcome = rooms.enter(request.room, request.token, self._loop.time())
         if isinstance(outcome, Error):
             self.peer.send(outcome)
             log.debug("conn %d: admission refused (%s)", self.conn, outcome.code.name)
             return
+        if not outcome.peers:
+            log.info("room #%d opened (%d rooms)", outcome.serial, len(rooms))
         self.room = outcome
-        outcome.add(self.peer)
-        if isinstance(request, Create):
-            log.info("room #%d created (%d rooms)", outcome.serial, len(rooms))
+        outcome.add(self.peer, request.cred_hash)
         log.debug("conn %d joined room #%d (%d present)", self.conn, outcome.serial, len(outcome))
 
     def _decode(self, data: bytes) -> Any:
@@ -369,22 +384,14 @@ class Connection:
         """Dispatch one control message of an admitted client; True if it left."""
         msg = self._decode(data)
         room = self.room
-        if room is None:  # removed as too slow while this message was in flight
+        if room is None:
+            # Removed while this message was in flight: too slow (end now), or dropped
+            # by a rotation (ignore it; the writer closes after the Error).
+            return self._stopping is not CloseCode.rotated
+        handler = HANDLERS.get(type(msg))
+        if handler is not None:
+            handler(room, self.peer, msg, self._loop.time())
+            return False
+        if isinstance(msg, Leave):
             return True
-        if isinstance(msg, Handshake):
-            room.handshake(self.peer, msg)
-        elif isinstance(msg, AppMessage):
-            room.app(self.peer, msg)
-        elif isinstance(msg, WelcomeTo):
-            room.welcome(self.peer, msg)
-        elif isinstance(msg, JoinRequest):
-            room.join_request(self.peer, msg)
-        elif isinstance(msg, KeyframeRequest):
-            room.keyframe_request(self.peer, msg)
-        elif isinstance(msg, Subscribe):
-            room.subscribe(self.peer, msg)
-        elif isinstance(msg, Leave):
-            return True
-        else:
-            raise _bad("already in a room")
-        return False
+        raise _bad("already in a room")

@@ -1,14 +1,24 @@
-"""Rooms: admission by token hash, delivery-service ordering, fan-out to queues.
+"""Rooms: admission by access token, commit ordering, routing and fan-out to queues.
 
 Everything here is synchronous and I/O-free: a :class:`Peer` is a connection
-id, its subscription and its :class:`~clave.relay.queues.OutQueue`; delivering
-means queueing. The asyncio side (:mod:`clave.relay.connection`) drains queues.
+id, its subscription, its commit budget and its
+:class:`~clave.relay.queues.OutQueue`; delivering means queueing. The asyncio
+side (:mod:`clave.relay.connection`) drains queues and closes sockets.
 
-Ordering (the MLS delivery service): a room has an epoch, starting at 0. A
-handshake is accepted only for the current epoch. The first commit for it
-advances the epoch, is confirmed to its sender with ``CommitAccepted`` and
-forwarded to everybody else; any later commit or proposal for an old epoch is
-refused with ``Error(stale_epoch, epoch=current)`` so its sender can catch up.
+* **Admission** (:meth:`Rooms.enter`): a room's id is derived from its access
+  token (:func:`clave.wire.room_id_for_token`), and a room keeps only the
+  token's SHA-256. A room id alone therefore names nothing one could enter,
+  create or squat, and every refusal of a token is the same ``BAD_TOKEN``, so
+  the relay is no oracle for whether a room exists.
+* **Ordering** (:meth:`Room.commit`, :meth:`Room.reopen`): by epoch credential,
+  see :mod:`clave.relay.ordering`.
+* **Commit budget**: Commit, Reopen and Rotate spend one token of the sender's
+  bucket, always, and one of the room's bucket only when they act on the
+  room's ordering (an ordered commit, an actual reopen, a rotation by a
+  credential holder). Refusals never spend the room's budget, so link holders
+  who are not members cannot exhaust it and starve the host's commits.
+* **Rotation** (:meth:`Room.rotate`): a host replaces the invitation after a
+  removal, so the ex-member's old link no longer enters the meeting's room.
 """
 
 from __future__ import annotations
@@ -16,16 +26,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from clave.wire import (
     AppFrom,
     AppMessage,
+    Commit,
     CommitAccepted,
+    CommitFrom,
     Error,
     ErrorCode,
-    Handshake,
-    HandshakeFrom,
     Joined,
     JoinRequest,
     JoinRequestFrom,
@@ -34,26 +45,59 @@ from clave.wire import (
     PeerJoined,
     PeerLeft,
     RelayMessage,
+    Reopen,
+    ReplyFrom,
+    ReplyTo,
+    Rotate,
+    Rotated,
     Subscribe,
     WelcomeFor,
     WelcomeTo,
+    credential_hash,
     encode,
+    room_id_for_token,
 )
 
+from .config import RelayConfig
+from .limits import TokenBucket
+from .ordering import EpochSlots, Verdict
 from .queues import OutQueue
 
-BAD_TOKEN = Error(ErrorCode.bad_token, "unknown room or bad token")
-"""The one answer for an unknown room and a wrong token: the relay does not tell which."""
+BAD_TOKEN = Error(ErrorCode.bad_token, "bad token")
+"""The one answer for a token that does not fit the room id or the room: it tells nothing."""
+BAD_CREDENTIAL = Error(ErrorCode.bad_credential, "unknown epoch credential")
+COMMIT_RATE = Error(ErrorCode.rate_limited, "commit rate limit")
+ROOM_EXISTS = Error(ErrorCode.room_exists, "another room has that token")
+ROTATED = Error(ErrorCode.rotated, "the meeting's invitation was replaced")
+_REFUSALS = {
+    Verdict.stale: Error(ErrorCode.stale_epoch, "another commit was ordered for that epoch"),
+    Verdict.unknown: BAD_CREDENTIAL,
+    Verdict.owner_limit: Error(ErrorCode.rate_limited, "too many open epochs"),
+    Verdict.full: Error(ErrorCode.rate_limited, "too many epochs in this room"),
+}
+
+Rename = Callable[["Room", str, bytes], bool]
+"""Move a room to a new id and token hash; False if another room holds that id."""
 
 
 class Peer:
     """One admitted connection as the room sees it."""
 
-    __slots__ = ("conn", "queue", "room", "wants")
+    __slots__ = ("commits", "conn", "on_drop", "queue", "room", "wants")
 
-    def __init__(self, conn: int, queue: OutQueue) -> None:
+    def __init__(
+        self,
+        conn: int,
+        queue: OutQueue,
+        commits: TokenBucket,
+        on_drop: Callable[[], None] | None = None,
+    ) -> None:
         self.conn = conn
         self.queue = queue
+        self.commits = commits
+        """This connection's budget of Commit, Reopen and Rotate messages."""
+        self.on_drop = on_drop
+        """Called after a rotation removed this peer (its connection must close)."""
         self.wants = (True, True, True)
         """Subscribed media kinds, indexed by StreamKind (audio, video, screen)."""
         self.room: Room | None = None
@@ -63,18 +107,43 @@ class Peer:
         self.queue.push_control(encode(msg))
 
 
+def _rename_in_place(room: Room, new_id: str, token_hash: bytes) -> bool:
+    room.id, room.token_hash = new_id, token_hash
+    return True
+
+
 class Room:
-    """One meeting's relay channel: members, epoch and fan-out lists."""
+    """One meeting's relay channel: members, epoch slots, commit budget and fan-out lists."""
 
-    __slots__ = ("_fanout", "_members", "epoch", "id", "peers", "serial", "token_hash")
+    __slots__ = (
+        "_commits",
+        "_fanout",
+        "_members",
+        "_rename",
+        "id",
+        "peers",
+        "serial",
+        "slots",
+        "token_hash",
+    )
 
-    def __init__(self, room_id: str, token_hash: bytes, serial: int) -> None:
+    def __init__(
+        self,
+        room_id: str,
+        token_hash: bytes,
+        serial: int,
+        config: RelayConfig,
+        now: float,
+        rename: Rename = _rename_in_place,
+    ) -> None:
         self.id = room_id
         self.token_hash = token_hash
         self.serial = serial
         """A small number for logs (room ids stay out of logs)."""
-        self.epoch = 0
+        self.slots = EpochSlots(config.max_epoch_slots, config.max_open_epochs)
         self.peers: dict[int, Peer] = {}
+        self._commits = TokenBucket(config.room_commit_rate, config.room_commit_burst, now)
+        self._rename = rename
         self._members: tuple[Peer, ...] = ()
         self._fanout: tuple[tuple[Peer, ...], ...] = ((), (), ())
 
@@ -92,15 +161,29 @@ class Room:
             if peer is not sender:
                 peer.queue.push_control(data)
 
+    def _to_one(self, peer: Peer, to: int, msg: RelayMessage) -> None:
+        target = self.peers.get(to)
+        if target is None:
+            peer.send(Error(ErrorCode.unknown_peer, f"no connection {to} in this room"))
+        else:
+            target.send(msg)
+
     # ------------------------------------------------------------ membership
 
-    def add(self, peer: Peer) -> None:
-        """Admit ``peer``: it gets ``Joined``, everybody else ``PeerJoined``."""
+    def add(self, peer: Peer, cred_hash: bytes | None = None) -> None:
+        """Admit ``peer``: it gets ``Joined``, everybody else ``PeerJoined``.
+
+        ``cred_hash`` becomes an open slot owned by ``peer`` only if the room holds no
+        slots at all (a fresh room, or one a joiner created before the host came):
+        nobody can plant a credential in a meeting whose ordering is under way.
+        """
         others = [p.conn for p in self._members]
         self.peers[peer.conn] = peer
         peer.room = self
         self._rebuild()
-        peer.send(Joined(conn=peer.conn, epoch=self.epoch, peers=others))
+        if cred_hash is not None:
+            self.slots.seed(bytes(cred_hash), peer.conn)
+        peer.send(Joined(conn=peer.conn, peers=others))
         self._broadcast(peer, PeerJoined(conn=peer.conn))
 
     def remove(self, peer: Peer, reason: str) -> None:
@@ -113,49 +196,104 @@ class Room:
         for other in self._members:
             other.queue.forget(peer.conn)
 
-    def subscribe(self, peer: Peer, msg: Subscribe) -> None:
+    def subscribe(self, peer: Peer, msg: Subscribe, now: float) -> None:
         peer.wants = (msg.audio, msg.video, msg.screen)
         self._rebuild()
 
-    # ------------------------------------------------------------ control
+    # ------------------------------------------------------------ ordering
 
-    def handshake(self, peer: Peer, msg: Handshake) -> None:
-        """Order an MLS handshake message (see the module docstring)."""
-        if msg.epoch != self.epoch:
-            peer.send(
-                Error(
-                    ErrorCode.stale_epoch,
-                    f"handshake for epoch {msg.epoch}, room is at {self.epoch}",
-                    epoch=self.epoch,
-                )
-            )
+    def _over_budget(self, peer: Peer, now: float) -> bool:
+        """Spend one of the sender's commit tokens; True (and refused) if it has none."""
+        if peer.commits.take(1.0, now):
+            return False
+        peer.send(COMMIT_RATE)
+        return True
+
+    def _room_budget(self, peer: Peer, now: float) -> bool:
+        """Spend one of the room's commit tokens; False (and refused) if it has none."""
+        if self._commits.take(1.0, now):
+            return True
+        peer.send(COMMIT_RATE)
+        return False
+
+    def commit(self, peer: Peer, msg: Commit, now: float) -> None:
+        """Order a commit if its credential's slot is open; refuse it otherwise.
+
+        Accepted: ``CommitAccepted`` to the sender and ``CommitFrom`` to everybody
+        else. Refused (stale, unknown credential, bounds, budget): one ``Error`` to
+        the sender, nothing forwarded, the connection stays.
+        """
+        if self._over_budget(peer, now):
             return
-        if msg.commit:
-            self.epoch += 1
-            peer.send(CommitAccepted(epoch=self.epoch))
-        self._broadcast(
-            peer, HandshakeFrom(sender=peer.conn, epoch=msg.epoch, commit=msg.commit, data=msg.data)
-        )
-
-    def welcome(self, peer: Peer, msg: WelcomeTo) -> None:
-        target = self.peers.get(msg.to)
-        if target is None:
-            peer.send(Error(ErrorCode.unknown_peer, f"no connection {msg.to} in this room"))
+        cred, slots, present = credential_hash(msg.cred), self.slots, self.peers
+        verdict = slots.check(cred, msg.next, peer.conn, present)
+        if verdict is not Verdict.accepted:
+            peer.send(_REFUSALS[verdict])
             return
-        target.send(WelcomeFor(sender=peer.conn, data=msg.data))
+        if not self._room_budget(peer, now):
+            return
+        slots.commit(cred, bytes(msg.next), peer.conn, present)
+        peer.send(CommitAccepted())
+        self._broadcast(peer, CommitFrom(sender=peer.conn, data=msg.data))
 
-    def join_request(self, peer: Peer, msg: JoinRequest) -> None:
+    def reopen(self, peer: Peer, msg: Reopen, now: float) -> None:
+        """Open a consumed slot again (the commit ordered for it was refused); no answer."""
+        if self._over_budget(peer, now):
+            return
+        cred = credential_hash(msg.cred)
+        if cred in self.slots and not self.slots.is_open(cred) and self._room_budget(peer, now):
+            self.slots.reopen(cred)
+
+    def rotate(self, peer: Peer, msg: Rotate, now: float) -> None:
+        """Move the room to the id of a new token and drop the connections in ``msg.drop``.
+
+        Needs the credential of an open slot, i.e. of the meeting's current epoch: a
+        removed member knows only consumed ones, so it cannot move the room (and
+        with it the joiners) away from the members. The old id is free
+        again: entering with the old token makes a separate, empty room that sees
+        nothing of the meeting. Dropped peers get ``Error(rotated)`` and leave
+        (``PeerLeft`` reason "removed"); if the room moved, everybody else but the
+        sender gets ``Rotated``.
+        """
+        if self._over_budget(peer, now):
+            return
+        if not self.slots.is_open(credential_hash(msg.cred)):
+            peer.send(BAD_CREDENTIAL)
+            return
+        if not self._room_budget(peer, now):
+            return
+        new_id = room_id_for_token(msg.token)
+        moved = new_id != self.id
+        if moved and not self._rename(self, new_id, hashlib.sha256(msg.token).digest()):
+            peer.send(ROOM_EXISTS)
+            return
+        for conn in dict.fromkeys(msg.drop):
+            target = self.peers.get(conn)
+            if target is None or target is peer:
+                continue
+            target.send(ROTATED)
+            self.remove(target, "removed")
+            if target.on_drop is not None:
+                target.on_drop()
+        if moved:
+            self._broadcast(peer, Rotated(by=peer.conn))
+
+    # ------------------------------------------------------------ routing
+
+    def welcome(self, peer: Peer, msg: WelcomeTo, now: float) -> None:
+        self._to_one(peer, msg.to, WelcomeFor(sender=peer.conn, data=msg.data))
+
+    def reply(self, peer: Peer, msg: ReplyTo, now: float) -> None:
+        self._to_one(peer, msg.to, ReplyFrom(sender=peer.conn, data=msg.data))
+
+    def keyframe_request(self, peer: Peer, msg: KeyframeRequest, now: float) -> None:
+        self._to_one(peer, msg.to, KeyframeWanted(by=peer.conn, kind=msg.kind))
+
+    def join_request(self, peer: Peer, msg: JoinRequest, now: float) -> None:
         self._broadcast(peer, JoinRequestFrom(sender=peer.conn, data=msg.data))
 
-    def app(self, peer: Peer, msg: AppMessage) -> None:
-        self._broadcast(peer, AppFrom(sender=peer.conn, epoch=msg.epoch, data=msg.data))
-
-    def keyframe_request(self, peer: Peer, msg: KeyframeRequest) -> None:
-        target = self.peers.get(msg.to)
-        if target is None:
-            peer.send(Error(ErrorCode.unknown_peer, f"no connection {msg.to} in this room"))
-            return
-        target.send(KeyframeWanted(by=peer.conn, kind=msg.kind))
+    def app(self, peer: Peer, msg: AppMessage, now: float) -> None:
+        self._broadcast(peer, AppFrom(sender=peer.conn, data=msg.data))
 
     # ------------------------------------------------------------ media
 
@@ -167,12 +305,25 @@ class Room:
                 sender.send(KeyframeWanted(by=peer.conn, kind=kind))
 
 
-class Rooms:
-    """All rooms of one relay, in memory only."""
+HANDLERS: dict[type[Any], Callable[[Room, Peer, Any, float], None]] = {
+    Subscribe: Room.subscribe,
+    Commit: Room.commit,
+    Reopen: Room.reopen,
+    Rotate: Room.rotate,
+    WelcomeTo: Room.welcome,
+    ReplyTo: Room.reply,
+    JoinRequest: Room.join_request,
+    AppMessage: Room.app,
+    KeyframeRequest: Room.keyframe_request,
+}
+"""The room's handler of each control message an admitted connection may send."""
 
-    def __init__(self, max_rooms: int, max_conns_per_room: int) -> None:
-        self.max_rooms = max_rooms
-        self.max_conns_per_room = max_conns_per_room
+
+class Rooms:
+    """All rooms of one relay, in memory only, by id."""
+
+    def __init__(self, config: RelayConfig) -> None:
+        self.config = config
         self._rooms: dict[str, Room] = {}
         self._serial = 0
         self._decoy = hashlib.sha256(secrets.token_bytes(32)).digest()
@@ -183,27 +334,41 @@ class Rooms:
     def __iter__(self) -> Iterator[Room]:
         return iter(tuple(self._rooms.values()))
 
-    def create(self, room_id: str, token_hash: bytes) -> Room | Error:
-        """A new empty room keyed by the token's hash, or the refusal."""
-        if room_id in self._rooms:
-            return Error(ErrorCode.room_exists, "room exists")
-        if len(self._rooms) >= self.max_rooms:
-            return Error(ErrorCode.room_full, "this relay has no room for another meeting")
-        self._serial += 1
-        room = Room(room_id, bytes(token_hash), self._serial)
-        self._rooms[room_id] = room
-        return room
+    def get(self, room_id: str) -> Room | None:
+        return self._rooms.get(room_id)
 
-    def admit(self, room_id: str, token: bytes) -> Room | Error:
-        """The room if SHA-256(token) matches its hash; unknown room and bad token look alike."""
-        room = self._rooms.get(room_id)
+    def enter(self, room_id: str, token: bytes, now: float) -> Room | Error:
+        """The room of ``token`` (created if nobody is in it), or the refusal.
+
+        ``room_id`` must be the token's id, else ``BAD_TOKEN``: a room id alone names
+        nothing one could enter, create or squat. An existing room also needs
+        SHA-256(token) to equal its hash (constant-time, same refusal).
+        """
+        token_hash = hashlib.sha256(token).digest()
+        id_ok = hmac.compare_digest(room_id.encode(), room_id_for_token(token).encode())
+        room = self._rooms.get(room_id) if id_ok else None
         expected = room.token_hash if room is not None else self._decoy
-        good = hmac.compare_digest(hashlib.sha256(token).digest(), expected)
-        if room is None or not good:
+        hash_ok = hmac.compare_digest(token_hash, expected)
+        if not id_ok or (room is not None and not hash_ok):
             return BAD_TOKEN
-        if len(room) >= self.max_conns_per_room:
+        if room is None:
+            if len(self._rooms) >= self.config.max_rooms:
+                return Error(ErrorCode.room_full, "this relay has no room for another meeting")
+            self._serial += 1
+            room = Room(room_id, token_hash, self._serial, self.config, now, self._rename)
+            self._rooms[room_id] = room
+        elif len(room) >= self.config.max_conns_per_room:
             return Error(ErrorCode.room_full, "room is full")
         return room
+
+    def _rename(self, room: Room, new_id: str, token_hash: bytes) -> bool:
+        if new_id in self._rooms:
+            return False
+        if self._rooms.get(room.id) is room:
+            del self._rooms[room.id]
+        room.id, room.token_hash = new_id, token_hash
+        self._rooms[new_id] = room
+        return True
 
     def discard_if_empty(self, room: Room) -> bool:
         """Forget ``room`` if nobody is left in it; True if it vanished."""

@@ -17,7 +17,7 @@ class RelayState:
 
     def __init__(self, config: RelayConfig) -> None:
         self.config = config
-        self.rooms = Rooms(config.max_rooms, config.max_conns_per_room)
+        self.rooms = Rooms(config)
         self.connections: set[Connection] = set()
         self._ids = itertools.count(1)
 

@@ -11,6 +11,8 @@ PrivateMessages, Welcomes, and join requests sealed under the link's join key.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from enum import IntEnum
 from typing import Annotated
 
@@ -25,14 +27,21 @@ MAX_CONTROL_BYTES = 1024 * 1024
 RoomId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{22}$")]
 """128 random bits, base64url without padding."""
 Digest = Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
+"""32 bytes: an access token, a SHA-256 hash or an epoch credential."""
 ConnId = Annotated[int, msgspec.Meta(ge=1, le=0xFFFFFFFF)]
-Epoch = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 Handshake_ = Annotated[bytes, msgspec.Meta(min_length=1, max_length=MAX_CONTROL_BYTES - 64)]
+CommitData = Annotated[bytes, msgspec.Meta(min_length=1, max_length=MAX_CONTROL_BYTES - 160)]
+"""An MLS commit: room for the credential and the next hash in the same frame."""
 SmallBlob = Annotated[bytes, msgspec.Meta(min_length=1, max_length=64 * 1024)]
 Reason = Annotated[str, msgspec.Meta(max_length=200)]
+MAX_DROP = 128
+"""Connections one :class:`Rotate` may drop at most."""
 
 
 class ErrorCode(IntEnum):
+    """Codes of :class:`Error`; 4 and 6 are retired (the relay never tells whether a
+    room exists) and never sent."""
+
     bad_message = 1
     too_large = 2
     rate_limited = 3
@@ -40,10 +49,33 @@ class ErrorCode(IntEnum):
     bad_token = 5
     room_exists = 6
     stale_epoch = 7
+    """A commit's epoch credential was already used by another commit."""
     not_joined = 8
     unknown_peer = 9
     room_full = 10
     internal = 11
+    bad_credential = 12
+    """A commit, reopen or rotation presented a credential the room does not know."""
+    rotated = 13
+    """The room's invitation was replaced and this connection was dropped."""
+
+
+ROOM_ID_LABEL = b"clave v2 room id"
+
+
+def room_id_for_token(token: bytes) -> str:
+    """The room id that belongs to an access token (docs/PROTOCOL.md, "Rooms").
+
+    ``base64url(SHA-256("clave v2 room id" || token)[:16])``: a room id says nothing
+    about the token, and only a token holder can name a room it may enter.
+    """
+    digest = hashlib.sha256(ROOM_ID_LABEL + bytes(token)).digest()[:16]
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def credential_hash(credential: bytes) -> bytes:
+    """SHA-256 of an epoch credential: what the relay stores and compares."""
+    return hashlib.sha256(bytes(credential)).digest()
 
 
 class _Msg(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="t"):
@@ -53,18 +85,17 @@ class _Msg(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="t
 # --------------------------------------------------------------- client -> relay
 
 
-class Create(_Msg, tag="create", frozen=True):
-    """Create a room; the relay keeps only the SHA-256 of its access token."""
+class Enter(_Msg, tag="enter", frozen=True):
+    """Enter the room of an access token; the room is created if nobody is in it.
 
-    room: RoomId
-    token_hash: Digest
-
-
-class Join(_Msg, tag="join", frozen=True):
-    """Join a room with its access token (the relay compares SHA-256(token))."""
+    ``room`` must equal :func:`room_id_for_token` of ``token``. ``cred_hash`` (a
+    member's epoch credential hash) is registered only when the room holds none,
+    so a member re-establishes ordering after the room was created empty.
+    """
 
     room: RoomId
     token: Digest
+    cred_hash: Digest | None = None
 
 
 class Subscribe(_Msg, tag="sub", frozen=True):
@@ -75,12 +106,21 @@ class Subscribe(_Msg, tag="sub", frozen=True):
     screen: bool = True
 
 
-class Handshake(_Msg, tag="hs", frozen=True):
-    """An MLS handshake message (opaque) for ``epoch``; ``commit`` asks for ordering."""
+class Commit(_Msg, tag="commit", frozen=True):
+    """An MLS commit (opaque) to be ordered: ``cred`` is the committer's epoch
+    credential (its SHA-256 must be an open slot of the room), ``next`` the hash of
+    the credential of the epoch the commit creates."""
 
-    epoch: Epoch
-    commit: bool
-    data: Handshake_
+    cred: Digest
+    next: Digest
+    data: CommitData
+
+
+class Reopen(_Msg, tag="reopen", frozen=True):
+    """The commit ordered with this credential was refused by the sender's engine:
+    the slot opens again so an honest commit can be ordered for that epoch."""
+
+    cred: Digest
 
 
 class WelcomeTo(_Msg, tag="welcome_to", frozen=True):
@@ -88,6 +128,13 @@ class WelcomeTo(_Msg, tag="welcome_to", frozen=True):
 
     to: ConnId
     data: Handshake_
+
+
+class ReplyTo(_Msg, tag="reply_to", frozen=True):
+    """A host's sealed answer to a join request (declined, locked), for one connection."""
+
+    to: ConnId
+    data: SmallBlob
 
 
 class JoinRequest(_Msg, tag="join_req", frozen=True):
@@ -99,7 +146,6 @@ class JoinRequest(_Msg, tag="join_req", frozen=True):
 class AppMessage(_Msg, tag="app", frozen=True):
     """An MLS application message (chat, presence, control), opaque."""
 
-    epoch: Epoch
     data: SmallBlob
 
 
@@ -110,13 +156,24 @@ class KeyframeRequest(_Msg, tag="kf_req", frozen=True):
     kind: Annotated[int, msgspec.Meta(ge=0, le=2)] = 1
 
 
+class Rotate(_Msg, tag="rotate", frozen=True):
+    """Move the room to a new access token (a replaced invitation): the room takes the
+    id of ``token``; connections in ``drop`` leave it. ``cred`` proves membership."""
+
+    cred: Digest
+    token: Digest
+    drop: Annotated[list[ConnId], msgspec.Meta(max_length=MAX_DROP)] = msgspec.field(
+        default_factory=list
+    )
+
+
 class Leave(_Msg, tag="leave", frozen=True):
     """Leave the room cleanly."""
 
 
 ClientMessage = (
-    Create | Join | Subscribe | Handshake | WelcomeTo | JoinRequest | AppMessage
-    | KeyframeRequest | Leave
+    Enter | Subscribe | Commit | Reopen | WelcomeTo | ReplyTo | JoinRequest | AppMessage
+    | KeyframeRequest | Rotate | Leave
 )
 
 # --------------------------------------------------------------- relay -> client
@@ -126,7 +183,6 @@ class Joined(_Msg, tag="joined", frozen=True):
     """Admission to the room's relay channel (not to the meeting: that is MLS)."""
 
     conn: ConnId
-    epoch: Epoch
     peers: list[ConnId]
 
 
@@ -139,22 +195,25 @@ class PeerLeft(_Msg, tag="peer_left", frozen=True):
     reason: Reason = ""
 
 
-class HandshakeFrom(_Msg, tag="hs_from", frozen=True):
+class CommitFrom(_Msg, tag="commit_from", frozen=True):
+    """Another connection's commit, ordered for its epoch."""
+
     sender: ConnId
-    epoch: Epoch
-    commit: bool
     data: Handshake_
 
 
 class CommitAccepted(_Msg, tag="commit_ok", frozen=True):
-    """Our commit was ordered first for its epoch; the room is now at ``epoch``."""
-
-    epoch: Epoch
+    """Our commit was ordered first for its epoch credential."""
 
 
 class WelcomeFor(_Msg, tag="welcome", frozen=True):
     sender: ConnId
     data: Handshake_
+
+
+class ReplyFrom(_Msg, tag="reply", frozen=True):
+    sender: ConnId
+    data: SmallBlob
 
 
 class JoinRequestFrom(_Msg, tag="join_req_from", frozen=True):
@@ -164,7 +223,6 @@ class JoinRequestFrom(_Msg, tag="join_req_from", frozen=True):
 
 class AppFrom(_Msg, tag="app_from", frozen=True):
     sender: ConnId
-    epoch: Epoch
     data: SmallBlob
 
 
@@ -173,17 +231,22 @@ class KeyframeWanted(_Msg, tag="kf_wanted", frozen=True):
     kind: Annotated[int, msgspec.Meta(ge=0, le=2)] = 1
 
 
+class Rotated(_Msg, tag="rotated", frozen=True):
+    """Connection ``by`` moved the room to a new access token (see :class:`Rotate`)."""
+
+    by: ConnId
+
+
 class Error(_Msg, tag="error", frozen=True):
-    """A refusal. ``epoch`` is the room's current epoch for ``stale_epoch``."""
+    """A refusal."""
 
     code: ErrorCode
     message: Reason
-    epoch: Epoch | None = None
 
 
 RelayMessage = (
-    Joined | PeerJoined | PeerLeft | HandshakeFrom | CommitAccepted | WelcomeFor
-    | JoinRequestFrom | AppFrom | KeyframeWanted | Error
+    Joined | PeerJoined | PeerLeft | CommitFrom | CommitAccepted | WelcomeFor | ReplyFrom
+    | JoinRequestFrom | AppFrom | KeyframeWanted | Rotated | Error
 )
 
 _encoder = msgspec.msgpack.Encoder()

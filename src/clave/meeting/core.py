@@ -1,0 +1,531 @@
+"""The state of one participant's meeting and the helpers every layer uses (sans-I/O).
+
+:class:`MeetingCore` holds the state; :mod:`.meeting_actions` adds user actions
+and committing, :mod:`.meeting_handlers` relay input, and :mod:`.meeting` the
+public facade. See :mod:`clave.meeting.meeting` for the whole picture.
+
+(The facade's docstring follows.)
+
+Bytes in, bytes and events out, in the aioquic style: feed every WebSocket
+binary message from the relay to :meth:`Meeting.receive`, send what
+:meth:`Meeting.frames_to_send` returns, read :meth:`Meeting.next_event` until
+it returns None, and call :meth:`Meeting.handle_timer` once the time
+:meth:`Meeting.get_timer` names has come. User actions (:meth:`admit`,
+:meth:`send_chat`, :meth:`protect_media`, ...) queue frames and events the
+same way. Randomness (``rng``), monotonic time (``clock``) and Unix time
+(``now``, for MLS lifetimes and the people book) are injected.
+
+The meeting is an MLS group (RFC 9420) whose policy extension names the owner,
+hosts and successors by key (:mod:`.policy`, :mod:`.roles`); media keys come
+from its exporter (RFC 9605 section 5.2). The relay orders commits by epoch
+credential (docs/PROTOCOL.md, "Ordering"): a commit presents
+``MLS-Exporter("clave v2 commit credential", "", 32)`` of its epoch and the
+hash of the next one's. Exactly one commit of ours is in flight at a time;
+queued changes are committed together when it resolves (:mod:`.committer`).
+Parts: :mod:`.admission` (joiner), :mod:`.lobby` (requests and replies),
+:mod:`.presence`, :mod:`.roster`, :mod:`.media`, :mod:`.timers`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from .. import wire
+from ..mls.errors import MLSError, PolicyError
+from ..mls.events import CommitSummary, Member, PolicyInput
+from ..mls.group import Group, GroupConfig, Signer
+from ..mls.structs import MLSMessage, PrivateMessage
+from ..sframe.suites import AES_128_GCM_SHA256_128
+from .admission import Request
+from .app_messages import Alive, AppMessage, Hello, encode_app_message
+from .committer import Inflight, Queue
+from .errors import StateError
+from .events import (
+    AlertKind,
+    EpochChanged,
+    Error,
+    ErrorCode,
+    Event,
+    InvitationReplaced,
+    LobbyRequest,
+    MemberJoined,
+    MemberLeft,
+    RosterEntry,
+    SecurityAlert,
+)
+from .identity import Identity, credential_validator, make_credential
+from .keys import room_keys
+from .link import MeetingLink, owner_fingerprint
+from .lobby import LobbyEntry
+from .media import MediaPlane
+from .names import normalize_display_name
+from .people import PeopleBook
+from .policy import (
+    ALIVE_INTERVAL,
+    CAPABILITIES,
+    CommitRules,
+    MeetingPolicy,
+    initial_extensions,
+    meeting_policy,
+)
+from .presence import Presence
+from .roles import owner_entry, suite
+from .roster import Familiarity, build_roster, lobby_request
+from .security_code import security_code
+from .timers import Timer, Timers
+
+Rng = Callable[[int], bytes]
+Clock = Callable[[], float]
+UnixTime = Callable[[], int]
+
+CREDENTIAL_LABEL = "clave v2 commit credential"
+GROUP_ID_BYTES = 16
+
+
+class Phase(StrEnum):
+    connecting = "connecting"
+    """``Enter`` sent, waiting for the relay's ``Joined``."""
+    lobby = "lobby"
+    """Join request sent, waiting for a Welcome (or a host's reply)."""
+    in_meeting = "in_meeting"
+    """A member of the MLS group."""
+    ended = "ended"
+    """Left, removed, declined or refused; every further input is ignored."""
+
+
+@dataclass(frozen=True, slots=True)
+class MeetingConfig:
+    """Local choices that do not affect interoperability."""
+
+    epoch_bits: int = 4
+    """``E`` of the SFrame KID (RFC 9605 section 5.2)."""
+    grace_period: float = 2.0
+    """Seconds for which the previous epoch's media and application messages still decrypt."""
+    sframe_suite: int = AES_128_GCM_SHA256_128.id
+    max_lobby: int = 64
+    """Pending join requests kept at most (more are answered "full")."""
+    max_buffered: int = 512
+    """Messages kept for a later epoch (or until the Welcome) at most."""
+    key_package_lifetime: int = 24 * 3600
+    clock_skew: int = 3600
+    """Our KeyPackage is valid from this many seconds before ``now()``."""
+    order_timeout: float = 5.0
+    """Seconds without the relay ordering our change before we warn."""
+    refresh_interval: float = 600.0
+    """Mean seconds between our periodic key refreshes (0: never), jittered by ±20 %."""
+    handover_timeout: float = 3.0
+    """A leaving host waits this long for its handover commit to be ordered."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Incoming:
+    """An MLS message from the relay (commit or application), possibly buffered."""
+
+    commit: bool
+    sender: int
+    data: bytes
+    from_lobby: bool = False
+
+
+@dataclass(slots=True)
+class _Previous:
+    """The previous epoch's group state, kept to read late application messages."""
+
+    group: Group
+    deadline: float
+
+
+def peek(data: bytes) -> PrivateMessage | None:
+    try:
+        body = MLSMessage.from_bytes(data).body
+    except (MLSError, ValueError):
+        return None
+    return body if isinstance(body, PrivateMessage) else None
+
+
+class MeetingCore:
+    """State and shared helpers of a :class:`~clave.meeting.meeting.Meeting`."""
+
+    def __init__(
+        self,
+        link: MeetingLink,
+        name: str,
+        *,
+        create: bool,
+        rng: Rng,
+        clock: Clock,
+        now: UnixTime,
+        config: MeetingConfig,
+        identity: Identity | None = None,
+        owner_key: bytes | None = None,
+        auto_admit: bool = False,
+        people: PeopleBook | None = None,
+    ) -> None:
+        self._link = link
+        self._name = normalize_display_name(name)
+        self._rng = rng
+        self._clock = clock
+        self._now = now
+        self._config = config
+        self._identity = identity or Identity.generate(rng)
+        self._keys = room_keys(link)
+        cs = suite()
+        if create:
+            if owner_key is None:
+                raise StateError("creating a meeting needs the owner key its invitation names")
+            sig_priv, sig_pub = owner_key, cs.signature_public_key(owner_key)
+            if owner_fingerprint(sig_pub) != link.owner:
+                raise StateError("the owner key does not match the invitation's owner")
+        else:
+            sig_priv, sig_pub = cs.generate_signature_key_pair(rng)
+        self._sig_pub = sig_pub
+        self._signer = Signer(make_credential(self._identity, self._name, sig_pub), sig_priv)
+        self._group_config = GroupConfig(
+            capabilities=CAPABILITIES, credential_validator=credential_validator
+        )
+        self._media = MediaPlane(config.sframe_suite, config.epoch_bits, clock, config.grace_period)
+        self._familiarity = Familiarity(people, self._identity.public_key, now)
+        self._events: deque[Event] = deque()
+        self._out: list[bytes] = []
+        self._phase = Phase.connecting
+        self._presence = Presence()
+        self._timers = Timers()
+        self._group: Group | None = None
+        self._request: Request | None = None
+        self._mls_members: dict[int, Member] = {}
+        self._members: dict[int, RosterEntry] = {}
+        self._rosters: dict[int, dict[int, RosterEntry]] = {}
+        self._lobby: dict[int, LobbyEntry] = {}
+        self._denied: set[int] = set()
+        self._seen_key_packages: set[bytes] = set()
+        self._queue = Queue()
+        self._inflight: Inflight | None = None
+        self._stalled: str | None = None
+        self._backoff = 0.0
+        self._buffer: list[tuple[int | None, _Incoming]] = []
+        self._previous: _Previous | None = None
+        self._seen_app: dict[int, set[tuple[int, int]]] = {}
+        self._last_refresh_by: int | None = None
+        self._added_at: dict[int, int] = {}
+        self._last_sent_app = 0.0
+        self._leaving = False
+        self._pending_invite: str | None = None
+        self._rotate_after_commit = False
+        if create:
+            policy = MeetingPolicy(
+                owner=sig_pub, hosts=(owner_entry(sig_pub),), auto_admit=auto_admit
+            )
+            self._group = Group.create(
+                MLS_CIPHER_SUITE_ID,
+                rng(GROUP_ID_BYTES),
+                self._signer,
+                rng=rng,
+                now=now,
+                extensions=initial_extensions(policy),
+                policy=self._check_commit,
+                config=self._group_config,
+            )
+            cred_hash = hashlib.sha256(self._credential(self._group)).digest()
+            self._send(
+                wire.Enter(
+                    room=self._keys.room_id, token=self._keys.access_token, cred_hash=cred_hash
+                )
+            )
+        else:
+            self._send(wire.Enter(room=self._keys.room_id, token=self._keys.access_token))
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def phase(self) -> Phase:
+        return self._phase
+
+    @property
+    def link(self) -> MeetingLink:
+        """The current invitation (a host may replace it; see :meth:`rotate_invitation`)."""
+        return self._link
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def fingerprint(self) -> str:
+        """Our long-term identity's fingerprint (8 groups of 4 hex digits)."""
+        return self._identity.fingerprint
+
+    @property
+    def conn(self) -> int | None:
+        """Our relay connection id once connected."""
+        return self._presence.conn
+
+    @property
+    def own_leaf(self) -> int | None:
+        return self._group.own_leaf_index if self._in_meeting() and self._group else None
+
+    @property
+    def epoch(self) -> int | None:
+        """The current MLS epoch while in the meeting."""
+        return self._group.epoch if self._in_meeting() and self._group else None
+
+    @property
+    def security_code(self) -> str | None:
+        """The code to compare out of band: it changes when someone joins or leaves."""
+        if not self._in_meeting() or self._group is None:
+            return None
+        return security_code(self._group.group_id, self._mls_members.values())
+
+    @property
+    def roster(self) -> tuple[RosterEntry, ...]:
+        return tuple(self._members[leaf] for leaf in sorted(self._members))
+
+    @property
+    def policy(self) -> MeetingPolicy | None:
+        """The meeting policy (roles and settings) of the current epoch."""
+        if self._group is None or not self._in_meeting():
+            return None
+        return meeting_policy(self._group.extensions)
+
+    @property
+    def is_host(self) -> bool:
+        policy = self.policy
+        return policy is not None and policy.is_host(self._sig_pub)
+
+    @property
+    def host_leaves(self) -> tuple[int, ...]:
+        return tuple(e.leaf for e in self.roster if e.is_host)
+
+    @property
+    def lobby(self) -> tuple[LobbyRequest, ...]:
+        """Validated join requests waiting for a host's decision."""
+        return tuple(self._lobby_request(e) for e in self._lobby.values() if not e.answered)
+
+    @property
+    def commit_in_flight(self) -> bool:
+        """True while our own commit awaits the relay's ordering (keys are about to change)."""
+        return self._inflight is not None
+
+    @property
+    def ordering_stalled(self) -> str | None:
+        """Why our pending change is not being ordered (None while all is well)."""
+        return self._stalled
+
+    @property
+    def pending_removals(self) -> tuple[int, ...]:
+        """Leaves a removal was asked for (or that departed) and are still members."""
+        return tuple(sorted((self._queue.kick | self._presence.departed) & set(self._members)))
+
+    @property
+    def encrypted(self) -> bool:
+        """True only while in the meeting with the current epoch's media keys installed."""
+        return (
+            self._in_meeting()
+            and self._group is not None
+            and self._media.epoch == self._group.epoch
+        )
+
+    def export_secret(self, label: str, context: bytes, length: int) -> bytes:
+        """MLS-Exporter of the current epoch (RFC 9420 section 8.5), for audits and tests."""
+        return self._require_in_meeting("export a secret").export_secret(label, context, length)
+
+    # ------------------------------------------------------------------ internals
+
+    def _in_meeting(self) -> bool:
+        return self._phase is Phase.in_meeting
+
+    def _require_in_meeting(self, what: str) -> Group:
+        if not self._in_meeting() or self._group is None:
+            raise StateError(f"cannot {what}: not in the meeting (phase {self._phase})")
+        return self._group
+
+    def _require_host(self, what: str) -> Group:
+        group = self._require_in_meeting(what)
+        if not self.is_host:
+            raise StateError(f"only a host can {what}")
+        return group
+
+    def _credential(self, group: Group) -> bytes:
+        return group.export_secret(CREDENTIAL_LABEL, b"", 32)
+
+    def _check_commit(self, info: PolicyInput) -> None:
+        """The MLS policy hook: :class:`CommitRules` with this member's view of silence."""
+        group = self._group
+        now = self._clock()
+        rules = CommitRules(
+            group.group_id if group is not None else b"",
+            lambda leaf: self._presence.silent_for(leaf, now),
+            self._last_refresh_by,
+        )
+        rules(info)
+
+    def _emit(self, event: Event) -> None:
+        self._events.append(event)
+
+    def _error(self, code: ErrorCode, message: str) -> None:
+        self._events.append(Error(code, message))
+
+    def _alert(self, kind: AlertKind, message: str) -> None:
+        self._events.append(SecurityAlert(kind, message))
+
+    def _send(self, msg: Any) -> bool:
+        try:
+            self._out.append(wire.encode(msg))
+        except wire.WireError as exc:
+            self._error(ErrorCode.commit_failed, f"cannot send {type(msg).__name__}: {exc}")
+            return False
+        return True
+
+    def _send_app(self, msg: AppMessage) -> None:
+        group = self._require_in_meeting("send")
+        self._send(wire.AppMessage(data=group.send(encode_app_message(msg))))
+        self._last_sent_app = self._clock()
+
+    def _end(self, event: Event) -> None:
+        self._phase = Phase.ended
+        self._emit(event)
+        self._group = None
+        self._request = None
+        self._previous = None
+        self._inflight = None
+        self._buffer.clear()
+        self._members = {}
+        self._mls_members = {}
+        self._timers.clear()
+        if not self._media.auditing:
+            self._media.forget()
+
+    def _name_of(self, leaf: int | None) -> str:
+        entry = self._members.get(leaf) if leaf is not None else None
+        return entry.name if entry else f"leaf {leaf}"
+
+    # ------------------------------------------------------------------ epochs
+
+    def _enter_epoch(self, summary: CommitSummary | None) -> None:
+        """Install a new epoch: media keys, roster, events, Hello (RFC 9605 section 5.2)."""
+        group = self._group
+        assert group is not None
+        old = self._members
+        epoch = group.epoch
+        self._media.set_epoch(group)
+        policy = meeting_policy(group.extensions)
+        self._mls_members = {m.leaf_index: m for m in group.roster()}
+        members = build_roster(
+            self._mls_members.values(), policy, group.own_leaf_index, self._familiarity
+        )
+        self._members = members
+        self._rosters[epoch] = members
+        keep = 1 << self._config.epoch_bits
+        for e in [e for e in self._rosters if e <= epoch - keep]:
+            del self._rosters[e]
+        for e in [e for e in self._seen_app if e < epoch - 1]:
+            del self._seen_app[e]
+        if summary is not None:
+            self._last_refresh_by = (
+                summary.committer
+                if not (summary.added or summary.removed or summary.extensions_changed)
+                else None
+            )
+            if summary.committer is not None:
+                self._presence.heard(summary.committer, self._clock())
+            for m in summary.removed:
+                self._presence.forget(m.leaf_index)
+                entry = old.get(m.leaf_index)
+                self._emit(MemberLeft(m.leaf_index, entry.name if entry else "?"))
+            for m in summary.added:
+                self._added_at[m.leaf_index] = epoch
+                self._adopt_added(m)
+                new = members.get(m.leaf_index)
+                if new is not None:
+                    self._emit(MemberJoined(new.leaf, new.name, new.fingerprint))
+        self._presence.keep_only(members)
+        self._queue.kick &= set(members)
+        code = security_code(group.group_id, self._mls_members.values())
+        self._emit(EpochChanged(epoch, code, self.roster))
+        if self._presence.conn is not None:
+            self._send_app(Hello(self._presence.conn, self._name))
+        self._schedule()
+
+    def _adopt_added(self, m: Member) -> None:
+        """A newcomer we held a request for: map its connection, forget the request."""
+        for rid, entry in list(self._lobby.items()):
+            if entry.signature_key == m.signature_key:
+                del self._lobby[rid]
+                if rid in self._queue.admit:
+                    self._queue.admit.remove(rid)
+                self._presence.map(m.leaf_index, rid)
+
+    def _seniority(self, leaf: int) -> tuple[int, int]:
+        return (self._added_at.get(leaf, -1), leaf)
+
+    def _schedule(self) -> None:
+        """(Re)arm the timers that depend on our role and the epoch."""
+        now = self._clock()
+        if self._in_meeting() and self.is_host:
+            self._timers.set_if_unset(Timer.alive, now + ALIVE_INTERVAL)
+        else:
+            self._timers.cancel(Timer.alive)
+        interval = self._config.refresh_interval
+        if interval > 0 and self._in_meeting():
+            jitter = 0.8 + 0.4 * int.from_bytes(self._rng(2), "big") / 0xFFFF
+            self._timers.set_if_unset(Timer.refresh, now + interval * jitter)
+
+    def _timer_alive(self) -> None:
+        if self._in_meeting() and self.is_host:
+            if self._clock() - self._last_sent_app >= ALIVE_INTERVAL * 0.9:
+                self._send_app(Alive())
+            self._timers.set(Timer.alive, self._clock() + ALIVE_INTERVAL)
+
+    def _snapshot(self, group: Group) -> Group | None:
+        """A copy of this epoch's group to read its late application messages."""
+        if self._config.grace_period <= 0:
+            return None
+        try:
+            copy = Group.from_bytes(
+                group.to_bytes(),
+                rng=self._rng,
+                now=self._now,
+                policy=_refuse_everything,
+                config=self._group_config,
+            )
+        except MLSError:  # pragma: no cover - our own state always round-trips
+            return None
+        return copy
+
+    def _set_previous(self, snapshot: Group | None) -> None:
+        if snapshot is None:
+            self._previous = None
+            return
+        deadline = self._clock() + self._config.grace_period
+        self._previous = _Previous(snapshot, deadline)
+        self._timers.set(Timer.previous, deadline)
+
+    def _timer_previous(self) -> None:
+        prev = self._previous
+        if prev is not None and self._clock() >= prev.deadline:
+            self._previous = None
+
+    def _lobby_request(self, entry: LobbyEntry) -> LobbyRequest:
+        return lobby_request(
+            entry, self._mls_members.values(), self._lobby.values(), self._familiarity
+        )
+
+    def _settle(self) -> None:
+        """After any input: apply what became possible (defined by the input layer)."""
+        raise NotImplementedError
+
+    def _adopt_link(self, link: MeetingLink) -> None:
+        self._link = link
+        self._keys = room_keys(link)
+        self._emit(InvitationReplaced(link.url))
+
+
+MLS_CIPHER_SUITE_ID = 1
+
+
+def _refuse_everything(info: PolicyInput) -> None:
+    raise PolicyError("a retained past epoch only decrypts application messages")

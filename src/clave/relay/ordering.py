@@ -1,0 +1,175 @@
+"""Commit ordering by epoch credential: which commit a room orders first for an epoch.
+
+Every MLS epoch has an *epoch credential*, a secret that only the group's
+members can derive; the relay only ever sees its SHA-256. A room keeps
+**slots** keyed by such hashes. A slot is *open* (no commit ordered for that
+epoch yet) or *consumed*, and has an *owner* (the connection that registered
+it).
+
+* A commit presents its epoch's credential ``cred`` and the hash ``next`` of
+  the credential of the epoch it creates. If SHA-256(cred) is an open slot, the
+  commit is ordered: the slot is consumed and ``next`` becomes an open slot
+  owned by the committer (a ``next`` already known stays as it is). A consumed
+  slot means another commit won that epoch (*stale*); an unknown hash means
+  the sender never was a member (*unknown*). A connection that knows no
+  credential therefore gets none of its commits ordered: junk commits from a
+  link holder cannot win an epoch and so cannot refuse the host's Remove as
+  stale forever.
+* A member whose engine refused the commit ordered for its epoch (a member's
+  junk) *reopens* that slot, so an honest commit can still be ordered for it.
+  Reopening a slot nobody uses any more is harmless: honest members have moved
+  on to the next epoch's slot.
+* Bounds: a connection owns at most ``max_open_per_owner`` open slots (a commit
+  that would exceed it is refused, nothing changed), and a room holds at most
+  ``max_slots``. When full, consumed slots are evicted oldest first, then open
+  slots whose owner has left, oldest first; otherwise the commit is refused.
+  Age is the order of registration (reopening does not make a slot younger).
+
+Plain data: no I/O, no clock. :mod:`clave.relay.room` maps verdicts to errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container
+from enum import Enum
+
+
+class Verdict(Enum):
+    """What became of a commit."""
+
+    accepted = "accepted"
+    stale = "stale"
+    """Its credential's slot is consumed: another commit won that epoch."""
+    unknown = "unknown"
+    """Its credential is not a slot of the room: the sender knows no credential."""
+    owner_limit = "owner_limit"
+    """The committer would own more than ``max_open_per_owner`` open slots."""
+    full = "full"
+    """The room holds ``max_slots`` slots and none may be evicted."""
+
+
+class _Slot:
+    __slots__ = ("is_open", "owner")
+
+    def __init__(self, owner: int) -> None:
+        self.owner = owner
+        self.is_open = True
+
+
+class EpochSlots:
+    """The slots of one room (see the module docstring)."""
+
+    __slots__ = ("_open_by_owner", "_slots", "max_open_per_owner", "max_slots")
+
+    def __init__(self, max_slots: int = 512, max_open_per_owner: int = 4) -> None:
+        if max_slots < 2 or max_open_per_owner < 1:
+            raise ValueError("need max_slots >= 2 and max_open_per_owner >= 1")
+        self.max_slots = max_slots
+        self.max_open_per_owner = max_open_per_owner
+        self._slots: dict[bytes, _Slot] = {}
+        """Hash -> slot, in registration order (oldest first)."""
+        self._open_by_owner: dict[int, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._slots)
+
+    def __contains__(self, key: object) -> bool:
+        """True if ``key`` is a slot, open or consumed."""
+        return key in self._slots
+
+    def is_open(self, key: bytes) -> bool:
+        slot = self._slots.get(key)
+        return slot is not None and slot.is_open
+
+    def owner(self, key: bytes) -> int | None:
+        slot = self._slots.get(key)
+        return None if slot is None else slot.owner
+
+    def open_count(self, owner: int) -> int:
+        """How many open slots ``owner`` holds."""
+        return self._open_by_owner.get(owner, 0)
+
+    # ------------------------------------------------------------ changes
+
+    def seed(self, key: bytes, owner: int) -> bool:
+        """Register ``key`` as an open slot of ``owner`` if the room holds no slots at all."""
+        if self._slots:
+            return False
+        self._add(key, owner)
+        return True
+
+    def check(self, cred: bytes, next_: bytes, owner: int, present: Container[int]) -> Verdict:
+        """The verdict :meth:`commit` would give, changing nothing."""
+        return self._verdict(cred, next_, owner, present)[0]
+
+    def commit(self, cred: bytes, next_: bytes, owner: int, present: Container[int]) -> Verdict:
+        """Order a commit by ``owner`` (hashes ``cred`` and ``next_``); change state if accepted.
+
+        ``present`` holds the connections still in the room (for eviction).
+        """
+        verdict, victim = self._verdict(cred, next_, owner, present)
+        if verdict is not Verdict.accepted:
+            return verdict
+        if victim is not None:
+            self._remove(victim)
+        slot = self._slots[cred]
+        slot.is_open = False
+        self._count(slot.owner, -1)
+        if next_ not in self._slots:
+            self._add(next_, owner)
+        return verdict
+
+    def reopen(self, key: bytes) -> bool:
+        """Open a consumed slot again; False (nothing changed) if ``key`` is not consumed."""
+        slot = self._slots.get(key)
+        if slot is None or slot.is_open:
+            return False
+        slot.is_open = True
+        self._count(slot.owner, 1)
+        return True
+
+    # ------------------------------------------------------------ internals
+
+    def _verdict(
+        self, cred: bytes, next_: bytes, owner: int, present: Container[int]
+    ) -> tuple[Verdict, bytes | None]:
+        slot = self._slots.get(cred)
+        if slot is None:
+            return Verdict.unknown, None
+        if not slot.is_open:
+            return Verdict.stale, None
+        if next_ in self._slots:
+            return Verdict.accepted, None
+        held = self.open_count(owner) - (slot.owner == owner)
+        if held + 1 > self.max_open_per_owner:
+            return Verdict.owner_limit, None
+        if len(self._slots) < self.max_slots:
+            return Verdict.accepted, None
+        victim = self._victim(cred, present)
+        return (Verdict.full, None) if victim is None else (Verdict.accepted, victim)
+
+    def _victim(self, keep: bytes, present: Container[int]) -> bytes | None:
+        """The slot to evict: the oldest consumed, else the oldest open one of an absent owner."""
+        for key, slot in self._slots.items():
+            if not slot.is_open:
+                return key
+        for key, slot in self._slots.items():
+            if slot.owner not in present and key != keep:
+                return key
+        return None
+
+    def _add(self, key: bytes, owner: int) -> None:
+        self._slots[key] = _Slot(owner)
+        self._count(owner, 1)
+
+    def _remove(self, key: bytes) -> None:
+        slot = self._slots.pop(key)
+        if slot.is_open:
+            self._count(slot.owner, -1)
+
+    def _count(self, owner: int, delta: int) -> None:
+        count = self._open_by_owner.get(owner, 0) + delta
+        if count:
+            self._open_by_owner[owner] = count
+        else:
+            del self._open_by_owner[owner]
