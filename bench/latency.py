@@ -195,7 +195,9 @@ def run(seconds: float, warmup: float) -> dict[str, Any]:
             glasses.append(alice)
             join_meeting(alice, alice_engine.url, "Alice")
             wait_in_meeting(alice)
-            bob_engine = procs.engine("bob", "join", alice_engine.link, "--name", "Bob")
+            bob_engine = procs.engine(
+                "bob", "join", "--name", "Bob", invitation=alice_engine.invitation
+            )
             bob = launch_glass(pw, "bob", root)
             glasses.append(bob)
             join_meeting(bob, bob_engine.url, "Bob")

@@ -24,7 +24,11 @@ from typing import TYPE_CHECKING, Any
 from . import __version__
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .meeting.identity import Identity
     from .meeting.link import MeetingLink
+    from .meeting.people import PeopleBook
 
 MAX_INVITATION_CHARS = 4096
 """Read at most this much of an invitation (a real one has fewer than 400 characters)."""
@@ -309,32 +313,51 @@ def _on_stop_signals(stop: asyncio.Event) -> None:
             loop.add_signal_handler(sig, stop.set)
 
 
+def _open_store() -> tuple[Identity, PeopleBook, Callable[[PeopleBook], None]] | None:
+    """This user's identity key, people book and a saver of the book (None after
+    printing why the configuration directory cannot be used)."""
+    from .engine.store import ConfigStore, StoreError
+
+    try:
+        store = ConfigStore()
+        identity = store.load_or_create_identity()
+        people = store.load_people()
+    except StoreError as exc:
+        print(f"clave: {exc}", file=sys.stderr)
+        return None
+
+    def save(book: PeopleBook) -> None:
+        try:
+            store.save_people(book)
+        except StoreError as exc:
+            print(f"clave: {exc}", file=sys.stderr)
+
+    return identity, people, save
+
+
 async def _participate(args: argparse.Namespace) -> int:
     from .engine.headless import HeadlessParticipant
 
+    stored = _open_store()
+    if stored is None:
+        return 2
+    identity, people, save_people = stored
     opened = await _meeting_link(args)
     if opened is None:
         return 2
     link, host, owner_key, runner = opened
-    if owner_key is not None:
-        me = HeadlessParticipant(
-            link,
-            args.name,
-            host=True,
-            owner_key=owner_key,
-            auto_admit=not getattr(args, "no_auto_admit", False),
-            video=not args.no_video,
-            audio=not args.no_audio,
-        )
-    else:
-        me = HeadlessParticipant(
-            link,
-            args.name,
-            host=host,
-            auto_admit=not getattr(args, "no_auto_admit", False),
-            video=not args.no_video,
-            audio=not args.no_audio,
-        )
+    me = HeadlessParticipant(
+        link,
+        args.name,
+        host=owner_key is not None,
+        owner_key=owner_key,
+        auto_admit=not getattr(args, "no_auto_admit", False),
+        video=not args.no_video,
+        audio=not args.no_audio,
+        identity=identity,
+        people=people,
+    )
+
     stop = asyncio.Event()
     _on_stop_signals(stop)
     try:
@@ -354,6 +377,7 @@ async def _participate(args: argparse.Namespace) -> int:
             await me.depart_and_observe(args.linger)
     finally:
         report = await me.stop()
+        save_people(people)
         if runner is not None:
             await runner.cleanup()
     for sender, kinds in sorted(report.decoded.items()):
@@ -395,16 +419,24 @@ async def _browse(args: argparse.Namespace) -> int:
     from .engine.bridge import GlassBridge
     from .engine.ui_server import UIServer
 
+    stored = _open_store()
+    if stored is None:
+        return 2
+    identity, people, save_people = stored
     opened = await _meeting_link(args)
     if opened is None:
         return 2
     link, host, owner_key, runner = opened
-    if owner_key is not None:
-        bridge = GlassBridge(
-            link, host=True, owner_key=owner_key, default_name=args.name or ""
-        )
-    else:
-        bridge = GlassBridge(link, host=host, default_name=args.name or "")
+    bridge = GlassBridge(
+        link,
+        host=owner_key is not None,
+        owner_key=owner_key,
+        default_name=args.name or "",
+        identity=identity,
+        people=people,
+        on_people_changed=save_people,
+    )
+
     server = UIServer(bridge, port=args.port, launcher=True)
     stop = asyncio.Event()
     _on_stop_signals(stop)
@@ -429,6 +461,7 @@ async def _browse(args: argparse.Namespace) -> int:
             await asyncio.sleep(1.0)  # let the page show why
     finally:
         await bridge.close()
+        save_people(people)
         await server.stop()
         if runner is not None:
             await runner.cleanup()

@@ -6,6 +6,13 @@ Everything runs as in real use: ``clave serve`` (the relay), ``clave meet`` /
 own process; every glass is a real Chromium (Playwright, Debian's
 ``/usr/bin/chromium``) with a fake camera and microphone, in its own browser
 process and profile. The Playwright sync API is used.
+
+The documented invitation flow is followed: ``clave meet`` prints ``open: file://…``
+(the engine's 0600 launcher file), ``invitation: clave://…`` and the secret-free
+``web page for invitees``; guests get the invitation on standard input
+(``clave join``) or through ``clave open URL`` (what the ``clave:`` handler runs), never
+as an argument of ``clave join``; browsers are given the launcher's ``file://``
+address, whose one-time token the engine trades for a session cookie.
 """
 
 from __future__ import annotations
@@ -17,14 +24,19 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
 
 from playwright.sync_api import BrowserContext, Page, Playwright
+
+from clave.engine.launcher import read_target
 
 T = TypeVar("T")
 
@@ -48,8 +60,17 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 CLI = [sys.executable, "-m", "clave.cli"]
 
-OPEN_LINE = re.compile(r"^open: (http://127\.0\.0\.1:(\d+)/\?t=[A-Za-z0-9_-]+)$")
+OPEN_LINE = re.compile(r"^open: (file:///\S+\.html)$")
+"""``clave meet|join`` in browser mode: the launcher file to give the browser."""
+INVITATION_LINE = re.compile(r"^invitation: (clave://\S+)$")
+WEB_PAGE_LINE = re.compile(r"^web page for invitees \(no secret\): (https?://\S+)$")
+MEETING_LINE = re.compile(r"^meeting: room (\S+) on relay (\S+)$")
+"""What a guest's engine prints once it has read the invitation (never the secret)."""
 RELAY_LINE = re.compile(r"^relay listening on (http://127\.0\.0\.1:\d+)$")
+TARGET = re.compile(r"http://127\.0\.0\.1:(\d+)/\?t=[A-Za-z0-9_-]+")
+PAGE_URL = re.compile(r"^http://127\.0\.0\.1:\d+/$")
+"""Where a glass lands after the launcher's hop: the token has left the address bar."""
+NO_DISPLAY = ("DISPLAY", "WAYLAND_DISPLAY", "BROWSER")
 
 
 def browser_available() -> str | None:
@@ -86,23 +107,44 @@ def wait_for(
 
 
 class Proc:
-    """A clave subprocess whose output (stdout and stderr merged) is read by a thread."""
+    """A clave subprocess whose output (stdout and stderr merged) is read by a thread.
 
-    def __init__(self, name: str, args: list[str]) -> None:
+    ``stdin``: text written to its standard input, then closed (an invitation for
+    ``clave join``). ``group``: the command hands over to a child that outlives it
+    (``clave open`` forks the engine and returns): :meth:`stop` then signals the whole
+    process group, which is this process's own (it starts a new session)."""
+
+    def __init__(
+        self,
+        name: str,
+        args: list[str],
+        *,
+        stdin: str | None = None,
+        env: dict[str, str] | None = None,
+        group: bool = False,
+    ) -> None:
         self.name = name
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.group = group
+        env = {**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"}
+        env["CLAVE_CONFIG_DIR"] = own_config_dir(name)  # each person their own identity
         src = str(ROOT / "src")
         env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
         self.popen = subprocess.Popen(
             [*CLI, *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
             text=True,
             bufsize=1,
             env=env,
             start_new_session=True,
         )
+        if stdin is not None:
+            assert self.popen.stdin is not None
+            with contextlib.suppress(BrokenPipeError):
+                self.popen.stdin.write(stdin)
+            with contextlib.suppress(BrokenPipeError):
+                self.popen.stdin.close()
         self.lines: list[str] = []
         self._cond = threading.Condition()
         self._reader = threading.Thread(target=self._read, name=f"out-{name}", daemon=True)
@@ -129,7 +171,7 @@ class Proc:
                     m = regex.match(line)
                     if m is not None:
                         return m
-                if self.popen.poll() is not None and not self._reader.is_alive():
+                if not self._reader.is_alive() and self.popen.poll() is not None:
                     raise AssertionError(
                         f"{self.name} exited ({self.popen.returncode}): {self.output}"
                     )
@@ -148,6 +190,8 @@ class Proc:
 
     def stop(self, timeout: float = 10.0) -> int | None:
         """SIGTERM (the clave commands leave the meeting cleanly on it), then SIGKILL."""
+        if self.group:
+            return self._stop_group(timeout)
         if self.popen.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 self.popen.send_signal(signal.SIGTERM)
@@ -160,19 +204,72 @@ class Proc:
         self._reader.join(2)
         return self.popen.returncode
 
+    def _stop_group(self, timeout: float) -> int | None:
+        """SIGTERM to this process's group (its pid is the group's id: it started a new
+        session), then SIGKILL; done once every member closed the output pipe."""
+        pgid = self.popen.pid
+        for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, sig)
+            self._reader.join(wait)
+            if not self._reader.is_alive():
+                break
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(5)
+        return self.popen.returncode
+
 
 @dataclass
 class Engine:
-    """A clave engine in browser mode: its page URL and the meeting link."""
+    """A clave engine in browser mode, as its output describes it."""
 
     proc: Proc
     url: str
+    """``file://…``: the launcher file, what the browser is given (``open:``)."""
+    launcher: Path
     port: int
-    link: str
+    """The meeting page's port (from the launcher file: the tests' own business)."""
+    invitation: str | None = None
+    """``clave://…#secret.owner``: what the host shares (``invitation:``); None for a guest."""
+    info_url: str | None = None
+    """The relay's secret-free page for invitees (``web page for invitees``)."""
+    meeting: str | None = None
+    """A guest's ``meeting: room … on relay …`` line: proof it read an invitation."""
 
     @property
     def origin(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+
+def own_config_dir(name: str) -> str:
+    """A fresh configuration directory (identity key, people book) for one engine, under
+    the suite's private one (tests/conftest.py)."""
+    base = Path(os.environ.get("CLAVE_CONFIG_DIR") or tempfile.gettempdir())
+    path = base / f"{name}-{uuid.uuid4().hex[:8]}"
+    path.mkdir(mode=0o700, parents=True)
+    return str(path)
+
+
+def engine_from(proc: Proc, hosting: bool) -> Engine:
+    """Read an engine's ``open:`` line, then its invitation lines (host) or its
+    ``meeting:`` line (guest)."""
+    url = proc.wait_line(OPEN_LINE).group(1)
+    launcher = Path(unquote(urlsplit(url).path))
+    target = TARGET.fullmatch(read_target(launcher))
+    assert target is not None
+    engine = Engine(proc, url, launcher, int(target.group(1)))
+    if hosting:
+        engine.invitation = proc.wait_line(INVITATION_LINE).group(1)
+        engine.info_url = proc.wait_line(WEB_PAGE_LINE).group(1)
+    else:
+        engine.meeting = proc.wait_line(MEETING_LINE).group(0)
+    return engine
+
+
+def without_display() -> dict[str, str]:
+    """The environment minus a display (and $BROWSER): an engine then prints its
+    launcher and says to open it, as on a server, instead of starting a browser."""
+    return {k: v for k, v in os.environ.items() if k not in NO_DISPLAY}
 
 
 @dataclass
@@ -181,8 +278,15 @@ class Processes:
 
     procs: list[Proc] = field(default_factory=list)
 
-    def start(self, name: str, *args: str) -> Proc:
-        proc = Proc(name, list(args))
+    def start(
+        self,
+        name: str,
+        *args: str,
+        stdin: str | None = None,
+        env: dict[str, str] | None = None,
+        group: bool = False,
+    ) -> Proc:
+        proc = Proc(name, list(args), stdin=stdin, env=env, group=group)
         self.procs.append(proc)
         return proc
 
@@ -191,12 +295,23 @@ class Processes:
         proc = self.start("relay", "serve", "--port", "0")
         return proc.wait_line(RELAY_LINE).group(1)
 
-    def engine(self, name: str, *args: str) -> Engine:
-        """``clave meet|join ... --no-browser``: wait for its ``open:`` and ``link:`` lines."""
-        proc = self.start(name, *args, "--no-browser")
-        m = proc.wait_line(OPEN_LINE)
-        link = proc.wait_line("link: ").group(0).split(" ", 1)[1]
-        return Engine(proc, m.group(1), int(m.group(2)), link)
+    def engine(self, name: str, *args: str, invitation: str | None = None) -> Engine:
+        """``clave meet ... --no-browser`` (no ``invitation``), or ``clave join ...
+        --no-browser`` with the invitation on its standard input, as a user pastes it.
+        Waits for the launcher and the invitation (host) or ``meeting:`` line (guest)."""
+        if invitation is None:
+            proc = self.start(name, *args, "--no-browser")
+        else:
+            proc = self.start(name, *args, "--no-browser", stdin=invitation + "\n")
+        return engine_from(proc, hosting=invitation is None)
+
+    def open_invitation(self, name: str, invitation: str) -> Engine:
+        """``clave open URL``, what the ``clave:`` handler runs when a user clicks the
+        invitation: it hands the invitation to a fresh engine through a pipe and returns;
+        that engine (no display here) prints its launcher for the user's browser."""
+        env = {**without_display(), "CLAVE_TEST_PROCESS": uuid.uuid4().hex}
+        proc = self.start(name, "open", invitation, env=env, group=True)
+        return engine_from(proc, hosting=False)
 
     def stop_all(self) -> None:
         for proc in reversed(self.procs):
@@ -216,6 +331,8 @@ class Glass:
     page: Page
     profile: Path
     console: list[str] = field(default_factory=list)
+    tab: bool = False
+    """Another tab of a browser that another :class:`Glass` owns (:func:`new_tab`)."""
 
     def stats(self) -> dict[str, Any]:
         """A JSON copy of ``window.claveStats``."""
@@ -231,9 +348,25 @@ class Glass:
         return result
 
     def close(self) -> None:
+        if self.tab:
+            with contextlib.suppress(Exception):
+                self.page.close()
+            return
         with contextlib.suppress(Exception):
             self.context.close()
         shutil.rmtree(self.profile, ignore_errors=True)
+
+
+def _watch_console(glass: Glass) -> Glass:
+    glass.page.on("console", lambda msg: glass.console.append(f"{msg.type}: {msg.text}"))
+    glass.page.on("pageerror", lambda exc: glass.console.append(f"pageerror: {exc}"))
+    return glass
+
+
+def new_tab(owner: Glass, name: str) -> Glass:
+    """A new tab in ``owner``'s browser (same profile, cookies and processes)."""
+    return _watch_console(Glass(name, owner.context, owner.context.new_page(), owner.profile,
+                                tab=True))
 
 
 def launch_glass(pw: Playwright, name: str, profile_root: Path) -> Glass:
@@ -252,16 +385,21 @@ def launch_glass(pw: Playwright, name: str, profile_root: Path) -> Glass:
     except BaseException:
         context.close()
         raise
-    glass = Glass(name, context, page, profile)
-    page.on("console", lambda msg: glass.console.append(f"{msg.type}: {msg.text}"))
-    page.on("pageerror", lambda exc: glass.console.append(f"pageerror: {exc}"))
-    return glass
+    return _watch_console(Glass(name, context, page, profile))
+
+
+def open_glass(page: Page, url: str) -> None:
+    """Open an engine's launcher (``file://…``) in ``page``, as a user's browser would,
+    and wait for its hop to the meeting page (``http://127.0.0.1:PORT/``)."""
+    page.goto(url)
+    page.wait_for_url(PAGE_URL, timeout=15_000)
 
 
 def join_meeting(glass: Glass, url: str, name: str) -> None:
-    """Open the engine's page, type the name and press Join (the lobby may follow)."""
+    """Open the engine's launcher ``url``, type the name and press Join (the lobby may
+    follow)."""
     page = glass.page
-    page.goto(url)
+    open_glass(page, url)
     page.locator("#name").fill(name)
     page.locator("#join").click(timeout=15_000)
 

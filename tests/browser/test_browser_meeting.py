@@ -7,6 +7,11 @@ headless Chromium with a fake camera and microphone, and Carol, a headless
 Python participant (``clave join --headless``) with real VP8 and Opus. The
 host admits both guests from the lobby by clicking in her page.
 
+The invitation travels as documented: Alice's engine prints the ``clave://``
+invitation, which Bob and Carol paste into ``clave join`` (standard input, never an
+argument); each browser is given its engine's launcher file (``file://…``), never the
+page's token.
+
 Media counts are the glass's DECODER OUTPUTS (``window.claveStats.decoded``),
 not packets received and not animation callbacks.
 """
@@ -27,6 +32,7 @@ from typing import Any
 import pytest
 from browser_helpers import (
     ARTIFACTS,
+    PAGE_URL,
     Glass,
     Processes,
     admit,
@@ -35,10 +41,13 @@ from browser_helpers import (
     launch_glass,
     leaves_of,
     normalise_code,
+    open_glass,
     wait_for,
     wait_in_meeting,
 )
 from playwright.sync_api import CDPSession, Page, expect, sync_playwright
+
+from clave.meeting.link import b64url_encode, parse_link
 
 pytestmark = [pytest.mark.slow]
 
@@ -135,19 +144,30 @@ def test_two_browsers_and_a_headless_participant(tmp_path: Path) -> None:
         with sync_playwright() as pw:
             relay = procs.relay()
             alice_engine = procs.engine("alice", "meet", "--relay", relay, "--name", "Alice")
-            link = alice_engine.link
-            assert link.startswith(f"{relay}/m/") and "#" in link
+            invitation, info_url = alice_engine.invitation, alice_engine.info_url
+            assert invitation is not None and info_url is not None
+            link = parse_link(invitation)
+            relay_netloc = relay.split("://", 1)[1]
+            assert invitation.startswith(f"clave://{relay_netloc}/m/{link.room_id}#")
+            assert info_url == f"{relay}/m/{link.room_id}"  # the page for invitees: no secret
+            assert b64url_encode(link.secret) not in info_url + alice_engine.url
+            assert alice_engine.url.startswith("file:///")
+            assert alice_engine.launcher.stat().st_mode & 0o777 == 0o600
 
-            # Alice hosts from her browser.
+            # Alice hosts from her browser, opened on her engine's launcher file; the
+            # one-time token leaves the address bar at once.
             alice = launch_glass(pw, "alice", tmp_path)
             glasses.append(alice)
             join_meeting(alice, alice_engine.url, "Alice")
+            assert alice.page.url == f"{alice_engine.origin}/"
             wait_in_meeting(alice)
             mark("alice in meeting")
 
-            # Bob asks to join from his browser and waits in the lobby: the browser-mode
-            # host does not admit automatically. Alice admits him by clicking.
-            bob_engine = procs.engine("bob", "join", link, "--name", "Bob")
+            # Bob pastes the invitation into `clave join` and asks to join from his
+            # browser; he waits in the lobby: the browser-mode host does not admit
+            # automatically. Alice admits him by clicking.
+            bob_engine = procs.engine("bob", "join", "--name", "Bob", invitation=invitation)
+            assert bob_engine.meeting == f"meeting: room {link.room_id} on relay {relay_netloc}"
             bob = launch_glass(pw, "bob", tmp_path)
             glasses.append(bob)
             join_meeting(bob, bob_engine.url, "Bob")
@@ -163,8 +183,8 @@ def test_two_browsers_and_a_headless_participant(tmp_path: Path) -> None:
 
             # Carol, a headless Python participant; admitted through Alice's page too.
             carol = procs.start(
-                "carol", "join", link, "--headless", "--name", "Carol", "--duration", "120",
-                "--chat", CAROL_SAYS, "--report", str(carol_report),
+                "carol", "join", "--headless", "--name", "Carol", "--duration", "120",
+                "--chat", CAROL_SAYS, "--report", str(carol_report), stdin=invitation + "\n",
             )
             admit(alice, "Carol", timeout=25)
             carol_code = normalise_code(carol.wait_line(JOINED, timeout=20).group(1))
@@ -362,8 +382,9 @@ def test_pages_of_other_origins_cannot_open_the_glass_socket(tmp_path: Path) -> 
             glass = launch_glass(pw, "ada", tmp_path)
             page = glass.page
 
-            # The real page: it gets the token cookie, and its glass connects.
-            page.goto(engine.url)
+            # The real page, opened through the launcher file: it gets the session cookie,
+            # and its glass connects.
+            open_glass(page, engine.url)
             expect(page.locator("#join")).to_be_enabled(timeout=15_000)
             cookie_name = f"clave_t_{engine.port}"
             assert any(c["name"] == cookie_name for c in glass.context.cookies())
@@ -393,9 +414,13 @@ def test_pages_of_other_origins_cannot_open_the_glass_socket(tmp_path: Path) -> 
             # before the engine is even asked; it must not open either.
             assert _probe(hostile, "data:text/html," + PROBE_PAGE % engine.port)["opened"] is False
 
-            # The engine is still there for its own page.
+            # The engine is still there for its own page: the launcher's token is spent,
+            # and the session cookie serves the page at its address.
             again = glass.context.new_page()
             again.goto(engine.url)
+            expect(again.locator("body")).to_contain_text("already used", timeout=15_000)
+            again.goto(f"{engine.origin}/")
+            assert PAGE_URL.match(again.url)
             expect(again.locator("#join")).to_be_enabled(timeout=15_000)
             expect(again.locator("#prejoin-screen")).to_be_visible()
     finally:

@@ -24,7 +24,6 @@ from clave.devtools.ws_recorder import OP_CLOSE, StreamParser
 from clave.engine.headless import HeadlessParticipant
 from clave.media.chunk import MediaKind
 from clave.meeting import events as ev
-from clave.meeting.keys import room_keys
 from clave.meeting.link import MeetingLink, new_link
 from clave.meeting.roles import generate_owner_key
 from clave.relay import RelayConfig
@@ -334,7 +333,7 @@ class RawClient:
 
     async def enter_link(self, link: MeetingLink) -> Joined:
         """Enter the link's room on the relay channel with its real access token."""
-        keys = room_keys(link)
+        keys = link.keys
         return await self.enter(keys.room_id, keys.access_token)
 
     async def first(self, kind: type[E], timeout: float = 5.0) -> E:

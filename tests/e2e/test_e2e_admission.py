@@ -34,7 +34,7 @@ from e2e_helpers import (
 from clave.engine.session import MeetingSession
 from clave.meeting import events as ev
 from clave.meeting.join_request import JoinRequestBody, seal_join_request
-from clave.meeting.keys import RoomKeys, join_key, room_keys
+from clave.meeting.keys import RoomKeys, join_key
 from clave.meeting.link import MeetingLink
 from clave.meeting.meeting import Phase
 from clave.relay.connection import CloseCode
@@ -153,7 +153,7 @@ def test_room_id_without_the_token_admits_nobody_and_sees_nothing() -> None:
 
                 # 3. A full client that presents the meeting's real room id with the token
                 #    of a wrong secret: the relay refuses it before it is in any room.
-                other = room_keys(wrong)
+                other = wrong.keys
                 forged = RoomKeys(
                     other.access_token, other.token_hash, link.room_id, other.join_key
                 )
@@ -201,7 +201,7 @@ def test_token_without_the_join_key_is_never_admitted() -> None:
             try:
                 await wait_for_frames(people)
                 codes = [p.report.security_code for p in people]
-                real = room_keys(link)
+                real = link.keys
                 bad_key = join_key(os.urandom(32))
 
                 # 1. A real engine whose join key is wrong (everything else right): patch

@@ -39,7 +39,6 @@ from e2e_helpers import (
     ws_frame,
 )
 
-from clave.meeting.keys import room_keys
 from clave.meeting.link import MeetingLink
 from clave.relay.config import MAX_MESSAGE_BYTES
 from clave.relay.connection import CloseCode
@@ -283,7 +282,7 @@ async def _bad_websocket_frame(port: int, link: MeetingLink) -> list[Closed]:
 
 
 def _token(link: MeetingLink) -> bytes:
-    return room_keys(link).access_token
+    return link.keys.access_token
 
 
 def test_hostile_clients_are_cut_off_and_meetings_continue() -> None:

@@ -35,7 +35,6 @@ import pytest
 from aiohttp import WSMsgType
 from e2e_helpers import RawClient, run, wait_until
 
-from clave.meeting.keys import room_keys
 from clave.meeting.link import MeetingLink, parse_link
 from clave.wire import (
     MEDIA,
@@ -94,7 +93,11 @@ class Proc:
                 stderr=err,
                 stdin=asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE,
                 cwd=cwd,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env={
+                    **os.environ,
+                    "PYTHONUNBUFFERED": "1",
+                    "CLAVE_CONFIG_DIR": str(cwd / f"{name}-config"),
+                },
             )
         if stdin is not None:
             assert proc.stdin is not None
@@ -313,7 +316,7 @@ def test_relay_process_never_saw_the_secret(outcome: Outcome) -> None:
     secret_text = outcome.invitation.partition("#")[2].partition(".")[0]
     assert len(secret_text) == 43
     assert outcome.relay_output.startswith("relay listening on http://127.0.0.1:")
-    keys = room_keys(outcome.link)
+    keys = outcome.link.keys
     for needle in (
         secret_text,
         outcome.invitation.partition("#")[2],

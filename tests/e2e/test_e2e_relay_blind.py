@@ -28,7 +28,6 @@ from clave.devtools.ws_recorder import RecordingProxy
 from clave.engine.audit import WINDOW, find_leaks
 from clave.engine.headless import HeadlessParticipant
 from clave.meeting.identity import Identity
-from clave.meeting.keys import room_keys
 from clave.meeting.link import b64url_encode
 from clave.wire import CONTROL, MEDIA, Enter, decode_client
 
@@ -107,7 +106,7 @@ async def _meeting() -> Recording:
         finally:
             await stop_all(people)
             await proxy.stop()
-    keys = room_keys(link)
+    keys = link.keys
     return Recording(
         to_relay=list(proxy.client_to_relay),
         from_relay=list(proxy.relay_to_client),

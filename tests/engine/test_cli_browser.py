@@ -1,4 +1,10 @@
-"""``clave meet`` / ``clave join`` in browser mode, as processes."""
+"""``clave meet`` / ``clave join`` in browser mode, as processes.
+
+The documented flow: ``clave meet --no-browser`` prints ``open: file://…`` (a 0600
+launcher file whose meta refresh holds the one-time page address), then the
+``clave://`` invitation and the relay's secret-free page for invitees. A guest's
+``clave join`` reads the invitation from standard input, never from its arguments.
+"""
 
 from __future__ import annotations
 
@@ -8,22 +14,40 @@ import os
 import re
 import signal
 import sys
+from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import aiohttp
 from engine_helpers import raw_request, run
 
+from clave.engine.launcher import read_target
+from clave.meeting.link import b64url_encode, parse_link
+
 CLI = [sys.executable, "-m", "clave.cli"]
-OPEN = re.compile(r"^open: (http://127\.0\.0\.1:(\d+)/\?t=([A-Za-z0-9_-]+))$")
+OPEN = re.compile(r"^open: (file:///\S+)$")
+TARGET = re.compile(r"http://127\.0\.0\.1:(\d+)/\?t=([A-Za-z0-9_-]+)")
+SET_COOKIE = re.compile(r"^(clave_t_\d+)=([A-Za-z0-9_-]{40,}); HttpOnly; SameSite=Strict; Path=/$")
+WEB_PAGE = "web page for invitees (no secret): "
 
 
-async def start(*args: str, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
+async def start(
+    *args: str, env: dict[str, str] | None = None, stdin: bytes | None = None
+) -> asyncio.subprocess.Process:
+    """``clave ARGS``; with ``stdin``, those bytes are its standard input (then EOF)."""
+    proc = await asyncio.create_subprocess_exec(
         *CLI, *args,
+        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env=env,
     )
+    if stdin is not None:
+        assert proc.stdin is not None
+        proc.stdin.write(stdin)
+        await proc.stdin.drain()
+        proc.stdin.close()
+    return proc
 
 
 async def read_line(proc: asyncio.subprocess.Process, prefix: str) -> str:
@@ -53,35 +77,63 @@ async def receive_until(ws: aiohttp.ClientWebSocketResponse, check: Any) -> list
             return seen
 
 
+def launcher_path(line: str) -> Path:
+    m = OPEN.match(line)
+    assert m is not None, line
+    return Path(unquote(urlsplit(m.group(1)).path))
+
+
 def test_meet_in_browser_mode_and_a_headless_guest() -> None:
-    """``clave meet --no-browser``: prints the page and the link; the page's glass hosts,
-    admits a ``clave join --headless`` guest from the lobby and sees the same code."""
+    """``clave meet --no-browser``: prints the launcher file, the invitation and the page for
+    invitees; the launcher's one-time address is traded for the session cookie; the page's
+    glass hosts, admits a ``clave join --headless`` guest (invitation on stdin) from the
+    lobby and sees the same code."""
 
     async def scenario() -> None:
         meet = await start("meet", "--no-browser", "--name", "Ada")
         guest: asyncio.subprocess.Process | None = None
         try:
-            m = OPEN.match(await read_line(meet, "open: "))
-            assert m is not None
-            url, port, token = m.group(1), int(m.group(2)), m.group(3)
-            link = (await read_line(meet, "link: ")).split(" ", 1)[1]
-            assert "#" in link and link.startswith("http://127.0.0.1:")
-            page = await raw_request(port, f"/?t={token}")
-            assert page.status == 200 and b"<!doctype html" in page.body.lower()[:200]
+            launcher = launcher_path(await read_line(meet, "open: "))
+            assert launcher.stat().st_mode & 0o777 == 0o600
+            tm = TARGET.fullmatch(read_target(launcher))
+            assert tm is not None
+            port, token = int(tm.group(1)), tm.group(2)
+            invitation = (await read_line(meet, "invitation: ")).split(" ", 1)[1]
+            info_url = (await read_line(meet, WEB_PAGE))[len(WEB_PAGE):]
+            link = parse_link(invitation)
+            assert invitation.startswith("clave://127.0.0.1:") and link.url == invitation
+            assert info_url == link.info_url == f"{link.base_url}/m/{link.room_id}"
+            assert "#" not in info_url and b64url_encode(link.secret) not in info_url
+
+            # The one-time address: a hop page and the session cookie, then it is dead.
+            hop = await raw_request(port, f"/?t={token}")
+            assert hop.status == 200 and b"<script" not in hop.body
+            cookie = SET_COOKIE.match(hop.headers["set-cookie"])
+            assert cookie is not None and cookie.group(1) == f"clave_t_{port}"
+            session = {"Cookie": f"{cookie.group(1)}={cookie.group(2)}"}
+            assert (await raw_request(port, f"/?t={token}")).status == 403
             assert (await raw_request(port, "/")).status == 403
+            page = await raw_request(port, "/", session)
+            assert page.status == 200 and b"<!doctype html" in page.body.lower()[:200]
+
             origin = f"http://127.0.0.1:{port}"
             async with aiohttp.ClientSession() as http:
-                ws = await http.ws_connect(
-                    f"{origin}/ws", origin=origin, headers={"Cookie": f"clave_t_{port}={token}"}
-                )
-                hello = await receive_until(ws, lambda o: o["type"] == "hello")
-                assert hello[-1]["role"] == "host" and hello[-1]["link"] == link
-                assert hello[-1]["default_name"] == "Ada"
+                ws = await http.ws_connect(f"{origin}/ws", origin=origin, headers=session)
+                hello = (await receive_until(ws, lambda o: o["type"] == "hello"))[-1]
+                assert hello["role"] == "host" and hello["link"] == invitation
+                assert hello["info_url"] == info_url and hello["default_name"] == "Ada"
+                assert "fingerprint" in hello
                 await ws.send_str(json.dumps({"type": "join", "name": "Ada"}))
-                await receive_until(ws, lambda o: o["type"] == "padlock"
-                                    and o["state"] == "encrypted")
-                guest = await start("join", link, "--headless", "--name", "Linus",
-                                    "--no-video", "--no-audio", "--duration", "1")
+                seen = await receive_until(
+                    ws, lambda o: o["type"] == "padlock" and o["state"] == "encrypted"
+                )
+                state = [o for o in seen if o["type"] == "state"][-1]
+                assert state["phase"] == "in_meeting" and state["link"] == invitation
+                assert [e["role"] for e in state["roster"]] == ["owner"]
+                guest = await start(
+                    "join", "--headless", "--name", "Linus", "--no-video", "--no-audio",
+                    "--duration", "1", stdin=invitation.encode() + b"\n",
+                )
                 seen = await receive_until(ws, lambda o: o["type"] == "state" and o["lobby"])
                 request = seen[-1]["lobby"][0]
                 assert request["name"] == "Linus"
@@ -95,7 +147,7 @@ def test_meet_in_browser_mode_and_a_headless_guest() -> None:
                 await ws.close()
             meet.send_signal(signal.SIGTERM)
             assert await asyncio.wait_for(meet.wait(), 10) == 0
-            assert url.endswith(token)
+            assert not launcher.exists()  # removed when the engine stopped
         finally:
             for proc in (meet, guest):
                 if proc is not None and proc.returncode is None:
@@ -106,7 +158,7 @@ def test_meet_in_browser_mode_and_a_headless_guest() -> None:
 
 
 def test_without_a_display_the_browser_is_not_started() -> None:
-    """No --no-browser but no display (CI): print the address, do not hang or crash."""
+    """No --no-browser but no display (CI): print the launcher, do not hang or crash."""
 
     async def scenario() -> None:
         env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
@@ -114,7 +166,9 @@ def test_without_a_display_the_browser_is_not_started() -> None:
         out, err = await asyncio.wait_for(meet.communicate(), 20)
         text = out.decode()
         assert meet.returncode == 0, err.decode()
-        assert re.search(r"^open: http://127\.0\.0\.1:\d+/\?t=\S+$", text, re.M)
+        assert re.search(r"^open: file:///\S+\.html$", text, re.M)
+        assert "?t=" not in text  # the page's token is only in the launcher file
+        assert re.search(r"^invitation: clave://127\.0\.0\.1:\d+/m/\S+#\S+$", text, re.M)
         assert "no display found" in text
 
     run(scenario(), timeout=30)
@@ -125,8 +179,17 @@ def test_browser_mode_refuses_headless_only_options_and_bad_links() -> None:
         proc = await start("meet", "--chat", "hi", "--no-browser")
         _, err = await asyncio.wait_for(proc.communicate(), 20)
         assert proc.returncode == 2 and b"--chat: only with --headless" in err
+        # An invitation (or anything) as an argument is refused: argv is public.
         proc = await start("join", "https://relay.example/m/nope", "--no-browser")
         _, err = await asyncio.wait_for(proc.communicate(), 20)
-        assert proc.returncode == 2 and err.startswith(b"clave: ")
+        assert proc.returncode == 2 and err.startswith(b"clave: refusing an invitation")
+        # On stdin: the relay's web address is not an invitation; nor is junk.
+        for text, why in (
+            (b"https://relay.example/m/nope#x\n", b"this is a web address"),
+            (b"clave://relay.example/m/nope#x\n", b"clave: "),
+        ):
+            proc = await start("join", "--no-browser", stdin=text)
+            _, err = await asyncio.wait_for(proc.communicate(), 20)
+            assert proc.returncode == 2 and err.startswith(b"clave: ") and why in err, err
 
     run(scenario(), timeout=30)

@@ -30,6 +30,7 @@ from clave.media import (
     VideoEncoder,
 )
 from clave.meeting.link import MeetingLink, new_link
+from clave.meeting.roles import generate_owner_key
 from clave.relay.server import start_relay
 
 AUDIO, VIDEO = 0, 1
@@ -40,6 +41,8 @@ MEDIA_CHANNEL = 0x4D
 class World:
     link: MeetingLink
     proxy: RecordingProxy
+    owner_key: bytes
+    """The owner's private key: whoever hosts the meeting the link names needs it."""
 
 
 @contextlib.asynccontextmanager
@@ -48,17 +51,25 @@ async def world() -> AsyncIterator[World]:
     runner, relay_port = await start_relay("127.0.0.1", 0)
     proxy = RecordingProxy("127.0.0.1", relay_port)
     proxy_port = await proxy.start()
+    owner_private, owner_public = generate_owner_key(os.urandom)
     try:
-        yield World(new_link(f"http://127.0.0.1:{proxy_port}", os.urandom), proxy)
+        link = new_link(f"http://127.0.0.1:{proxy_port}", os.urandom, owner_public)
+        yield World(link, proxy, owner_private)
     finally:
         await proxy.stop()
         await runner.cleanup()
 
 
 @contextlib.asynccontextmanager
-async def engine(link: MeetingLink, *, host: bool) -> AsyncIterator[tuple[UIServer, Glass]]:
-    """A bridge + UI server (the packaged files) and a scripted glass connected to it."""
-    server = UIServer(GlassBridge(link, host=host, default_name="you"))
+async def engine(
+    link: MeetingLink, *, owner_key: bytes | None = None
+) -> AsyncIterator[tuple[UIServer, Glass]]:
+    """A bridge + UI server (the packaged files) and a scripted glass connected to it;
+    with ``owner_key`` it hosts the meeting, else it joins it."""
+    bridge = GlassBridge(
+        link, host=owner_key is not None, owner_key=owner_key, default_name="you"
+    )
+    server = UIServer(bridge)
     await server.start()
     glass = await Glass.connect(server)
     try:
@@ -124,11 +135,13 @@ def encrypted_only_in_meeting(messages: list[Json]) -> bool:
 def test_glass_guest_meets_a_headless_host() -> None:
     async def scenario() -> None:
         async with world() as w:
-            host = HeadlessParticipant(w.link, "Hedy (host)", host=True, auto_admit=False)
+            host = HeadlessParticipant(
+                w.link, "Hedy (host)", host=True, owner_key=w.owner_key, auto_admit=False
+            )
             await host.start()
             try:
                 assert await host.wait_joined(10)
-                async with engine(w.link, host=False) as (server, glass):
+                async with engine(w.link) as (server, glass):
                     await guest_scenario(w, host, server, glass)
             finally:
                 await host.stop()
@@ -142,6 +155,7 @@ async def guest_scenario(
     bridge = server.bridge
     hello = glass.of_type("hello")[0]
     assert hello["role"] == "guest" and hello["link"] == w.link.url
+    assert hello["info_url"] == w.link.info_url and "#" not in hello["info_url"]
     media = GlassMedia(glass, "glass")
     assert host.session is not None
     hmeeting = host.session.meeting
@@ -175,6 +189,10 @@ async def guest_scenario(
     names = {e["leaf"]: e["name"] for e in state["roster"]}
     assert names == {hmeeting.own_leaf: "Hedy (host)", me: "Grace Glass"}
     assert [e["is_self"] for e in state["roster"] if e["leaf"] == me] == [True]
+    roles = {e["leaf"]: e["role"] for e in state["roster"]}
+    assert roles[hmeeting.own_leaf] == "owner" and roles[me] in ("member", "successor")
+    assert state["pending_removals"] == [] and state["ordering"] is None
+    assert state["link"] == w.link.url
     await glass.wait_state(lambda s: s["security_code"] == hmeeting.security_code)
     assert state["security_code"] is not None
 
@@ -244,12 +262,14 @@ async def guest_scenario(
 
 def test_glass_host_admits_denies_locks_and_removes() -> None:
     async def scenario() -> None:
-        async with world() as w, engine(w.link, host=True) as (server, glass):
+        async with world() as w, engine(w.link, owner_key=w.owner_key) as (server, glass):
             hello = glass.of_type("hello")[0]
             assert hello["role"] == "host" and hello["link"] == w.link.url
+            assert hello["info_url"] == w.link.info_url
             await glass.send({"type": "join", "name": "Ada Glass"})
             state = await glass.wait_state(lambda s: s["phase"] == "in_meeting")
             assert state["is_host"] is True and len(state["roster"]) == 1
+            assert state["roster"][0]["role"] == "owner"
             assert state["policy"] == {"locked": False, "auto_admit": False}
             await glass.wait_message("padlock", lambda p: p["state"] == "encrypted")
 
@@ -261,6 +281,7 @@ def test_glass_host_admits_denies_locks_and_removes() -> None:
                 assert linus.session is not None
                 entry = s["lobby"][0]
                 assert entry["fingerprint"] == linus.session.meeting.fingerprint
+                assert entry["familiarity"] and entry["confusable_with"] is None
                 await glass.send({"type": "admit", "id": entry["id"]})
                 assert await linus.wait_joined(10)
                 s = await glass.wait_state(lambda s: len(s["roster"]) == 2 and not s["lobby"])
@@ -294,10 +315,19 @@ def test_glass_host_admits_denies_locks_and_removes() -> None:
                 await glass.send({"type": "auto_admit", "on": True})
                 await glass.wait_state(lambda s: s["policy"]["auto_admit"] is True)
 
+                # Removing Linus and replacing the invitation he holds: the meeting's
+                # link changes (the glass is told), the old one no longer names it.
                 linus_leaf = linus.session.meeting.own_leaf
-                await glass.send({"type": "remove", "leaf": linus_leaf})
-                await glass.wait_state(lambda s: len(s["roster"]) == 1)
+                await glass.send(
+                    {"type": "remove", "leaf": linus_leaf, "replace_invitation": True}
+                )
+                s = await glass.wait_state(
+                    lambda s: len(s["roster"]) == 1 and s["link"] != w.link.url
+                )
+                assert s["link"].startswith(f"clave://{w.link.netloc}/m/")
                 await until(lambda: linus.report.removed, what="Linus removed")
+                await glass.send({"type": "remove", "leaf": linus_leaf, "replace_invitation": 1})
+                await glass.wait_message("error", lambda m: "replace_invitation" in m["message"])
                 await glass.send({"type": "remove", "leaf": 99})
                 await glass.wait_message("error", lambda m: "not a member" in m["message"])
                 assert encrypted_only_in_meeting(glass.messages)
@@ -306,3 +336,79 @@ def test_glass_host_admits_denies_locks_and_removes() -> None:
                 await linus.stop()
 
     run(scenario(), timeout=30)
+
+
+def test_glass_guest_is_told_and_people_are_remembered() -> None:
+    """A guest glass: a declined request ends with the host's outcome; a member's glass
+    refuses an action aimed at a leaf that now belongs to someone else; the people met
+    are handed to the store."""
+
+    async def scenario() -> None:
+        from clave.meeting.identity import Identity, parse_credential
+        from clave.meeting.people import PeopleBook
+
+        async with world() as w:
+            ada = HeadlessParticipant(
+                w.link, "Ada", host=True, owner_key=w.owner_key, auto_admit=False,
+                video=False, audio=False,
+            )  # fmt: skip
+            await ada.start()
+            assert await ada.wait_joined(10) and ada.session is not None
+            saved: list[int] = []
+            people = PeopleBook()
+            bridge = GlassBridge(
+                w.link, host=False, default_name="Grace", identity=Identity.generate(os.urandom),
+                people=people, on_people_changed=lambda book: saved.append(len(book)),
+            )  # fmt: skip
+            server = UIServer(bridge)
+            await server.start()
+            glass = await Glass.connect(server)
+            try:
+                hello = await glass.wait_message("hello")
+                assert hello["fingerprint"] == bridge.identity.fingerprint  # type: ignore[union-attr]
+                await glass.send({"type": "join", "name": "Grace"})
+                await glass.wait_state(lambda s: s["phase"] == "lobby")
+                await until(lambda: bool(ada.session.meeting.lobby), what="Grace knocks")
+                rid = ada.session.meeting.lobby[0].request_id
+                await ada.session.act(lambda m: m.admit(rid))
+                s = await glass.wait_state(lambda s: s["phase"] == "in_meeting")
+                assert {r["name"]: r["familiarity"] for r in s["roster"]} == {
+                    "Ada": "new", "Grace": "you"
+                }  # fmt: skip
+                await until(lambda: bool(saved) and saved[-1] == 1, what="Ada remembered")
+                ada_leaf = next(r["leaf"] for r in s["roster"] if r["name"] == "Ada")
+                await glass.send({"type": "verify", "leaf": ada_leaf, "verified": True,
+                                  "fingerprint": "0000 0000"})  # fmt: skip
+                await glass.wait_message("error", lambda m: "no longer" in m["message"])
+                ada_fp = next(r["fingerprint"] for r in s["roster"] if r["name"] == "Ada")
+                await glass.send({"type": "verify", "leaf": ada_leaf, "verified": True,
+                                  "fingerprint": ada_fp})  # fmt: skip
+                await glass.wait_state(
+                    lambda s: any(r["verified"] for r in s["roster"] if r["name"] == "Ada")
+                )
+                ada_member = ada.session.meeting._mls_members[ada_leaf]
+                assert people.is_verified(parse_credential(ada_member.credential).identity_key)
+            finally:
+                await glass.close()
+                await bridge.close()
+                await server.stop()
+            # A second guest is declined: its glass ends with the host's outcome.
+            bridge2 = GlassBridge(w.link, host=False, default_name="Eve")
+            server2 = UIServer(bridge2)
+            await server2.start()
+            glass2 = await Glass.connect(server2)
+            try:
+                await glass2.send({"type": "join", "name": "Eve"})
+                await until(lambda: bool(ada.session.meeting.lobby), what="Eve knocks")
+                rid = ada.session.meeting.lobby[0].request_id
+                await ada.session.act(lambda m: m.deny(rid))
+                ended = await glass2.wait_message("ended")
+                assert ended["outcome"] == "declined"
+                assert ended["reason"] == "The host declined your request to join."
+            finally:
+                await glass2.close()
+                await bridge2.close()
+                await server2.stop()
+                await ada.stop()
+
+    run(scenario(), timeout=40)

@@ -14,7 +14,6 @@ from clave.meeting.keys import (
     JOIN_KEY_INFO,
     access_token,
     join_key,
-    room_keys,
     token_hash,
 )
 from clave.wire import ROOM_ID_LABEL, room_id_for_token
@@ -51,7 +50,7 @@ def test_values_match_an_independent_hkdf() -> None:
     assert join_key(SECRET) == key
     assert token_hash(token) == hashlib.sha256(token).digest()
     assert room_id_for_token(token) == room_id_by_hand(token)
-    keys = room_keys(LINK)
+    keys = LINK.keys
     assert (keys.access_token, keys.token_hash, keys.room_id, keys.join_key) == (
         token,
         hashlib.sha256(token).digest(),
@@ -69,7 +68,7 @@ def test_known_answer() -> None:
 
     docs/PROTOCOL.md still lists the v1 values (room-bound labels) for its example.
     """
-    keys = room_keys(LINK)
+    keys = LINK.keys
     assert keys.access_token.hex() == (
         "404c1031831f2ae765cf14055506f35f6f4a8f966d88dfdcb774f2c44da97eb4"
     )
@@ -91,10 +90,10 @@ def test_secret_and_label_both_matter() -> None:
     # One secret: the relay's token and the members' join key are independent keys.
     assert access_token(SECRET) != join_key(SECRET)
     # Neither derived value is the secret itself.
-    keys = room_keys(LINK)
+    keys = LINK.keys
     assert SECRET not in (keys.access_token, keys.join_key)
     # A replaced invitation (new secret) replaces every derived value.
-    rotated = room_keys(LINK.with_secret(other_secret))
+    rotated = LINK.with_secret(other_secret).keys
     assert rotated.access_token != keys.access_token
     assert rotated.token_hash != keys.token_hash
     assert rotated.room_id != keys.room_id

@@ -159,6 +159,7 @@ class GlassBridge:
         self.ended = asyncio.Event()
         """Set once the meeting is over for this participant (left, removed, refused, lost)."""
         self.ended_reason: str | None = None
+        self.ended_outcome: str | None = None
         self._last_stats: Json | None = None
         self._outbox: GlassOutbox | None = None
         self._joining = False
@@ -204,7 +205,9 @@ class GlassBridge:
         for alert in self.alerts:
             outbox.put_control(alert)
         if self.ended_reason is not None:
-            outbox.put_control({"type": "ended", "reason": self.ended_reason})
+            outbox.put_control(
+                {"type": "ended", "reason": self.ended_reason, "outcome": self.ended_outcome}
+            )
         self._want_keyframes()  # a (re)connected glass has no decoder state
         return outbox
 
@@ -291,6 +294,7 @@ class GlassBridge:
             "pending_removals": pending,
             "ordering": meeting.ordering_stalled if meeting is not None else None,
             "link": self.current_link.url if in_meeting else None,
+            "info_url": self.current_link.info_url,
         }
 
     def padlock(self) -> Json:
@@ -500,8 +504,22 @@ class GlassBridge:
         on = _bool(msg, "on")
         await self._act("change auto-admit", lambda m: m.set_auto_admit(on))
 
+    def _check_person(self, msg: Json, leaf: int) -> None:
+        """If the glass names the person (``fingerprint``), the leaf must still be theirs:
+        a leaf freed by someone leaving may be reused by a newcomer meanwhile."""
+        wanted = msg.get("fingerprint")
+        if wanted is None:
+            return
+        session = self.session
+        entry = None
+        if session is not None:
+            entry = next((e for e in session.meeting.roster if e.leaf == leaf), None)
+        if not isinstance(wanted, str) or entry is None or entry.fingerprint != wanted:
+            raise _BadMessage("that member is no longer in the meeting")
+
     async def _on_remove(self, msg: Json) -> None:
         leaf = _int(msg, "leaf")
+        self._check_person(msg, leaf)
         rotate = msg.get("replace_invitation", False)
         if not isinstance(rotate, bool):
             raise _BadMessage('"replace_invitation" must be true or false')
@@ -511,11 +529,13 @@ class GlassBridge:
 
     async def _on_set_host(self, msg: Json) -> None:
         leaf = _int(msg, "leaf")
+        self._check_person(msg, leaf)
         host = _bool(msg, "host")
         await self._act("change roles", lambda m: m.set_host(leaf, host))
 
     async def _on_verify(self, msg: Json) -> None:
         leaf = _int(msg, "leaf")
+        self._check_person(msg, leaf)
         verified = _bool(msg, "verified")
         await self._act("mark a member verified", lambda m: m.set_verified(leaf, verified))
         self._people_changed()
@@ -564,16 +584,22 @@ class GlassBridge:
                 # Newcomers (or we ourselves, just admitted) need a keyframe to start decoding.
                 self._send({"type": "keyframe_request", "kind": "video"})
                 self._send({"type": "keyframe_request", "kind": "screen"})
+                self._people_changed()  # whom we met: the core remembered them
             self._known_leaves = leaves
-        elif isinstance(event, (ev.Removed, ev.MeetingEnded, ev.JoinDeclined)):
+        elif isinstance(event, ev.JoinDeclined):
+            self._end(event.reason, outcome=event.outcome)
+        elif isinstance(event, (ev.Removed, ev.MeetingEnded)):
             self._end(event.reason)
         elif isinstance(event, ev.SecurityAlert):
-            alert = {"type": "alert", "kind": event.kind.value, "message": event.message}
+            alert = {
+                "type": "alert",
+                "id": len(self.alerts) + 1,
+                "kind": event.kind.value,
+                "message": event.message,
+            }
             if len(self.alerts) < 50:
                 self.alerts.append(alert)
             self._send(alert)
-        elif isinstance(event, ev.MemberJoined):
-            self._people_changed()
         elif isinstance(event, ev.JoinRefused):
             self._end(f"the relay refused: {event.reason}")
         elif isinstance(event, ev.Error):
@@ -658,11 +684,14 @@ class GlassBridge:
             except Exception:  # a full disk must not end the meeting
                 log.exception("could not save the people this engine met")
 
-    def _end(self, reason: str) -> None:
+    def _end(self, reason: str, outcome: str | None = None) -> None:
+        """The meeting is over for us; ``outcome`` is a lobby answer ("declined", "locked",
+        "full") when a host turned us away."""
         if self.ended_reason is not None:
             return
         self.ended_reason = reason
-        self._send({"type": "ended", "reason": reason})
+        self.ended_outcome = outcome
+        self._send({"type": "ended", "reason": reason, "outcome": outcome})
         self._refresh()
         self.ended.set()
         session = self.session

@@ -14,7 +14,6 @@ import os
 from collections.abc import Callable
 
 from ..devtools.ws_recorder import RecordingProxy
-from ..meeting.keys import room_keys
 from ..meeting.link import new_link
 from ..meeting.roles import generate_owner_key
 from ..relay.server import start_relay
@@ -108,7 +107,7 @@ async def run_demo(seconds: float = 10.0, out: Callable[[str], None] = print) ->
     # The access token is sent in Enter (the relay checks it); nothing else of the
     # invitation, and never the owner's private key, may reach the relay.
     secrets = find_leaks(
-        recorded, frames=[], keys=[link.secret, room_keys(link).join_key, owner_private]
+        recorded, frames=[], keys=[link.secret, link.keys.join_key, owner_private]
     )
     out("")
     out("checking what the relay saw for plaintext:")

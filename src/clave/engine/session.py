@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import time
@@ -78,33 +79,15 @@ class MeetingSession:
         invitation names) or join the meeting."""
         if host and owner_key is None:
             raise ValueError("hosting a new meeting needs its owner key")
+        start: Callable[..., Meeting] = Meeting.join
+        if owner_key is not None and host:
+            start = functools.partial(Meeting.create, owner_key=owner_key, auto_admit=auto_admit)
         conn = RelayConnection(relay_url or link.relay_url)
         await conn.open()
-        if host:
-            assert owner_key is not None
-            meeting = Meeting.create(
-                link,
-                name,
-                owner_key=owner_key,
-                rng=os.urandom,
-                clock=time.monotonic,
-                now=_now,
-                config=config,
-                identity=identity,
-                auto_admit=auto_admit,
-                people=people,
-            )
-        else:
-            meeting = Meeting.join(
-                link,
-                name,
-                rng=os.urandom,
-                clock=time.monotonic,
-                now=_now,
-                config=config,
-                identity=identity,
-                people=people,
-            )
+        meeting = start(
+            link, name, rng=os.urandom, clock=time.monotonic, now=_now, config=config,
+            identity=identity, people=people,
+        )  # fmt: skip
         session = cls(meeting, conn, on_event, on_change)
         await session.flush()
         session._reader = asyncio.create_task(session._read(), name=f"clave-reader-{name}")

@@ -108,13 +108,19 @@ class ConfigStore:
         data = self._read_private(path, "identity key", KEY_BYTES + 1)
         if data is None:
             identity = Identity.generate(rng)
+            tmp = self.path / f".{IDENTITY_FILE}.{secrets.token_hex(8)}.tmp"
             try:
-                self._write_new(path, identity.private_bytes)
+                # Complete before it has its name: link() fails if another engine won.
+                self._write_new(tmp, identity.private_bytes)
+                os.link(tmp, path)
                 return identity
             except FileExistsError:  # another engine made it meanwhile: use theirs
                 data = self._read_private(path, "identity key", KEY_BYTES + 1)
             except OSError as exc:
                 raise StoreError(f"cannot create {path}: {exc}") from None
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
         if data is None or len(data) != KEY_BYTES:
             raise StoreError(
                 f"{path} is not a Clave identity key (expected {KEY_BYTES} bytes); "

@@ -234,33 +234,38 @@ def _fill_successors(
     return out
 
 
-def _plan_takeover(view: View) -> Plan | None:
+def _ahead(view: View) -> tuple[int, list[int]] | None:
+    """Our rank among the successors and the present leaves ahead of us (every host and
+    every earlier successor); None if we are no successor."""
     policy = view.policy
     keys = policy.successor_keys
     if view.my_key not in keys:
         return None
     rank = keys.index(view.my_key)
-    ahead = [h.key for h in policy.hosts] + list(keys[:rank])
-    leaves = [_leaf_of(view, k) for k in ahead]
-    present = [leaf for leaf in leaves if leaf is not None]
+    leaves = [_leaf_of(view, k) for k in [h.key for h in policy.hosts] + list(keys[:rank])]
+    return rank, [leaf for leaf in leaves if leaf is not None]
+
+
+def _plan_takeover(view: View) -> Plan | None:
+    found = _ahead(view)
+    if found is None:
+        return None
+    rank, present = found
     if not all(_silent_enough(view, leaf) for leaf in present):
         return None
+    policy = view.policy
     new = policy.replace(hosts=(policy.successors[rank],), successors=policy.successors[rank + 1 :])
     return Plan(removes=frozenset(present), policy=new, takeover=True)
 
 
 def takeover_wait(view: View) -> float | None:
     """Seconds until :func:`plan` could take over (None: we are no successor)."""
-    policy = view.policy
-    keys = policy.successor_keys
-    if view.my_key not in keys:
+    found = _ahead(view)
+    if found is None:
         return None
-    rank = keys.index(view.my_key)
-    ahead = [h.key for h in policy.hosts] + list(keys[:rank])
-    waits = []
-    for key in ahead:
-        leaf = _leaf_of(view, key)
-        if leaf is not None:
-            need = TAKEOVER_AFTER_GONE if leaf in view.presence.gone else TAKEOVER_AFTER
-            waits.append(need - view.presence.silent_for(leaf, view.now))
+    waits = [
+        (TAKEOVER_AFTER_GONE if leaf in view.presence.gone else TAKEOVER_AFTER)
+        - view.presence.silent_for(leaf, view.now)
+        for leaf in found[1]
+    ]
     return max(0.0, max(waits, default=0.0))

@@ -4,26 +4,8 @@
 and committing, :mod:`.meeting_handlers` relay input, and :mod:`.meeting` the
 public facade. See :mod:`clave.meeting.meeting` for the whole picture.
 
-(The facade's docstring follows.)
-
-Bytes in, bytes and events out, in the aioquic style: feed every WebSocket
-binary message from the relay to :meth:`Meeting.receive`, send what
-:meth:`Meeting.frames_to_send` returns, read :meth:`Meeting.next_event` until
-it returns None, and call :meth:`Meeting.handle_timer` once the time
-:meth:`Meeting.get_timer` names has come. User actions (:meth:`admit`,
-:meth:`send_chat`, :meth:`protect_media`, ...) queue frames and events the
-same way. Randomness (``rng``), monotonic time (``clock``) and Unix time
-(``now``, for MLS lifetimes and the people book) are injected.
-
-The meeting is an MLS group (RFC 9420) whose policy extension names the owner,
-hosts and successors by key (:mod:`.policy`, :mod:`.roles`); media keys come
-from its exporter (RFC 9605 section 5.2). The relay orders commits by epoch
-credential (docs/PROTOCOL.md, "Ordering"): a commit presents
-``MLS-Exporter("clave v2 commit credential", "", 32)`` of its epoch and the
-hash of the next one's. Exactly one commit of ours is in flight at a time;
-queued changes are committed together when it resolves (:mod:`.committer`).
-Parts: :mod:`.admission` (joiner), :mod:`.lobby` (requests and replies),
-:mod:`.presence`, :mod:`.roster`, :mod:`.media`, :mod:`.timers`.
+It keeps the group, the roster per epoch, presence, the lobby, the commit queue
+and what is in flight, the media keys and the timers; it sends and emits.
 """
 
 from __future__ import annotations
@@ -173,7 +155,7 @@ class MeetingCore:
         self._now = now
         self._config = config
         self._identity = identity or Identity.generate(rng)
-        self._keys = room_keys(link)
+        self._keys = room_keys(link.secret)
         cs = suite()
         if create:
             if owner_key is None:
@@ -520,7 +502,7 @@ class MeetingCore:
 
     def _adopt_link(self, link: MeetingLink) -> None:
         self._link = link
-        self._keys = room_keys(link)
+        self._keys = room_keys(link.secret)
         self._emit(InvitationReplaced(link.url))
 
 

@@ -20,15 +20,11 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ..wire.control import room_id_for_token
-
-if TYPE_CHECKING:
-    from .link import MeetingLink
 
 SECRET_BYTES = 32
 ACCESS_TOKEN_INFO = b"clave v2 relay access token"
@@ -73,6 +69,7 @@ class RoomKeys:
     join_key: bytes = field(repr=False)
 
 
-def room_keys(link: MeetingLink) -> RoomKeys:
-    token = access_token(link.secret)
-    return RoomKeys(token, token_hash(token), room_id_for_token(token), join_key(link.secret))
+def room_keys(secret: bytes) -> RoomKeys:
+    """Everything derived from an invitation's secret (``MeetingLink.keys``)."""
+    token = access_token(secret)
+    return RoomKeys(token, token_hash(token), room_id_for_token(token), join_key(secret))

@@ -32,7 +32,7 @@ from urllib.parse import SplitResult, urlsplit
 
 from ..wire.control import room_id_for_token
 from .errors import LinkError
-from .keys import SECRET_BYTES, access_token
+from .keys import SECRET_BYTES, RoomKeys, access_token, room_keys
 
 OWNER_BYTES = 16
 ROOM_ID_BYTES = 16
@@ -148,6 +148,11 @@ class MeetingLink:
     @property
     def access_token(self) -> bytes:
         return access_token(self.secret)
+
+    @property
+    def keys(self) -> RoomKeys:
+        """Every key derived from the secret (:mod:`.keys`)."""
+        return room_keys(self.secret)
 
     @property
     def room_id(self) -> str:

@@ -139,15 +139,16 @@ class MeetingInput(MeetingActions):
     # ------------------------------------------------------------------ MLS messages
 
     def _on_commit_from(self, msg: wire.CommitFrom) -> None:
-        item = _Incoming(True, msg.sender, msg.data, from_lobby=self._phase is Phase.lobby)
-        if self._phase is Phase.lobby:
-            self._buffer_item(item)
-        elif self._in_meeting():
-            self._process(item)
+        self._on_mls(True, msg.sender, msg.data)
 
     def _on_app(self, msg: wire.AppFrom) -> None:
-        item = _Incoming(False, msg.sender, msg.data, from_lobby=self._phase is Phase.lobby)
-        if self._phase is Phase.lobby:
+        self._on_mls(False, msg.sender, msg.data)
+
+    def _on_mls(self, commit: bool, sender: int, data: bytes) -> None:
+        """A commit or application message: buffered in the lobby, else processed."""
+        lobby = self._phase is Phase.lobby
+        item = _Incoming(commit, sender, data, from_lobby=lobby)
+        if lobby:
             self._buffer_item(item)
         elif self._in_meeting():
             self._process(item)

@@ -48,8 +48,12 @@ class Familiarity:
         self._now = now
         self._labels: dict[bytes, str] = {}
 
-    def label(self, who: MemberIdentity) -> str:
+    def label(self, who: MemberIdentity, *, other_seat: bool = False) -> str:
+        """The familiarity label; ``other_seat``: ``who`` is not our own leaf, so our own
+        identity key there means our identity in another engine (another device)."""
         key = who.identity_key
+        if other_seat and key == self._own_key:
+            return "you, on another device"
         if key not in self._labels:
             if self._people is None:
                 self._labels[key] = "you" if key == self._own_key else "new"
@@ -100,7 +104,7 @@ def build_roster(
             role in (Role.owner, Role.host),
             leaf == me,
             role,
-            "you" if leaf == me else fam.label(who),
+            "you" if leaf == me else fam.label(who, other_seat=True),
             fam.verified(who),
             _look_alike(who, identities),
         )

@@ -368,7 +368,9 @@ class Group:
             info.confirmation_tag,
         )
         signer = Signer(kp.leaf_node.credential, bundle.signature_priv)
-        group = cls(suite, signer, epoch, rng=rng, now=now, policy=policy, config=config, psks=known)
+        group = cls(
+            suite, signer, epoch, rng=rng, now=now, policy=policy, config=config, psks=known
+        )
         group._welcome_signer = info.signer
         return group
 

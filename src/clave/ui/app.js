@@ -9,7 +9,7 @@
 //   stats.js               window.claveStats and the 2 s stats report
 //   media/capture.js       getUserMedia / enumerateDevices / getDisplayMedia
 //   media/playout.js       AudioContext + jitter-buffer worklet
-//   ui/*.js                pre-join, stage/tiles, padlock, side panel, toasts
+//   ui/*.js                pre-join, stage/tiles, padlock, side panel, security alerts, toasts
 // Media worker (media/worker.js): WebSocket, media/video.js (VideoEncoder,
 // VideoDecoder per sender+kind drawing into OffscreenCanvas), media/audio.js
 // (AudioEncoder, AudioDecoder per sender), media/clock.js (capture times).
@@ -21,6 +21,7 @@ import { LocalMedia, captureScreen, describeMediaError } from './media/capture.j
 import { VIDEO_CODECS, videoCodecSupported } from './media/video.js';
 import { AudioPlayout } from './media/playout.js';
 import { $ } from './ui/dom.js';
+import { SecurityAlerts } from './ui/alerts.js';
 import { initToasts, toast, toastError } from './ui/toast.js';
 import { Prejoin } from './ui/prejoin.js';
 import { Stage } from './ui/grid.js';
@@ -46,6 +47,9 @@ const state = {
   roster: [],
   lobby: [],
   policy: { locked: false, auto_admit: false },
+  pending: [],         // leaves whose removal is under way
+  ordering: null,      // why the relay is not ordering our changes (null: all is well)
+  link: null,          // the current invitation (clave://…, holds the secret) while in the meeting
   epoch: null,
   securityCode: null,
   micOn: true,
@@ -68,6 +72,7 @@ const screens = {
 };
 
 initToasts($('#toasts'));
+const securityAlerts = new SecurityAlerts($('#security-alerts'));
 
 function showError(message) {
   recordError(message);
@@ -262,7 +267,15 @@ function showScreen(name) {
 function setWait(title, text) {
   $('#wait-title').textContent = title;
   $('#wait-text').textContent = text;
+  $('#wait-fingerprint').hidden = true;
   showScreen('wait');
+}
+
+/** In the lobby: our own identity fingerprint, to read to the host if asked. */
+function showOwnFingerprint() {
+  const fp = state.hello && state.hello.fingerprint;
+  $('#wait-fingerprint-value').textContent = fp || '';
+  $('#wait-fingerprint').hidden = !fp;
 }
 
 function enterPhase(phase) {
@@ -280,7 +293,9 @@ function enterPhase(phase) {
       break;
     case 'lobby':
       setWait('Waiting to be let in',
-        'The host has been told you are here, with your name and key fingerprint. Keep this tab open.');
+        'The host has been told you are here, with your name and key fingerprint, and is deciding '
+        + 'whether to let you in. Keep this tab open.');
+      showOwnFingerprint();
       break;
     case 'in_meeting':
       if (previous !== 'in_meeting') startMeetingView();
@@ -361,7 +376,7 @@ function handleControl(msg) {
     case 'hello':
       state.hello = msg;
       prejoin.setHello(msg);
-      $('#invite-input').value = msg.link;
+      renderInfoUrl();
       if (!state.joinRequested && !state.ended) {
         state.phase = 'prejoin';
         stats.phase = 'prejoin';
@@ -394,11 +409,16 @@ function handleControl(msg) {
       }
       break;
     }
+    case 'alert':
+      stats.alerts.push({ kind: msg.kind, message: msg.message, at: Date.now() });
+      if (stats.alerts.length > 100) stats.alerts.shift();
+      securityAlerts.add(msg);
+      break;
     case 'keyframe_request':
       stats.keyframeRequestsReceived++; // the media worker already acted on it
       break;
     case 'ended':
-      enterPhaseEnded(msg.reason);
+      enterPhaseEnded(msg.reason, msg.outcome);
       break;
     case 'error':
       showError(msg.message);
@@ -419,29 +439,67 @@ function sentence(text) {
   return t[0].toUpperCase() + t.slice(1) + (/[.!?]$/.test(t) ? '' : '.');
 }
 
-function enterPhaseEnded(rawReason) {
+const OUTCOME_TITLES = {
+  declined: 'Your request to join was declined',
+  locked: 'The meeting is locked',
+  full: 'The lobby is full',
+};
+
+/** A heading for the ended screen: a host's lobby answer, else from the engine's reason. */
+function endedTitle(rawReason, outcome) {
+  if (outcome && OUTCOME_TITLES[outcome]) return OUTCOME_TITLES[outcome];
+  const r = String(rawReason || '').trim().toLowerCase();
+  if (r.startsWith('the host declined')) return 'Your request to join was declined';
+  if (r.startsWith('the meeting is locked')) return 'The meeting is locked';
+  if (r.startsWith('the lobby is full')) return 'The lobby is full';
+  if (r.startsWith('removed from the meeting')) return 'You were removed from the meeting';
+  if (r.includes('invitation was replaced')) return 'The invitation was replaced';
+  if (r.includes('to admit you') || r.includes('before you were admitted')) return 'Nobody could let you in';
+  if (r.startsWith('the relay refused')) return 'The relay refused to let you in';
+  if (r.startsWith('could not')) return 'Could not join the meeting';
+  if (r.includes('connection to the relay was lost')) return 'Connection lost';
+  if (r.startsWith('you left')) return 'You left the meeting';
+  return 'Meeting ended';
+}
+
+function enterPhaseEnded(rawReason, outcome = null) {
   const reason = sentence(rawReason);
   if (state.ended && !state.leaving && reason) {
-    $('#ended-text').textContent = reason; // the reason may follow the "ended" phase
+    // The reason may follow the "ended" phase (a reloaded tab gets state first).
+    $('#ended-title').textContent = endedTitle(rawReason, outcome);
+    $('#ended-text').textContent = reason;
     $('#ended-text').hidden = false;
     return;
   }
   state.phase = 'ended';
-  endMeeting(state.leaving ? 'You left the meeting' : 'Meeting ended', reason || 'The meeting has ended.');
+  endMeeting(state.leaving ? 'You left the meeting' : endedTitle(rawReason, outcome), reason || 'The meeting has ended.');
 }
 
 function applyState(msg) {
   const oldLeaves = new Set(state.roster.map((m) => m.leaf));
   const wasInMeeting = state.phase === 'in_meeting';
   const oldNames = new Map(state.roster.map((m) => [m.leaf, m.name]));
+  const oldHosts = new Map(state.roster.map((m) => [`${m.leaf}:${m.fingerprint}`, m.is_host]));
+  const wasHost = state.isHost;
   state.selfLeaf = msg.self_leaf;
   state.isHost = msg.is_host;
   state.roster = msg.roster;
   state.lobby = msg.lobby;
   state.policy = msg.policy;
+  state.pending = msg.pending_removals;
   state.epoch = msg.epoch;
   stats.selfLeaf = msg.self_leaf;
   stats.epoch = msg.epoch;
+  stats.ordering = msg.ordering;
+  stats.pendingRemovals = msg.pending_removals;
+  stats.roles = Object.fromEntries(msg.roster.map((m) => [m.leaf, m.role]));
+
+  // The invitation: hosts may replace it (members get the new one).
+  const linkReplaced = Boolean(state.link && msg.link && state.link !== msg.link && !state.ended);
+  state.link = msg.link;
+  state.infoUrl = msg.info_url;
+  renderInfoUrl();
+  renderOrdering(msg.ordering);
 
   const codeChanged = msg.security_code !== state.securityCode && state.securityCode !== null;
   state.securityCode = msg.security_code;
@@ -476,6 +534,17 @@ function applyState(msg) {
         forgetSender(leaf);
       }
     }
+    for (const m of msg.roster) {
+      const before = oldHosts.get(`${m.leaf}:${m.fingerprint}`);
+      if (before === undefined || before === m.is_host || m.is_self) continue;
+      notes.push(m.is_host ? `${m.name} is now a host` : `${m.name} is no longer a host`);
+    }
+    if (wasInMeeting && wasHost !== msg.is_host) {
+      notes.push(msg.is_host ? 'You are now a host' : 'You are no longer a host');
+      toast(msg.is_host
+        ? 'You are now a host: you can admit and remove people and replace the invitation.'
+        : 'You are no longer a host.', { iconName: 'shield' });
+    }
     if (wasInMeeting && (notes.length || codeChanged)) {
       const what = notes.length ? `${notes.join(', ')}. ` : '';
       chat.system(codeChanged ? `${what}New security code: compare it again.` : what.trim());
@@ -490,6 +559,12 @@ function applyState(msg) {
     link.requestKeyframe('video');
     link.requestKeyframe('screen');
   }
+  if (linkReplaced) {
+    stats.invitationsReplaced++;
+    toast('Invitation replaced: share the new one. The old link no longer works.', { ms: 7000, iconName: 'link' });
+    chat.system('The invitation was replaced. The old link no longer works.');
+    if (!$('#invite-pop').hidden) $('#invite-input').value = msg.link;
+  }
 
   // host tools and lobby
   const newLobby = msg.lobby.filter((e) => !lobbySeen.has(e.key));
@@ -500,19 +575,33 @@ function applyState(msg) {
   $('#host-tools').hidden = !msg.is_host;
   $('#host-badge').hidden = !msg.is_host;
   $('#locked-badge').hidden = !msg.policy.locked;
+  $('#rotate-box').hidden = !msg.is_host;
   setSwitch($('#toggle-lock'), msg.policy.locked);
   setSwitch($('#toggle-auto-admit'), msg.policy.auto_admit);
+  const note = msg.policy.locked
+    ? 'Locked: people who knock are told the meeting is locked, so there will be no requests to admit.'
+    : msg.policy.auto_admit
+      ? 'Anyone with the invitation gets in without asking. Watch the list below for names and fingerprints you do not expect.'
+      : 'People with the invitation wait in the lobby until a host admits them.';
+  if ($('#admission-note').textContent !== note) $('#admission-note').textContent = note;
   renderLobby(msg.is_host ? msg.lobby : [], {
+    roster: msg.roster,
+    locked: msg.policy.locked,
     onAdmit: (entry) => link.send({ type: 'admit', id: entry.id }),
     onDeny: (entry) => link.send({ type: 'deny', id: entry.id }),
   });
   renderParticipants(msg.roster, {
     isHost: msg.is_host,
-    onRemove: (m) => {
-      link.send({ type: 'remove', leaf: m.leaf });
-      toast(`Removing ${m.name}…`);
-    },
+    pending: msg.pending_removals,
+    onVerify: (m, verified) => setVerified(m, verified),
+    onSetHost: (m, host) => setHost(m, host),
+    onRemove: (m) => askRemove(m),
   });
+  if (removeTarget && !stillHere(removeTarget)) {
+    const gone = removeTarget.name;
+    closeRemoveDialog();
+    toast(`${gone} is no longer in the meeting.`);
+  }
   if (msg.phase === 'in_meeting') document.title = `Clave — ${msg.roster.length} in meeting`;
   if (msg.phase !== state.phase || msg.phase === 'in_meeting') enterPhase(msg.phase);
   if (!state.ended) stats.phase = msg.phase;
@@ -656,24 +745,164 @@ function leave() {
   endMeeting('You left the meeting', '');
 }
 
+/** The member at `m.leaf` if it is still the same person (leaf indices are reused). */
+function stillHere(m) {
+  return state.roster.find((r) => r.leaf === m.leaf && r.fingerprint === m.fingerprint) || null;
+}
+
+function sendAbout(m, message, what) {
+  if (!stillHere(m)) {
+    showError(`Cannot ${what}: ${m.name} is no longer in the meeting.`);
+    return false;
+  }
+  if (!link.send(message)) {
+    showError(`Not connected: could not ${what}.`);
+    return false;
+  }
+  return true;
+}
+
+function setVerified(m, verified) {
+  if (!sendAbout(m, { type: 'verify', leaf: m.leaf, fingerprint: m.fingerprint, verified }, 'change who is verified')) return;
+  toast(verified
+    ? `${m.name} is marked as verified. Clave remembers their key for later meetings.`
+    : `${m.name} is no longer marked as verified.`, { kind: 'ok', iconName: verified ? 'check' : 'shield' });
+}
+
+function setHost(m, host) {
+  const what = host ? `make ${m.name} a host` : 'change the host role';
+  if (!sendAbout(m, { type: 'set_host', leaf: m.leaf, fingerprint: m.fingerprint, host }, what)) return;
+  if (m.is_self) toast('Giving up your host role…');
+  else toast(host ? `Making ${m.name} a host…` : `Taking the host role from ${m.name}…`);
+}
+
+// Remove: a small confirm dialog (native <dialog>: modal, focus kept inside, Esc cancels).
+const removeDialog = $('#remove-dialog');
+let removeTarget = null;  // {leaf, fingerprint, name}
+let removeOpener = null;  // the button that opened it, to return focus to
+
+function askRemove(m) {
+  if (!stillHere(m)) {
+    showError(`${m.name} is no longer in the meeting.`);
+    return;
+  }
+  removeTarget = { leaf: m.leaf, fingerprint: m.fingerprint, name: m.name };
+  removeOpener = document.activeElement;
+  $('#remove-title').textContent = `Remove ${m.name} from the meeting?`;
+  $('#remove-rotate').checked = true;
+  $('#remove-confirm').textContent = `Remove ${m.name}`;
+  removeDialog.showModal();
+  $('#remove-cancel').focus();
+}
+
+function closeRemoveDialog() {
+  if (removeDialog.open) removeDialog.close();
+}
+
+removeDialog.addEventListener('close', () => {
+  const target = removeTarget;
+  removeTarget = null;
+  // Back to the button that opened the dialog, or its rebuilt twin, or the list heading.
+  let back = removeOpener && removeOpener.isConnected ? removeOpener : null;
+  if (!back && target) {
+    back = $('#participants').querySelector(`[data-key="${CSS.escape(`${target.leaf}:${target.fingerprint}`)}"] [data-remove]`);
+  }
+  removeOpener = null;
+  (back || $('#people-title')).focus();
+});
+$('#remove-cancel').addEventListener('click', () => closeRemoveDialog());
+$('#remove-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const target = removeTarget;
+  const rotate = $('#remove-rotate').checked;
+  closeRemoveDialog();
+  if (!target) return;
+  const message = { type: 'remove', leaf: target.leaf, fingerprint: target.fingerprint, replace_invitation: rotate };
+  if (!sendAbout(target, message, `remove ${target.name}`)) return;
+  toast(rotate
+    ? `Removing ${target.name}… The invitation will be replaced once they are out.`
+    : `Removing ${target.name}…`);
+});
+
+/** The relay's web page for invitees (no secret), as the engine says it is now. */
+function currentInfoUrl() {
+  return state.infoUrl || (state.hello && state.hello.info_url) || null;
+}
+
+function renderInfoUrl() {
+  const url = currentInfoUrl();
+  $('#info-url-box').hidden = !url;
+  if (url && $('#info-url').textContent !== url) $('#info-url').textContent = url;
+}
+
+function renderOrdering(ordering) {
+  const banner = $('#ordering-alert');
+  banner.hidden = !ordering;
+  const text = ordering
+    ? `${sentence(ordering)} Media stays end-to-end encrypted with the current keys.`
+    : '';
+  if ($('#ordering-text').textContent !== text) $('#ordering-text').textContent = text;
+}
+
+/** Copy on a user action only; `fallback()` if the clipboard is not available. */
+async function copyText(text, okMessage, fallback) {
+  try {
+    if (!navigator.clipboard || !window.isSecureContext) throw new Error('no clipboard');
+    await navigator.clipboard.writeText(text);
+    toast(okMessage, { kind: 'ok' });
+  } catch {
+    fallback();
+  }
+}
+
 async function copyInvite() {
-  const url = state.hello ? state.hello.link : '';
+  const url = state.link || (state.hello ? state.hello.link : '');
   if (!url) {
     showError('No invite link yet.');
     return;
   }
-  try {
-    if (!navigator.clipboard || !window.isSecureContext) throw new Error('no clipboard');
-    await navigator.clipboard.writeText(url);
-    toast('Invite link copied. Anyone with it can ask to join.', { kind: 'ok' });
-  } catch {
+  const opener = document.activeElement;
+  await copyText(url, 'Invitation copied. Anyone with it can ask to join: send it only to the people you invite.', () => {
+    invitePopOpener = opener;
     const pop = $('#invite-pop');
     pop.hidden = false;
     const input = $('#invite-input');
     input.value = url;
     input.focus();
     input.select();
+  });
+}
+
+async function copyInfoUrl() {
+  const url = currentInfoUrl();
+  if (!url) return;
+  await copyText(url, 'Web page address copied (it holds no secret).', () => {
+    const range = document.createRange();
+    range.selectNodeContents($('#info-url'));
+    const sel = window.getSelection();
+    sel.removeAllRanges();
+    sel.addRange(range);
+    toast('Copying did not work here: the address is selected, press Ctrl+C to copy it.');
+  });
+}
+
+/** The fallback popover shows the invitation: clear it from the page when closed. */
+let invitePopOpener = null;
+function closeInvitePop() {
+  const hadFocus = $('#invite-pop').contains(document.activeElement);
+  $('#invite-pop').hidden = true;
+  $('#invite-input').value = '';
+  if (hadFocus && invitePopOpener && invitePopOpener.isConnected) invitePopOpener.focus();
+  invitePopOpener = null;
+}
+
+function rotateInvitation() {
+  if (!state.isHost) return;
+  if (!link.send({ type: 'rotate' })) {
+    showError('Not connected: the invitation was not replaced.');
+    return;
   }
+  toast('Replacing the invitation…', { iconName: 'link' });
 }
 
 // ---------- wiring ----------
@@ -684,7 +913,10 @@ $('#toggle-screen').addEventListener('click', () => toggleScreen());
 $('#leave').addEventListener('click', () => leave());
 $('#wait-cancel').addEventListener('click', () => leave());
 $('#copy-link').addEventListener('click', () => copyInvite());
-$('#invite-close').addEventListener('click', () => { $('#invite-pop').hidden = true; });
+$('#copy-invite').addEventListener('click', () => copyInvite());
+$('#copy-info-url').addEventListener('click', () => copyInfoUrl());
+$('#rotate-invite').addEventListener('click', () => rotateInvitation());
+$('#invite-close').addEventListener('click', () => closeInvitePop());
 $('#code-btn').addEventListener('click', () => side.show('people'));
 $('#toggle-lock').addEventListener('click', () => {
   link.send({ type: 'lock', locked: !state.policy.locked });
@@ -694,8 +926,9 @@ $('#toggle-auto-admit').addEventListener('click', () => {
 });
 
 document.addEventListener('keydown', (ev) => {
+  if (removeDialog.open) return; // the dialog handles its own keys (Esc cancels it)
   if (ev.key === 'Escape') {
-    if (!$('#invite-pop').hidden) $('#invite-pop').hidden = true;
+    if (!$('#invite-pop').hidden) closeInvitePop();
     else if (side.current) side.close();
     return;
   }

@@ -82,14 +82,34 @@ function oneOf(value, allowed, fallback) {
 }
 
 const PHASES = ['prejoin', 'connecting', 'lobby', 'in_meeting', 'ended'];
-const PADLOCK = ['encrypted', 'rekeying', 'not_encrypted'];
+const PADLOCK = ['encrypted', 'warning', 'rekeying', 'not_encrypted'];
+const ROLES = ['owner', 'host', 'successor', 'member'];
+const ALERTS = ['counterfeit_welcome', 'forged_reply', 'unexpected_rotation', 'refused_takeover'];
+
+/** An invitation: a clave:// URL (it holds the meeting secret), or null. */
+function inviteLink(value) {
+  const s = optStr(value, 2048);
+  return s !== null && /^clave:\/\/[^\s/?#]+\/\S*$/.test(s) ? s : null;
+}
+/** The relay's web page for invitees (no secret): an http(s) URL without fragment, or null. */
+function pageUrl(value) {
+  const s = optStr(value, 2048);
+  return s !== null && /^https?:\/\/[^\s/?#]+\/[^\s#]*$/.test(s) ? s : null;
+}
+/** A name the engine says another member's looks like, or null. */
+function optName(value) {
+  const s = optStr(value, 64);
+  return s ? s : null;
+}
 
 const VALIDATORS = {
   hello: (m) => ({
     type: 'hello',
     role: oneOf(m.role, ['host', 'guest'], 'guest'),
     link: str(m.link, 2048),
+    info_url: pageUrl(m.info_url),
     default_name: str(m.default_name, 64),
+    fingerprint: optStr(m.fingerprint, 200),
   }),
   state: (m) => ({
     type: 'state',
@@ -106,6 +126,10 @@ const VALIDATORS = {
         fingerprint: str(e.fingerprint, 200),
         is_host: bool(e.is_host),
         is_self: bool(e.is_self),
+        role: oneOf(e.role, ROLES, bool(e.is_host) ? 'host' : 'member'),
+        familiarity: str(e.familiarity, 200) || 'new',
+        verified: bool(e.verified),
+        confusable_with: optName(e.confusable_with),
       };
     }).filter((r) => r.leaf >= 0),
     lobby: list(m.lobby).map((r) => {
@@ -113,12 +137,23 @@ const VALIDATORS = {
       // `id` goes back to the engine exactly as it came (a number, normally);
       // `key` is its string form for the page.
       const id = typeof e.id === 'number' && Number.isFinite(e.id) ? e.id : str(e.id, 200);
-      return { id, key: String(id), name: str(e.name, 64) || 'Unnamed', fingerprint: str(e.fingerprint, 200) };
+      return {
+        id,
+        key: String(id),
+        name: str(e.name, 64) || 'Unnamed',
+        fingerprint: str(e.fingerprint, 200),
+        familiarity: str(e.familiarity, 200) || 'new',
+        confusable_with: optName(e.confusable_with),
+      };
     }).filter((r) => r.key !== ''),
     policy: (() => {
       const p = obj(m.policy);
       return { locked: bool(p.locked), auto_admit: bool(p.auto_admit) };
     })(),
+    pending_removals: list(m.pending_removals).map((v) => int(v, -1)).filter((v) => v >= 0),
+    ordering: optStr(m.ordering, 500) || null,
+    link: inviteLink(m.link),
+    info_url: pageUrl(m.info_url),
   }),
   padlock: (m) => ({
     type: 'padlock',
@@ -142,7 +177,17 @@ const VALIDATORS = {
     type: 'keyframe_request',
     kind: oneOf(m.kind, ['video', 'screen'], 'video'),
   }),
-  ended: (m) => ({ type: 'ended', reason: str(m.reason, 500) }),
+  alert: (m) => ({
+    type: 'alert',
+    id: int(m.id, null),
+    kind: oneOf(m.kind, ALERTS, 'unknown'),
+    message: str(m.message, 500),
+  }),
+  ended: (m) => ({
+    type: 'ended',
+    reason: str(m.reason, 500),
+    outcome: oneOf(m.outcome, ['declined', 'locked', 'full'], null),
+  }),
   error: (m) => ({ type: 'error', message: str(m.message, 500) || 'Unknown error' }),
 };
 

@@ -15,8 +15,13 @@ export const stats = {
   decoded: {},          // "<leaf>:<kind>" -> decoder outputs since the page loaded
   names: {},            // leaf -> display name
   securityCode: null,
-  padlock: null,        // "encrypted" | "rekeying" | "not_encrypted" (null before the engine says)
+  padlock: null,        // "encrypted" | "warning" | "rekeying" | "not_encrypted" (null before the engine says)
   padlockDetail: '',
+  ordering: null,       // why the relay is not ordering our changes (null: all is well)
+  roles: {},            // leaf -> "owner" | "host" | "successor" | "member"
+  pendingRemovals: [],  // leaves whose removal is under way
+  alerts: [],           // security alerts from the engine: {kind, message, at}
+  invitationsReplaced: 0, // times the invitation changed while this page was in the meeting
   chats: [],            // {sender, name, text, ts}
   latencies: [],        // capture-to-decode ms, every kind (most recent MAX_LATENCIES)
   latencyByKey: {},     // "<leaf>:<kind>" -> recent ms samples (last 300)

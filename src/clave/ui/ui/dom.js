@@ -71,3 +71,47 @@ export function avatarColor(key) {
 export function clockTime(date) {
   return date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
 }
+
+/**
+ * Keyed update of a list: `items` are {key, sig, build()} in display order. An
+ * element whose key and signature are unchanged is kept as it is (so keyboard
+ * focus on one of its buttons survives the engine's state updates); a changed
+ * one is rebuilt, and if focus was inside it, focus moves to the rebuilt
+ * element's control with the same `data-focus` value. Elements carry
+ * `data-key` and `data-sig`.
+ *
+ * If the focused element's entry is gone, focus goes to `fallback` (if given
+ * and visible), never to a neighbour's buttons: a keyboard user about to press
+ * Enter on "Admit Bob" must not admit Carol because Bob's request vanished.
+ * So keys must name a person, not a position (a leaf index can be reused).
+ */
+export function syncKeyed(list, items, fallback = null) {
+  const active = document.activeElement;
+  const focusLi = active && list.contains(active) ? active.closest('[data-key]') : null;
+  const focusKey = focusLi ? focusLi.dataset.key : null;
+  const focusName = focusLi ? active.dataset.focus || null : null;
+
+  const shown = new Map([...list.children].map((el) => [el.dataset.key, el]));
+  const elements = items.map(({ key, sig, build }) => {
+    const kept = shown.get(key);
+    if (kept && kept.dataset.sig === sig) return kept;
+    const el = build();
+    el.dataset.key = key;
+    el.dataset.sig = sig;
+    return el;
+  });
+  const wanted = new Set(elements);
+  for (const el of [...list.children]) if (!wanted.has(el)) el.remove();
+  elements.forEach((el, i) => {
+    if (list.children[i] !== el) list.insertBefore(el, list.children[i] ?? null);
+  });
+
+  if (!focusLi || document.activeElement === active) return;
+  // Same entry: the same control (kept but moved, or rebuilt); otherwise the fallback.
+  const li = elements.find((el) => el.dataset.key === focusKey);
+  const candidates = [fallback];
+  if (li && focusName) candidates.unshift(li.querySelector(`[data-focus="${CSS.escape(focusName)}"]`));
+  if (li && li.contains(active)) candidates.unshift(active);
+  const target = candidates.find((el) => el && !el.disabled && el.getClientRects().length > 0);
+  target?.focus();
+}

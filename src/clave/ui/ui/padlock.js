@@ -1,21 +1,27 @@
-// The honest padlock: it says "encrypted" only while the engine says so, and
+// The honest padlock: it says "encrypted" only while the engine says so
+// ("warning": still encrypted, but the relay is not ordering our changes), and
 // a frame that failed to decrypt is named, with its sender, in a warning.
 
 import { h, icon } from './dom.js';
 
 const LABELS = {
   encrypted: 'End-to-end encrypted',
+  warning: 'Encrypted, changes on hold',
   rekeying: 'Renegotiating keys…',
   not_encrypted: 'Not encrypted',
   unknown: 'Not encrypted yet',
 };
 const DETAILS = {
   encrypted: 'Audio, video and chat are encrypted with keys only the participants hold.',
+  warning: 'Media is still end-to-end encrypted with the current keys, but the relay is not ordering '
+    + 'our changes: joins, removals and new keys do not take effect until it does.',
   rekeying: 'The group is agreeing on new keys (someone joined or left). Media is held until it is done.',
   not_encrypted: 'Nothing is being sent encrypted right now, so nothing is sent at all.',
   unknown: 'Waiting for the meeting keys.',
 };
-const CLASSES = { encrypted: 'is-encrypted', rekeying: 'is-rekeying', not_encrypted: 'is-not', unknown: 'is-not' };
+const CLASSES = {
+  encrypted: 'is-encrypted', warning: 'is-warning', rekeying: 'is-rekeying', not_encrypted: 'is-not', unknown: 'is-not',
+};
 const ALERT_HIDE_MS = 15000;
 
 export class Padlock {

@@ -1,7 +1,7 @@
-// The side panel: people (security code, host admission tools, lobby,
-// participants with fingerprints) and chat.
+// The side panel: people (security code, host admission tools, invitation,
+// participants with fingerprints, roles and familiarity), the lobby and chat.
 
-import { $, avatarColor, clockTime, h, icon, initials } from './dom.js';
+import { $, avatarColor, clockTime, h, icon, initials, syncKeyed } from './dom.js';
 
 export class SidePanel {
   constructor({ onOpenChange }) {
@@ -73,83 +73,242 @@ export function renderSecurityCode(code, epoch) {
   $('#epoch-text').textContent = typeof epoch === 'number' ? ` (now at key epoch ${epoch})` : '';
 }
 
-function personItem({ key, name, fingerprint, tags, actions }) {
-  const avatar = h('span', { class: 'person-avatar', 'aria-hidden': 'true' }, initials(name));
-  avatar.style.setProperty('--avatar', avatarColor(key));
-  return h('li', { class: 'person' },
-    avatar,
-    h('div', { class: 'person-main' },
-      h('div', { class: 'person-name' }, h('span', null, name), tags),
-      h('span', { class: 'fingerprint', title: 'Key fingerprint' }, fingerprint || 'no fingerprint')),
-    actions && actions.length ? h('div', { class: 'person-actions' }, actions) : null);
+// ---------- people: fingerprints, familiarity, roles, warnings ----------
+
+const ROLE_BADGES = {
+  owner: { text: 'Owner', title: 'Created this meeting and is a host. Only the owner can give up the owner\u2019s host role.' },
+  host: { text: 'Host', title: 'Can admit, remove and make hosts, and replace the invitation.' },
+  successor: { text: 'Successor', title: 'Takes over as host if the hosts drop out.' },
+};
+
+function capitalize(text) {
+  return text ? text[0].toUpperCase() + text.slice(1) : text;
 }
 
-/** Participants list (#participants); host sees a remove button per member. */
-export function renderParticipants(roster, { isHost, onRemove }) {
+/**
+ * What the engine's familiarity label means: 'self' | 'verified' | 'known' | 'new'
+ * | 'changed' (a different key than the person of that name met before) | 'other'.
+ */
+export function familiarityKind(label) {
+  const t = String(label || '').trim();
+  if (t === 'you') return 'self';
+  if (t === 'verified') return 'verified';
+  if (t === 'new') return 'new';
+  if (t.startsWith('known since')) return 'known';
+  if (t.startsWith('\u26a0')) return 'changed';
+  return 'other';
+}
+
+/** A warning line: icon, "Warning:" for screen readers, text and advice. */
+function warnBlock(cls, text, advice) {
+  return h('p', { class: `warn-block ${cls}` },
+    icon('warn'),
+    h('span', null,
+      h('span', { class: 'visually-hidden' }, 'Warning: '),
+      h('strong', null, text),
+      advice ? ` ${advice}` : null));
+}
+
+/**
+ * The familiarity label: {pill, warning} (either may be null). A changed key is a
+ * warning; "verified" is a badge in the participants list and a pill in the lobby.
+ */
+function familiarityView(label, { lobby }) {
+  const kind = familiarityKind(label);
+  const pill = (text) => ({ pill: h('span', { class: `familiarity familiarity-${kind}` }, text), warning: null });
+  switch (kind) {
+    case 'self':
+      return { pill: null, warning: null };
+    case 'changed': {
+      const text = capitalize(String(label).replace(/^\u26a0\ufe0f?\s*/, ''));
+      return {
+        pill: null,
+        warning: warnBlock('familiarity familiarity-changed', `${text}.`, lobby
+          ? 'It may be someone else using that name. Ask them, in a way you trust, before admitting.'
+          : 'It may be someone else using that name. Compare the security code with them aloud.'),
+      };
+    }
+    case 'verified':
+      return lobby ? pill('Verified: you compared the security code with this key before')
+        : { pill: null, warning: null };
+    case 'new':
+      return pill('New: first time you meet this key');
+    default:
+      return pill(capitalize(String(label)));
+  }
+}
+
+function lookAlikeView(other, { lobby, self = false, roster }) {
+  if (!other) return null;
+  // The other name in a monospace font, where "I" and "l" or "0" and "O" differ.
+  const them = h('code', { class: 'name-mono' }, other);
+  if (self) {
+    return warnBlock('lookalike-warning', ['Someone here has a name that looks like yours: ', them, '.'],
+      'Others may mix you up: they can tell you apart by fingerprint.');
+  }
+  const present = !lobby || roster.some((m) => m.name === other);
+  return warnBlock('lookalike-warning',
+    ['Name looks like ', them, `, who is ${present ? 'already here' : 'also asking to join'}.`],
+    lobby ? 'Check the fingerprint before admitting.' : 'They are different people with different keys: check the fingerprint.');
+}
+
+function avatarEl(name, key) {
+  const avatar = h('span', { class: 'person-avatar', 'aria-hidden': 'true' }, initials(name));
+  avatar.style.setProperty('--avatar', avatarColor(key));
+  return avatar;
+}
+
+function fingerprintEl(fingerprint) {
+  return h('span', { class: 'fingerprint', title: 'Identity key fingerprint (the same in every meeting)' },
+    h('span', { class: 'visually-hidden' }, 'Fingerprint: '),
+    fingerprint || 'no fingerprint');
+}
+
+function actionButton({ text, label, focus, data, cls = 'btn-chip', title = null, disabled = false, onclick }) {
+  return h('button', {
+    type: 'button', class: `btn btn-small ${cls}`, 'aria-label': label, title,
+    dataset: { focus, ...data }, disabled, onclick,
+  }, text);
+}
+
+/**
+ * Participants list (#participants): role badges, familiarity, verified mark,
+ * look-alike and changed-key warnings; "Mark as verified" for everyone, host
+ * role and removal for hosts.
+ * handlers: onVerify(m, verified), onSetHost(m, host), onRemove(m)
+ */
+export function renderParticipants(roster, { isHost, pending = [], onVerify, onSetHost, onRemove }) {
   const list = $('#participants');
+  const removing = new Set(pending);
+  const hosts = roster.filter((m) => m.is_host).length;
+  const order = { owner: 0, host: 1, successor: 2, member: 3 };
   const items = roster
     .slice()
-    .sort((a, b) => Number(b.is_self) - Number(a.is_self) || Number(b.is_host) - Number(a.is_host) || a.leaf - b.leaf)
-    .map((m) => personItem({
-      key: `p:${m.leaf}`,
-      name: m.name,
-      fingerprint: m.fingerprint,
-      tags: [
-        m.is_self ? h('span', { class: 'tag' }, '(you)') : null,
-        m.is_host ? h('span', { class: 'tag tag-host' }, 'Host') : null,
-      ],
-      actions: isHost && !m.is_self ? [
-        h('button', {
-          type: 'button', class: 'icon-btn', title: `Remove ${m.name}`, 'aria-label': `Remove ${m.name} from the meeting`,
-          dataset: { remove: String(m.leaf) }, onclick: () => onRemove(m),
-        }, icon('user-x')),
-      ] : null,
-    }));
-  list.replaceChildren(...items);
-  list.lastElementChild?.setAttribute('data-last', '');
-  for (const li of list.children) li.dataset.testid = 'participant';
+    .sort((a, b) => Number(b.is_self) - Number(a.is_self)
+      || (order[a.role] ?? 3) - (order[b.role] ?? 3) || a.leaf - b.leaf)
+    .map((m) => {
+      const isRemoving = removing.has(m.leaf);
+      const sig = JSON.stringify([m.name, m.role, m.familiarity, m.verified, m.confusable_with,
+        m.is_self, isHost, isRemoving, m.is_self && hosts > 1]);
+      return {
+        key: `${m.leaf}:${m.fingerprint}`,
+        sig,
+        build: () => participantItem(m, { isHost, isRemoving, otherHosts: hosts - (m.is_host ? 1 : 0), roster,
+          onVerify, onSetHost, onRemove }),
+      };
+    });
+  syncKeyed(list, items, $('#people-title'));
   $('#people-count').textContent = String(roster.length);
 }
 
-/** Lobby (#lobby) with admit/deny buttons, host only. */
-export function renderLobby(lobby, { onAdmit, onDeny }) {
+function participantItem(m, { isHost, isRemoving, otherHosts, roster, onVerify, onSetHost, onRemove }) {
+  const badge = ROLE_BADGES[m.role];
+  const verified = m.verified || familiarityKind(m.familiarity) === 'verified';
+  const tags = [
+    m.is_self ? h('span', { class: 'tag' }, '(you)') : null,
+    badge ? h('span', { class: `role-badge role-${m.role}`, title: badge.title, dataset: { role: m.role } }, badge.text) : null,
+    verified && !m.is_self ? h('span', { class: 'verified-badge', title: 'You compared the security code with them' },
+      icon('check', 'icon-xs'), 'Verified') : null,
+    isRemoving ? h('span', { class: 'removing-tag' }, 'removing\u2026') : null,
+  ];
+  const actions = [];
+  if (!m.is_self) {
+    actions.push(actionButton({
+      text: verified ? 'Unmark' : 'Mark as verified',
+      label: verified ? `Unmark ${m.name} as verified` : `Mark ${m.name} as verified`,
+      title: verified
+        ? 'Forget that you verified this person (Clave stops showing the check mark, here and in later meetings)'
+        : 'After comparing the security code aloud with them, in this call. Clave remembers it for later meetings.',
+      focus: 'verify', data: { verify: String(m.leaf) },
+      onclick: () => onVerify(m, !verified),
+    }));
+  }
+  if (isHost && !m.is_self && !isRemoving) {
+    if (m.role === 'host') {
+      actions.push(actionButton({
+        text: 'Remove host role', label: `Remove ${m.name}'s host role`, focus: 'host',
+        data: { setHost: String(m.leaf), hostTo: 'false' }, onclick: () => onSetHost(m, false),
+      }));
+    } else if (m.role !== 'owner') {
+      actions.push(actionButton({
+        text: 'Make host', label: `Make ${m.name} a host`, focus: 'host',
+        title: 'They can then admit and remove people and replace the invitation',
+        data: { setHost: String(m.leaf), hostTo: 'true' }, onclick: () => onSetHost(m, true),
+      }));
+    }
+    if (m.role !== 'owner') {
+      actions.push(actionButton({
+        text: 'Remove', label: `Remove ${m.name} from the meeting`, focus: 'remove', cls: 'btn-chip btn-chip-danger',
+        data: { remove: String(m.leaf) }, onclick: () => onRemove(m),
+      }));
+    }
+  }
+  if (isHost && m.is_self && otherHosts > 0) {
+    actions.push(actionButton({
+      text: 'Give up host role', label: 'Give up your host role', focus: 'host',
+      title: 'The other hosts keep the meeting; you stay in it as a member',
+      data: { setHost: String(m.leaf), hostTo: 'false' }, onclick: () => onSetHost(m, false),
+    }));
+  }
+  const fam = familiarityView(m.familiarity, { lobby: false });
+  const look = lookAlikeView(m.confusable_with, { lobby: false, self: m.is_self, roster });
+  const li = h('li', {
+    class: `person${isRemoving ? ' is-removing' : ''}${fam.warning || look ? ' has-warning' : ''}`,
+    dataset: { testid: 'participant', leaf: String(m.leaf), role: m.role, verified: String(verified) },
+  },
+    avatarEl(m.name, `p:${m.leaf}`),
+    h('div', { class: 'person-main' },
+      h('div', { class: 'person-name' }, h('span', { class: 'person-name-text' }, m.name), tags),
+      fam.pill,
+      fingerprintEl(m.fingerprint),
+      fam.warning,
+      look,
+      actions.length ? h('div', { class: 'person-actions' }, actions) : null));
+  if (isRemoving) li.dataset.removing = '';
+  return li;
+}
+
+/** Lobby (#lobby) with admit/deny buttons, host only. `locked`: knockers are told so. */
+export function renderLobby(lobby, { roster = [], locked = false, onAdmit, onDeny }) {
   const list = $('#lobby');
   // Keyed update: a request that is still waiting keeps its element, so keyboard
   // focus on its Admit/Deny button survives the engine's state updates.
-  const shown = new Map([...list.children].map((li) => [li.dataset.lobbyId, li]));
-  const items = lobby.map((entry) => {
-    const signature = `${entry.name}\u0000${entry.fingerprint}`;
-    const kept = shown.get(String(entry.key));
-    if (kept && kept.dataset.signature === signature) return kept;
-    const li = personItem({
-      key: `l:${entry.key}`,
-      name: entry.name,
-      fingerprint: entry.fingerprint,
-      tags: null,
-      actions: [
-        h('button', {
-          type: 'button', class: 'btn btn-small btn-deny', dataset: { deny: entry.key },
-          'aria-label': `Deny ${entry.name}`, onclick: () => onDeny(entry),
-        }, 'Deny'),
-        h('button', {
-          type: 'button', class: 'btn btn-small btn-admit', dataset: { admit: entry.key },
-          'aria-label': `Admit ${entry.name}`, onclick: () => onAdmit(entry),
-        }, 'Admit'),
-      ],
-    });
-    li.classList.add('lobby-item');
-    li.dataset.lobbyId = entry.key;
-    li.dataset.signature = signature;
-    return li;
-  });
-  // Remove what left and insert what is new; kept elements are never moved.
-  const wanted = new Set(items);
-  for (const li of [...list.children]) if (!wanted.has(li)) li.remove();
-  items.forEach((li, i) => {
-    if (list.children[i] !== li) list.insertBefore(li, list.children[i] ?? null);
-  });
+  const items = lobby.map((entry) => ({
+    key: String(entry.key),
+    sig: JSON.stringify([entry.name, entry.fingerprint, entry.familiarity, entry.confusable_with,
+      entry.confusable_with ? roster.some((m) => m.name === entry.confusable_with) : false]),
+    build: () => lobbyItem(entry, { roster, onAdmit, onDeny }),
+  }));
+  syncKeyed(list, items, $('#lobby-title'));
   $('#lobby-count').textContent = String(lobby.length);
+  $('#lobby-locked-note').hidden = !locked;
   $('#lobby-panel').hidden = lobby.length === 0;
+}
+
+function lobbyItem(entry, { roster, onAdmit, onDeny }) {
+  const fam = familiarityView(entry.familiarity, { lobby: true });
+  const look = lookAlikeView(entry.confusable_with, { lobby: true, roster });
+  const warned = fam.warning || look;
+  return h('li', {
+    class: `person lobby-item${warned ? ' has-warning' : ''}`,
+    dataset: { lobbyId: entry.key },
+  },
+    avatarEl(entry.name, `l:${entry.key}`),
+    h('div', { class: 'person-main' },
+      h('div', { class: 'person-name' }, h('span', { class: 'person-name-text' }, entry.name)),
+      fam.pill,
+      fingerprintEl(entry.fingerprint),
+      fam.warning,
+      look),
+    h('div', { class: 'person-actions' },
+      h('button', {
+        type: 'button', class: 'btn btn-small btn-deny', dataset: { deny: entry.key, focus: 'deny' },
+        'aria-label': `Deny ${entry.name}`, onclick: () => onDeny(entry),
+      }, 'Deny'),
+      h('button', {
+        type: 'button', class: 'btn btn-small btn-admit', dataset: { admit: entry.key, focus: 'admit' },
+        'aria-label': `Admit ${entry.name}`, onclick: () => onAdmit(entry),
+      }, 'Admit')));
 }
 
 function toDate(ts) {

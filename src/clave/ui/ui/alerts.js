@@ -1,0 +1,96 @@
+// Security alerts: the engine refused something only an attack explains. They
+// stay until dismissed (the engine sends them again to a reloaded tab), and
+// they are shown on every screen: a counterfeit Welcome arrives while waiting
+// in the lobby, and a reloaded tab may already be on the "ended" screen.
+
+import { h, icon } from './dom.js';
+
+const KINDS = {
+  counterfeit_welcome: {
+    title: 'Someone tried to pull you into a counterfeit meeting',
+    advice: 'Clave refused it: it was not from a host of the meeting your invitation names. '
+      + 'Nothing was sent to it.',
+  },
+  forged_reply: {
+    title: 'A forged answer from the lobby was ignored',
+    advice: 'Only an answer signed by a host of this meeting counts; Clave ignored this one and kept waiting for a host.',
+  },
+  unexpected_rotation: {
+    title: 'The relay room was moved without a host\u2019s invitation',
+    advice: 'The meeting and its keys are unaffected. Tell the hosts.',
+  },
+  refused_takeover: {
+    title: 'Someone tried to take over the meeting',
+    advice: 'Clave refused it: only hosts can admit, remove or change roles.',
+  },
+};
+const UNKNOWN = {
+  title: 'Clave refused something suspicious',
+  advice: '',
+};
+const MAX_ALERTS = 20;
+let serial = 0;
+
+function sentence(text) {
+  const t = String(text || '').trim();
+  if (!t) return '';
+  return t[0].toUpperCase() + t.slice(1) + (/[.!?]$/.test(t) ? '' : '.');
+}
+
+export class SecurityAlerts {
+  /** root: an element with aria-live="assertive" (#security-alerts). */
+  constructor(root, { onChange = null } = {}) {
+    this.root = root;
+    this.onChange = onChange;
+    this.entries = new Map(); // kind + message -> {el, count, countEl}
+  }
+
+  get size() {
+    return this.entries.size;
+  }
+
+  /** One alert from the engine ({kind, message}); a repeat counts up instead. */
+  add({ kind, message }) {
+    const key = `${kind}\u0000${message}`;
+    const known = this.entries.get(key);
+    if (known) {
+      known.count++;
+      known.countEl.textContent = ` (${known.count} times)`;
+      return;
+    }
+    const info = KINDS[kind] || UNKNOWN;
+    const id = `security-alert-${++serial}`;
+    const countEl = h('span', { class: 'alert-count' });
+    const close = h('button', {
+      type: 'button', class: 'icon-btn', 'aria-label': `Dismiss: ${info.title}`,
+      dataset: { dismissAlert: kind },
+    }, icon('close'));
+    const el = h('div', {
+      class: 'alert alert-security', role: 'group', 'aria-labelledby': id, dataset: { alertKind: kind },
+    },
+      icon('warn'),
+      h('div', { class: 'alert-body' },
+        h('strong', { class: 'alert-title', id },
+          h('span', { class: 'visually-hidden' }, 'Security alert: '), info.title, countEl),
+        h('span', { class: 'alert-text' }, sentence(message)),
+        info.advice ? h('span', { class: 'alert-advice' }, info.advice) : null),
+      close);
+    close.addEventListener('click', () => this._dismiss(key));
+    this.entries.set(key, { el, count: 1, countEl });
+    this.root.append(el);
+    while (this.entries.size > MAX_ALERTS) this._dismiss(this.entries.keys().next().value);
+    this.onChange?.(this.entries.size);
+  }
+
+  _dismiss(key) {
+    const entry = this.entries.get(key);
+    if (!entry) return;
+    const hadFocus = entry.el.contains(document.activeElement);
+    const next = entry.el.nextElementSibling || entry.el.previousElementSibling;
+    entry.el.remove();
+    this.entries.delete(key);
+    // Keep keyboard users where they were: on the next alert's dismiss button.
+    if (hadFocus) next?.querySelector('button')?.focus();
+    this.onChange?.(this.entries.size);
+  }
+}
