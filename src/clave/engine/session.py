@@ -27,6 +27,9 @@ from .connection import RelayConnection, RelayConnectionError
 
 log = logging.getLogger("clave.engine")
 _MEDIA = bytes((MEDIA,))
+HANDOVER_WAIT = 5.0
+"""Seconds a leaving participant waits for the core to end the meeting (the core's own
+handover timeout is shorter)."""
 
 EventHandler = Callable[[Event], None]
 
@@ -57,6 +60,8 @@ class MeetingSession:
         self._timer: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._send_lock = asyncio.Lock()
+        self._ended = asyncio.Event()
+        """Set once the core's phase is ``ended`` (e.g. a leaving host's handover is done)."""
         self.closed = asyncio.Event()
 
     @classmethod
@@ -111,6 +116,8 @@ class MeetingSession:
                 self._on_event(event)
             except Exception:  # a faulty handler must not stop the meeting
                 log.exception("event handler failed on %s", type(event).__name__)
+        if self.meeting.phase is Phase.ended:
+            self._ended.set()
         if not changed:
             return
         if self._on_change is not None:
@@ -171,16 +178,25 @@ class MeetingSession:
             await self._conn.send(frame)
         return True
 
+    async def _wait_ended(self) -> None:
+        ended = asyncio.create_task(self._ended.wait())
+        closed = asyncio.create_task(self.closed.wait())
+        try:
+            await asyncio.wait({ended, closed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ended.cancel()
+            closed.cancel()
+
     async def close(self, *, leave: bool = True) -> None:
         """Leave (a host first hands its role over, bounded by the config's
         ``handover_timeout``), then close the relay connection."""
         if leave:
             with contextlib.suppress(RelayConnectionError):
                 await self.act(lambda m: m.leave())
-            for _ in range(100):  # a handover commit needs the reader and the timers
-                if self.meeting.phase is Phase.ended or self.closed.is_set():
-                    break
-                await asyncio.sleep(0.05)
+            # A handover commit needs the reader and the timers; the core ends the
+            # meeting itself once it is ordered, or after its own handover timeout.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wait_ended(), HANDOVER_WAIT)
         if self._timer is not None:
             self._timer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
