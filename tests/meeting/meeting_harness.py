@@ -172,6 +172,9 @@ class FakeRelay:
         elif isinstance(msg, wire.AppMessage):
             for other in self._others(conn):
                 self._send(other, wire.AppFrom(sender=conn, data=msg.data))
+        elif isinstance(msg, wire.Manifest):
+            for other in self._others(conn):
+                self._send(other, wire.ManifestFrom(sender=conn, data=msg.data))
         elif isinstance(msg, wire.KeyframeRequest):
             if msg.to in room.conns:
                 self._send(msg.to, wire.KeyframeWanted(by=conn, kind=msg.kind))
@@ -343,6 +346,8 @@ class Net:
         self.flush([c])  # control frames queued before the media keep their order
         frame = c.meeting.protect_media(kind, keyframe, payload)
         self.relay.handle(c.conn, frame)
+        c.meeting.send_manifest_now()  # in real time it follows within 20 ms
+        self.flush([c])
         return frame
 
     def disconnect(self, c: Client) -> None:

@@ -174,8 +174,12 @@ class MeetingSession:
         if not self.meeting.encrypted:
             return False
         frame = self.meeting.protect_media(kind, keyframe, payload)
+        queued = self.meeting.frames_to_send()  # the manifest covering it, when one is due
         async with self._send_lock:
             await self._conn.send(frame)
+            for control in queued:
+                await self._conn.send(control)
+        self._wake.set()  # a manifest deadline may have moved
         return True
 
     async def _wait_ended(self) -> None:

@@ -102,6 +102,11 @@ class MeetingConfig:
     """Mean seconds between our periodic key refreshes (0: never), jittered by ±20 %."""
     handover_timeout: float = 3.0
     """A leaving host waits this long for its handover commit to be ordered."""
+    authenticate_media: bool = True
+    """Sign manifests of our frames and play others' only once their manifests verify
+    (:mod:`.media_auth`). Off only to measure what it costs (bench/)."""
+    manifest_interval: float = 0.02
+    """Seconds between two manifests of ours at most (the added latency of video)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +175,14 @@ class MeetingCore:
         self._group_config = GroupConfig(
             capabilities=CAPABILITIES, credential_validator=credential_validator
         )
-        self._media = MediaPlane(config.sframe_suite, config.epoch_bits, clock, config.grace_period)
+        self._media = MediaPlane(
+            config.sframe_suite,
+            config.epoch_bits,
+            clock,
+            config.grace_period,
+            authenticate=config.authenticate_media,
+            interval=config.manifest_interval,
+        )
         self._familiarity = Familiarity(people, self._identity.public_key, now)
         self._events: deque[Event] = deque()
         self._out: list[bytes] = []
@@ -393,7 +405,7 @@ class MeetingCore:
         assert group is not None
         old = self._members
         epoch = group.epoch
-        self._media.set_epoch(group)
+        self._media.set_epoch(group, self._signer.signature_private_key)
         policy = meeting_policy(group.extensions)
         self._mls_members = {m.leaf_index: m for m in group.roster()}
         members = build_roster(
@@ -414,6 +426,7 @@ class MeetingCore:
             )
             if summary.committer is not None:
                 self._presence.heard(summary.committer, self._clock())
+            self._media.revoke(epoch - 1, {m.leaf_index for m in summary.removed})
             for m in summary.removed:
                 self._presence.forget(m.leaf_index)
                 entry = old.get(m.leaf_index)
@@ -455,6 +468,21 @@ class MeetingCore:
         if interval > 0 and self._in_meeting():
             jitter = 0.8 + 0.4 * int.from_bytes(self._rng(2), "big") / 0xFFFF
             self._timers.set_if_unset(Timer.refresh, now + interval * jitter)
+
+    def _media_out(self) -> None:
+        """Send the manifests the media plane signed; wake up when it next needs to."""
+        for data in self._media.take_manifests():
+            self._send(wire.Manifest(data=data))
+        when = self._media.deadline()
+        if when is None:
+            self._timers.cancel(Timer.media)
+        else:
+            self._timers.set(Timer.media, when)
+
+    def _timer_media(self) -> None:
+        for event in self._media.expire():
+            self._emit(event)
+        self._media_out()
 
     def _timer_alive(self) -> None:
         if self._in_meeting() and self.is_host:

@@ -1,37 +1,103 @@
-"""Media frames of one participant: SFrame keys per MLS epoch (RFC 9605 section 5.2).
+"""Media frames of one participant: SFrame keys per MLS epoch (RFC 9605 section 5.2)
+and per-sender authentication (:mod:`.media_auth`).
 
 Every epoch installs new keys from the MLS exporter; a frame decrypts only
-under the keys of a live epoch (the previous one for a short grace period).
-The SFrame metadata is ``media_aad(kind, keyframe)`` (RFC 9605 section
-4.4.3), so the relay can read but not alter the envelope's flags.
+under the keys of a live epoch (the previous one for a short grace period,
+except for senders the commit removed). The SFrame metadata is
+``media_aad(kind, keyframe)`` (RFC 9605 section 4.4.3), so the relay can read
+but not alter the envelope's flags. A decrypted frame is played only once a
+manifest signed by its sender covers it; only then does its counter enter the
+replay window.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from ..mls.group import Group
+from ..sframe.context import RecvKeyContext
 from ..sframe.errors import SFrameError, UnknownKeyError
 from ..sframe.header import decode_header
 from ..sframe.mls import MLSKeyManager, index_bits
 from ..wire.errors import WireError
 from ..wire.media import StreamKind, decode_media, encode_media, media_aad
 from .events import Event, FrameRejected, MediaFrameDecrypted, RosterEntry
+from .media_auth import (
+    Held,
+    Limits,
+    ManifestError,
+    ManifestWriter,
+    Waiting,
+    frame_hash,
+    open_manifest,
+    sign_manifest,
+    verify_manifest,
+)
 
 Clock = Callable[[], float]
+MAX_CONTEXT_ID = 3
+"""Highest KID context id we derive receive keys for (senders use 0; up to 3 for
+simulcast layers), so a member cannot make us cache a context per context id."""
+
+
+@dataclass(frozen=True, slots=True)
+class _EpochSenders:
+    """Who may sign manifests in an epoch: leaf -> signature key, and the KID layout."""
+
+    keys: dict[int, bytes]
+    index_mask: int
+
+
+@dataclass(slots=True)
+class MediaCounters:
+    """What media authentication did (numbers only, for tests and benchmarks)."""
+
+    manifests_sent: int = 0
+    manifests_verified: int = 0
+    manifests_refused: int = 0
+    frames_authenticated: int = 0
+    frames_unauthenticated: int = 0
+    """Dropped: no manifest covered them in time, or a manifest listed another hash."""
+    frames_revoked: int = 0
+    """Old-epoch frames of a sender the last commit removed."""
 
 
 class MediaPlane:
-    """SFrame protect/unprotect under the current (and grace-period previous) epoch."""
+    """SFrame protect/unprotect, manifests out, authenticated frames in."""
 
-    def __init__(self, suite: int, epoch_bits: int, clock: Clock, grace: float) -> None:
+    def __init__(
+        self,
+        suite: int,
+        epoch_bits: int,
+        clock: Clock,
+        grace: float,
+        *,
+        authenticate: bool = True,
+        interval: float = 0.02,
+        limits: Limits | None = None,
+    ) -> None:
         self._suite = suite
         self._bits = epoch_bits
         self._clock = clock
         self._grace = grace
-        self._keys = MLSKeyManager(suite, epoch_bits, clock, grace)
-        self._audit: MLSKeyManager | None = None
+        self._keys = self._manager(grace)
+        self._authenticate = authenticate
+        self._writer = ManifestWriter(interval)
+        self._waiting: Waiting[MediaFrameDecrypted] = Waiting(limits or Limits())
+        self._group_id = b""
+        self._signing_key = b""
+        self._senders: dict[int, _EpochSenders] = {}
+        self._revoked: set[tuple[int, int]] = set()
+        self._outbox: list[bytes] = []
+        self._audit: list[bytes] = []
         self._joined_at = 0.0
+        self.counters = MediaCounters()
+
+    def _manager(self, grace: float) -> MLSKeyManager:
+        return MLSKeyManager(
+            self._suite, self._bits, self._clock, grace, max_context_id=MAX_CONTEXT_ID
+        )
 
     @property
     def epoch(self) -> int | None:
@@ -40,18 +106,71 @@ class MediaPlane:
     def start(self) -> None:
         self._joined_at = self._clock()
 
-    def set_epoch(self, group: Group) -> None:
+    def set_epoch(self, group: Group, signing_key: bytes) -> None:
+        """Install the keys of ``group``'s current epoch; manifests of the last one go out."""
+        self._flush(force=True)
         self._keys.set_epoch(
             group.epoch, group.export_secret, group.own_leaf_index, group.leaf_count
         )
+        self._group_id = group.group_id
+        self._signing_key = signing_key
+        mask = (1 << index_bits(group.leaf_count)) - 1
+        keys = {m.leaf_index: m.signature_key for m in group.roster()}
+        self._senders[group.epoch] = _EpochSenders(keys, mask)
+        live = set(self._keys.live_epochs())
+        for e in [e for e in self._senders if e not in live]:
+            del self._senders[e]
+        self._revoked = {r for r in self._revoked if r[0] in live}
+
+    def revoke(self, epoch: int, leaves: set[int]) -> None:
+        """The commit that left ``epoch`` removed ``leaves``: from now on their frames of
+        that epoch are refused, even within its grace period."""
+        senders = self._senders.get(epoch)
+        if senders is None or not leaves:
+            return
+        self._revoked |= {(epoch, leaf) for leaf in leaves}
+        dropped = self._waiting.drop_sender(
+            epoch, lambda kid: ((kid >> self._bits) & senders.index_mask) in leaves
+        )
+        self.counters.frames_revoked += len(dropped)
 
     def forget(self) -> None:
         """Drop every key (the meeting is over for us)."""
-        self._keys = MLSKeyManager(self._suite, self._bits, self._clock, 0.0)
+        self._keys = self._manager(0.0)
+        self._waiting = Waiting(self._waiting.limits)
+
+    # ------------------------------------------------------------------ sending
 
     def protect(self, kind: StreamKind, keyframe: bool, payload: bytes) -> bytes:
         sframe = self._keys.protect(media_aad(kind, keyframe), payload)
+        if self._authenticate:
+            kid, ctr, _ = decode_header(sframe)
+            digest = frame_hash(sframe)
+            epoch = self._keys.epoch or 0
+            if not self._writer.add(epoch, kid, ctr, digest):
+                self._flush(force=True)
+                self._writer.add(epoch, kid, ctr, digest)
+            self._flush()
         return encode_media(kind, keyframe, sframe)
+
+    def _flush(self, force: bool = False) -> None:
+        now = self._clock()
+        writer = self._writer
+        if writer.pending and (force or writer.due(now)):
+            body = writer.take(now)
+            self._outbox.append(sign_manifest(self._group_id, body, self._signing_key))
+            self.counters.manifests_sent += 1
+
+    def flush_now(self) -> None:
+        self._flush(force=True)
+
+    def take_manifests(self) -> list[bytes]:
+        """Signed manifests to send (``wire.Manifest``), in order."""
+        self._flush()
+        out, self._outbox = self._outbox, []
+        return out
+
+    # ------------------------------------------------------------------ receiving
 
     def receive(
         self,
@@ -59,49 +178,157 @@ class MediaPlane:
         rosters: dict[int, dict[int, RosterEntry]],
         group: Group,
         members: dict[int, RosterEntry],
-    ) -> Event | None:
-        """One media wire frame: a decrypted-frame event, a rejection, or None (ignored)."""
+    ) -> list[Event]:
+        """One media wire frame: played, held for its manifest, or refused."""
         try:
             media = decode_media(frame)
         except WireError as exc:
-            return FrameRejected(f"malformed media frame: {exc}", None)
+            return [FrameRejected(f"malformed media frame: {exc}", None)]
+        aad = media_aad(media.kind, media.keyframe)
         try:
-            result = self._keys.unprotect(media.sframe, media_aad(media.kind, media.keyframe))
+            result = self._keys.unprotect(media.sframe, aad, commit=not self._authenticate)
         except SFrameError as exc:
             if isinstance(exc, UnknownKeyError) and self._before_joining(media.sframe):
-                return None
+                return []
             leaf = self._kid_leaf(media.sframe, group, members)
-            return FrameRejected(f"media frame rejected: {exc}", leaf)
+            return [FrameRejected(f"media frame rejected: {exc}", leaf)]
+        if (result.epoch, result.leaf_index) in self._revoked:
+            self.counters.frames_revoked += 1
+            return [
+                FrameRejected(
+                    f"media frame of epoch {result.epoch} from leaf {result.leaf_index}, "
+                    "which was removed",
+                    None,
+                )
+            ]
         entry = rosters.get(result.epoch, {}).get(result.leaf_index)
         if entry is None:
-            return FrameRejected(
-                f"media frame from leaf {result.leaf_index}, not a member in epoch {result.epoch}",
-                None,
-            )
-        return MediaFrameDecrypted(
+            return [
+                FrameRejected(
+                    f"media frame from leaf {result.leaf_index}, not a member in epoch "
+                    f"{result.epoch}",
+                    None,
+                )
+            ]
+        event = MediaFrameDecrypted(
             entry.leaf, entry.name, media.kind, media.keyframe, result.plaintext
+        )
+        if not self._authenticate:
+            return [event]
+        key = (result.epoch, result.kid, result.ctr)
+        digest = frame_hash(media.sframe)
+        expected = self._waiting.expected(key)
+        if expected == digest:
+            return self._release(key, event)
+        if expected is not None:
+            self.counters.frames_unauthenticated += 1
+            why = "its sender signed another frame"
+            return [self._unauthenticated(entry.leaf, entry.name, why)]
+        dropped = self._waiting.hold(key, Held(digest, event, len(result.plaintext), self._clock()))
+        self.counters.frames_unauthenticated += len(dropped)
+        return [
+            self._unauthenticated(d.item.sender, d.item.name, "too many frames waiting")
+            for d in dropped
+        ]
+
+    def receive_manifest(self, data: bytes) -> list[Event]:
+        """A sender's signed manifest: play the frames it covers, expect the others."""
+        try:
+            body, encoded, sig = open_manifest(data)
+        except ManifestError as exc:
+            self.counters.manifests_refused += 1
+            return [FrameRejected(str(exc), None)]
+        senders = self._senders.get(body.epoch)
+        if senders is None:
+            return []  # an epoch we do not (or no longer) have: its frames cannot play either
+        leaf = (body.kid >> self._bits) & senders.index_mask
+        key = senders.keys.get(leaf)
+        if key is None or (body.epoch, leaf) in self._revoked:
+            self.counters.manifests_refused += 1
+            return [FrameRejected(f"media manifest from leaf {leaf}, not a member", None)]
+        try:
+            verify_manifest(self._group_id, encoded, sig, key)
+        except ManifestError as exc:
+            self.counters.manifests_refused += 1
+            return [FrameRejected(f"media manifest claiming leaf {leaf}: {exc}", None)]
+        self.counters.manifests_verified += 1
+        now = self._clock()
+        out: list[Event] = []
+        for ctr, digest in body.entries():
+            at = (body.epoch, body.kid, ctr)
+            candidates = self._waiting.take(at)
+            match = next((c for c in candidates if c.digest == digest), None)
+            for c in candidates:
+                if c is not match:
+                    self.counters.frames_unauthenticated += 1
+                    out.append(self._unauthenticated(c.item.sender, c.item.name, "forged"))
+            if match is not None:
+                out += self._release(at, match.item)
+            else:
+                self._waiting.expect(at, digest, now)
+        return out
+
+    def expire(self) -> list[Event]:
+        """Frames no manifest covered in time: dropped and reported, never played."""
+        expired = self._waiting.expire(self._clock())
+        self.counters.frames_unauthenticated += len(expired)
+        return [
+            self._unauthenticated(h.item.sender, h.item.name, "no signed manifest in time")
+            for _, h in expired
+        ]
+
+    def deadline(self) -> float | None:
+        """When :meth:`take_manifests` or :meth:`expire` next has something to do."""
+        times = [t for t in (self._writer.deadline(), self._waiting.deadline()) if t is not None]
+        return min(times) if times else None
+
+    def _release(self, key: tuple[int, int, int], event: MediaFrameDecrypted) -> list[Event]:
+        self._waiting.settle(key)
+        try:
+            self._keys.accept(key[1], key[2])
+        except SFrameError as exc:
+            return [FrameRejected(f"media frame rejected: {exc}", event.sender)]
+        self.counters.frames_authenticated += 1
+        return [event]
+
+    @staticmethod
+    def _unauthenticated(leaf: int, name: str, why: str) -> FrameRejected:
+        return FrameRejected(
+            f"media claiming to be from {name} was not authenticated ({why}): dropped", leaf
         )
 
     # ------------------------------------------------------------------ audits
 
     def keep_for_audit(self) -> None:
-        """Keep this epoch's keys after leaving, to show later frames do not decrypt."""
-        self._audit = self._keys
+        """Keep this epoch's base key after leaving, to show that frames of later
+        epochs do not decrypt with it (see :meth:`audit_decrypts`)."""
+        base = self._keys.current_base_key
+        if base is not None:
+            self._audit.append(base)
 
     def audit_decrypts(self, frame: bytes) -> bool:
-        keys = self._audit
-        if keys is None:
+        """Whether a departed member's last base key decrypts ``frame``: it derives the
+        key and salt for the frame's own KID (RFC 9605 section 4.4.2), exactly as an
+        attacker holding that base key would, and tries the AEAD."""
+        if not self._audit:
             raise ValueError("no keys kept for an audit")
         try:
             m = decode_media(frame)
-            keys.unprotect(m.sframe, media_aad(m.kind, m.keyframe))
+            kid, ctr, hlen = decode_header(m.sframe)
         except (WireError, SFrameError):
             return False
-        return True
+        for base in self._audit:
+            try:
+                ctx = RecvKeyContext(self._keys.suite, kid, base)
+                ctx.open(m.sframe, hlen, ctr, media_aad(m.kind, m.keyframe))
+            except SFrameError:
+                continue
+            return True
+        return False
 
     @property
     def auditing(self) -> bool:
-        return self._audit is not None
+        return bool(self._audit)
 
     # ------------------------------------------------------------------ helpers
 

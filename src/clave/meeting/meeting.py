@@ -129,9 +129,9 @@ class Meeting(MeetingInput):
         if channel == wire.MEDIA:
             group = self._group
             if self._in_meeting() and group is not None:  # else nothing we could decrypt
-                event = self._media.receive(frame, self._rosters, group, self._members)
-                if event is not None:
+                for event in self._media.receive(frame, self._rosters, group, self._members):
                     self._emit(event)
+                self._media_out()
             return
         try:
             msg = wire.decode_relay(body)
@@ -149,4 +149,5 @@ _TIMER_HANDLERS: dict[Timer, Callable[[Meeting], None]] = {
     Timer.refresh: Meeting._timer_refresh,
     Timer.previous: Meeting._timer_previous,
     Timer.handover: Meeting._finish_leaving,
+    Timer.media: Meeting._timer_media,
 }

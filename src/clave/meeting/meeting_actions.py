@@ -220,7 +220,16 @@ class MeetingActions(MeetingCore):
         """
         if not self.encrypted:
             raise StateError("not in the meeting with current keys: media cannot be sent")
-        return self._media.protect(StreamKind(kind), keyframe, payload)
+        frame = self._media.protect(StreamKind(kind), keyframe, payload)
+        self._media_out()  # a manifest of our latest frames, when one is due
+        return frame
+
+    def send_manifest_now(self) -> None:
+        """Sign and queue the manifest of the frames protected so far, without waiting
+        for ``manifest_interval`` (e.g. when a stream stops)."""
+        self._require_in_meeting("send a media manifest")
+        self._media.flush_now()
+        self._media_out()
 
     def request_keyframe(self, leaf: int, kind: StreamKind = StreamKind.video) -> bool:
         """Ask a member for a keyframe; False if its relay connection is not known yet."""

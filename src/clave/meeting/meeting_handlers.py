@@ -119,6 +119,12 @@ class MeetingInput(MeetingActions):
             return
         self._error(ErrorCode.relay_error, f"relay error {msg.code.name}: {msg.message}")
 
+    def _on_manifest(self, msg: wire.ManifestFrom) -> None:
+        if self._in_meeting():
+            for event in self._media.receive_manifest(msg.data):
+                self._emit(event)
+            self._media_out()
+
     def _on_keyframe_wanted(self, msg: wire.KeyframeWanted) -> None:
         if self._in_meeting():
             by = self._presence.leaf_of_conn.get(msg.by)
@@ -449,6 +455,7 @@ _RELAY_HANDLERS: dict[type, Callable[[Any, Any], None]] = {
     wire.WelcomeFor: MeetingInput._on_welcome,
     wire.ReplyFrom: MeetingInput._on_reply,
     wire.JoinRequestFrom: MeetingInput._on_join_request,
+    wire.ManifestFrom: MeetingInput._on_manifest,
     wire.KeyframeWanted: MeetingInput._on_keyframe_wanted,
     wire.Rotated: MeetingInput._on_rotated,
     wire.Error: MeetingInput._on_relay_error,

@@ -27,6 +27,8 @@ class Timer(StrEnum):
     """The previous epoch's grace period ends."""
     handover = "handover"
     """A leaving host stops waiting for its handover commit."""
+    media = "media"
+    """Send a due media manifest, or drop frames no manifest covered in time."""
 
 
 class Timers:

@@ -42,6 +42,8 @@ from clave.wire import (
     JoinRequestFrom,
     KeyframeRequest,
     KeyframeWanted,
+    Manifest,
+    ManifestFrom,
     PeerJoined,
     PeerLeft,
     RelayMessage,
@@ -295,6 +297,10 @@ class Room:
     def app(self, peer: Peer, msg: AppMessage, now: float) -> None:
         self._broadcast(peer, AppFrom(sender=peer.conn, data=msg.data))
 
+    def manifest(self, peer: Peer, msg: Manifest, now: float) -> None:
+        """A sender's signed media manifest: to everyone else, on the control path."""
+        self._broadcast(peer, ManifestFrom(sender=peer.conn, data=msg.data))
+
     # ------------------------------------------------------------ media
 
     def media(self, sender: Peer, data: bytes, kind: int, keyframe: bool, now: float) -> None:
@@ -314,6 +320,7 @@ HANDLERS: dict[type[Any], Callable[[Room, Peer, Any, float], None]] = {
     ReplyTo: Room.reply,
     JoinRequest: Room.join_request,
     AppMessage: Room.app,
+    Manifest: Room.manifest,
     KeyframeRequest: Room.keyframe_request,
 }
 """The room's handler of each control message an admitted connection may send."""

@@ -198,11 +198,16 @@ class RecvKeyContext:
         self._aead = suite.aead(key)
         self._salt = int.from_bytes(salt, "big")
 
-    def open(self, data: bytes, header_len: int, ctr: int, metadata: Buffer) -> bytes:
+    def open(
+        self, data: bytes, header_len: int, ctr: int, metadata: Buffer, *, commit: bool = True
+    ) -> bytes:
         """Decrypt the frame ``data`` whose header (already parsed) is ``header_len`` long.
 
         Authenticates first, then records ``ctr`` in the replay window
-        (RFC 9605 section 4.4.4).
+        (RFC 9605 section 4.4.4). With ``commit=False`` the counter is only
+        checked: the caller records it with :meth:`accept` once the frame passed
+        further checks (a sender's signature), so a frame that passes the AEAD but
+        not those checks cannot move the window.
         """
         try:
             plaintext = self._aead.decrypt(
@@ -218,8 +223,15 @@ class RecvKeyContext:
             raise InvalidInputError(
                 f"cannot unprotect frame kid={self.kid}, ctr={ctr}: {exc}"
             ) from None
-        self.window.accept(ctr)
+        if commit:
+            self.window.accept(ctr)
+        else:
+            self.window.check(ctr)
         return plaintext
+
+    def accept(self, ctr: int) -> None:
+        """Record ``ctr`` in the replay window (after a deferred check)."""
+        self.window.accept(ctr)
 
 
 class Sender:

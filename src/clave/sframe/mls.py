@@ -40,6 +40,7 @@ Exporter = Callable[[bytes, bytes, int], bytes]
 """``MLS-Exporter(label, context, length)`` of the current epoch (RFC 9420 8.5)."""
 
 BASE_KEY_LABEL = b"SFrame 1.0 Base Key"
+
 """Exporter label of RFC 9605 section 5.2."""
 
 _tuple_new = tuple.__new__
@@ -179,6 +180,7 @@ class MLSKeyManager:
         *,
         window_size: int = DEFAULT_WINDOW_SIZE,
         max_counter: int = MAX_VALUE,
+        max_context_id: int | None = None,
     ) -> None:
         self.suite = get_suite(suite)
         _check_bits(epoch_bits, 0)
@@ -195,6 +197,9 @@ class MLSKeyManager:
         self._grace = float(grace_period)
         self._window = window_size
         self._max = max_counter
+        if max_context_id is not None and (type(max_context_id) is not int or max_context_id < 0):
+            raise ConfigurationError(f"max_context_id must be >= 0, got {max_context_id!r}")
+        self._max_context = MAX_VALUE if max_context_id is None else max_context_id
         self._current: _Epoch | None = None
         self._retired: dict[int, _Epoch] = {}  # low epoch bits -> retired epoch
 
@@ -204,6 +209,12 @@ class MLSKeyManager:
     def epoch(self) -> int | None:
         """The current (sending) epoch, or ``None`` before :meth:`set_epoch`."""
         return None if self._current is None else self._current.epoch
+
+    @property
+    def current_base_key(self) -> bytes | None:
+        """The current epoch's ``base_key`` (for audits that must show what a holder of
+        it can and cannot decrypt), or ``None`` before :meth:`set_epoch`."""
+        return None if self._current is None else self._current.base_key
 
     @property
     def own_leaf_index(self) -> int | None:
@@ -291,12 +302,16 @@ class MLSKeyManager:
             ep.send[context_id] = ctx
         return ctx.seal(metadata, plaintext)
 
-    def unprotect(self, data: Buffer, metadata: Buffer = b"") -> MLSFrame:
+    def unprotect(self, data: Buffer, metadata: Buffer = b"", *, commit: bool = True) -> MLSFrame:
         """Decrypt a frame of any member in the current or a retired, live epoch.
 
         Raises only :class:`~clave.sframe.errors.SFrameError` subclasses:
         :class:`UnknownKeyError` for a KID of an unknown or expired epoch, a
-        leaf outside the group, or our own leaf.
+        leaf outside the group, our own leaf, or a context id above
+        ``max_context_id`` when one is set (an application that knows which
+        context ids its senders use bounds the key contexts a member can make a
+        receiver cache). With
+        ``commit=False`` the counter is checked but recorded only by :meth:`accept`.
         """
         if type(data) is not bytes:
             data = _as_bytes(data, "ciphertext")
@@ -304,14 +319,25 @@ class MLSKeyManager:
         ep = self._current
         ctx = None if ep is None else ep.recv.get(kid)
         if ctx is None or ep is None:
-            return self._unprotect_slow(data, metadata, kid, ctr, hlen)
-        plaintext = ctx.open(data, hlen, ctr, metadata)
+            return self._unprotect_slow(data, metadata, kid, ctr, hlen, commit)
+        plaintext = ctx.open(data, hlen, ctr, metadata, commit=commit)
         leaf = (kid >> self.epoch_bits) & ep.index_mask
         return _tuple_new(MLSFrame, (ep.epoch, leaf, kid >> ep.shift, kid, ctr, plaintext))
 
-    def _unprotect_slow(
-        self, data: bytes, metadata: Buffer, kid: int, ctr: int, hlen: int
-    ) -> MLSFrame:
+    def accept(self, kid: int, ctr: int) -> None:
+        """Record ``ctr`` of ``kid`` in its replay window after ``unprotect(commit=False)``.
+
+        :class:`UnknownKeyError` if the KID's epoch is gone meanwhile;
+        :class:`ReplayError` / :class:`CounterOutOfWindowError` as for a frame.
+        """
+        ep = self._epoch_of(kid, 0)
+        ctx = ep.recv.get(kid)
+        if ctx is None:
+            raise UnknownKeyError(f"kid={kid}: no key context (no frame decrypted under it)")
+        ctx.accept(ctr)
+
+    def _epoch_of(self, kid: int, ctr: int) -> _Epoch:
+        """The live epoch a KID belongs to (UnknownKeyError if none)."""
         low = kid & self._emask
         ep = self._current
         if ep is None or ep.low != low:
@@ -325,6 +351,12 @@ class MLSKeyManager:
                 raise UnknownKeyError(
                     f"kid={kid}: epoch {ep.epoch} expired after its grace period (ctr={ctr})"
                 )
+        return ep
+
+    def _unprotect_slow(
+        self, data: bytes, metadata: Buffer, kid: int, ctr: int, hlen: int, commit: bool = True
+    ) -> MLSFrame:
+        ep = self._epoch_of(kid, ctr)
         ctx = ep.recv.get(kid)
         leaf = (kid >> self.epoch_bits) & ep.index_mask
         if ctx is None:
@@ -337,11 +369,16 @@ class MLSKeyManager:
                 raise UnknownKeyError(
                     f"kid={kid}: carries our own leaf index {leaf}; sending keys never decrypt"
                 )
+            if kid >> ep.shift > self._max_context:
+                raise UnknownKeyError(
+                    f"kid={kid}: context id {kid >> ep.shift} is above {self._max_context}, "
+                    "which no member uses"
+                )
             ctx = RecvKeyContext(self.suite, kid, ep.base_key, window_size=self._window)
-            plaintext = ctx.open(data, hlen, ctr, metadata)
+            plaintext = ctx.open(data, hlen, ctr, metadata, commit=commit)
             ep.recv[kid] = ctx  # cache only keys that authenticated a frame
         else:
-            plaintext = ctx.open(data, hlen, ctr, metadata)
+            plaintext = ctx.open(data, hlen, ctr, metadata, commit=commit)
         return MLSFrame(ep.epoch, leaf, kid >> ep.shift, kid, ctr, plaintext)
 
 

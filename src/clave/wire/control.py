@@ -33,6 +33,7 @@ Handshake_ = Annotated[bytes, msgspec.Meta(min_length=1, max_length=MAX_CONTROL_
 CommitData = Annotated[bytes, msgspec.Meta(min_length=1, max_length=MAX_CONTROL_BYTES - 160)]
 """An MLS commit: room for the credential and the next hash in the same frame."""
 SmallBlob = Annotated[bytes, msgspec.Meta(min_length=1, max_length=64 * 1024)]
+ManifestBlob = Annotated[bytes, msgspec.Meta(min_length=1, max_length=4096)]
 Reason = Annotated[str, msgspec.Meta(max_length=200)]
 MAX_DROP = 128
 """Connections one :class:`Rotate` may drop at most."""
@@ -149,6 +150,13 @@ class AppMessage(_Msg, tag="app", frozen=True):
     data: SmallBlob
 
 
+class Manifest(_Msg, tag="manifest", frozen=True):
+    """A sender's signed list of the hashes of its latest media frames (opaque to the
+    relay; see docs/PROTOCOL.md, "Media authentication")."""
+
+    data: ManifestBlob
+
+
 class KeyframeRequest(_Msg, tag="kf_req", frozen=True):
     """Ask connection ``to`` for a keyframe of ``kind`` (0 audio, 1 video, 2 screen)."""
 
@@ -173,7 +181,7 @@ class Leave(_Msg, tag="leave", frozen=True):
 
 ClientMessage = (
     Enter | Subscribe | Commit | Reopen | WelcomeTo | ReplyTo | JoinRequest | AppMessage
-    | KeyframeRequest | Rotate | Leave
+    | Manifest | KeyframeRequest | Rotate | Leave
 )
 
 # --------------------------------------------------------------- relay -> client
@@ -226,6 +234,11 @@ class AppFrom(_Msg, tag="app_from", frozen=True):
     data: SmallBlob
 
 
+class ManifestFrom(_Msg, tag="manifest_from", frozen=True):
+    sender: ConnId
+    data: ManifestBlob
+
+
 class KeyframeWanted(_Msg, tag="kf_wanted", frozen=True):
     by: ConnId
     kind: Annotated[int, msgspec.Meta(ge=0, le=2)] = 1
@@ -246,7 +259,7 @@ class Error(_Msg, tag="error", frozen=True):
 
 RelayMessage = (
     Joined | PeerJoined | PeerLeft | CommitFrom | CommitAccepted | WelcomeFor | ReplyFrom
-    | JoinRequestFrom | AppFrom | KeyframeWanted | Rotated | Error
+    | JoinRequestFrom | AppFrom | ManifestFrom | KeyframeWanted | Rotated | Error
 )
 
 _encoder = msgspec.msgpack.Encoder()
