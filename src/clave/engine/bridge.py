@@ -58,7 +58,7 @@ FRAME_FAILED_PER_SECOND = 3
 """``frame_failed`` messages per sender and second at most."""
 DROP_NOTICE_INTERVAL = 1.0
 """Seconds between two padlock notices about dropped (unencrypted) chunks."""
-_FORWARDED_ERRORS = (ev.ErrorCode.commit_failed, ev.ErrorCode.relay_error)
+_FORWARDED_ERRORS = (ev.ErrorCode.commit_failed, ev.ErrorCode.relay_error, ev.ErrorCode.lobby_full)
 _KIND_NAMES = {StreamKind.video: "video", StreamKind.screen: "screen"}
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -25,6 +25,7 @@ from ..mls.structs import MLSMessage, PrivateMessage
 from ..sframe.suites import AES_128_GCM_SHA256_128
 from .admission import Request
 from .app_messages import Alive, AppMessage, Hello, encode_app_message
+from .buffer import BufferLimits, FutureBuffer
 from .committer import Inflight, Queue
 from .errors import StateError
 from .events import (
@@ -91,8 +92,9 @@ class MeetingConfig:
     sframe_suite: int = AES_128_GCM_SHA256_128.id
     max_lobby: int = 64
     """Pending join requests kept at most (more are answered "full")."""
-    max_buffered: int = 512
-    """Messages kept for a later epoch (or until the Welcome) at most."""
+    buffer: BufferLimits = field(default_factory=BufferLimits)
+    """Messages kept for a later epoch (or until the Welcome) at most: count and bytes,
+    in total and per sending connection."""
     key_package_lifetime: int = 24 * 3600
     clock_skew: int = 3600
     """Our KeyPackage is valid from this many seconds before ``now()``."""
@@ -201,7 +203,7 @@ class MeetingCore:
         self._inflight: Inflight | None = None
         self._stalled: str | None = None
         self._backoff = 0.0
-        self._buffer: list[tuple[int | None, _Incoming]] = []
+        self._buffer: FutureBuffer[_Incoming] = FutureBuffer(config.buffer)
         self._previous: _Previous | None = None
         self._seen_app: dict[int, set[tuple[int, int]]] = {}
         self._last_refresh_by: int | None = None

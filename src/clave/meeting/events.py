@@ -40,7 +40,9 @@ class ErrorCode(StrEnum):
     commit_failed = "commit_failed"
     """A queued change could not be committed (for example an expired KeyPackage)."""
     buffer_full = "buffer_full"
-    """Too many messages for future epochs; the oldest was dropped."""
+    """Too many (or too large) messages for future epochs; the oldest were dropped."""
+    lobby_full = "lobby_full"
+    """The lobby holds ``max_lobby`` requests: a new one was answered "full"."""
     internal = "internal"
     """A bug: an unexpected exception while handling input (reported, not raised)."""
 

@@ -161,22 +161,21 @@ class MeetingInput(MeetingActions):
 
     def _buffer_item(self, item: _Incoming) -> None:
         pm = peek(item.data)
-        self._buffer.append((None if pm is None else pm.epoch, item))
-        if len(self._buffer) > self._config.max_buffered:
-            del self._buffer[0]
-            if self._in_meeting():
-                self._error(ErrorCode.buffer_full, "too many messages for future epochs")
+        epoch = None if pm is None else pm.epoch
+        dropped = self._buffer.add(epoch, item.sender, len(item.data), item)
+        for sender in sorted(set(dropped)):
+            self._error(
+                ErrorCode.buffer_full,
+                f"dropped messages for later epochs from connection {sender}: too many or too "
+                f"large ({self._buffer.dropped} dropped so far)",
+            )
 
     def _drain_buffer(self) -> None:
-        while self._in_meeting() and self._group is not None and self._buffer:
-            current = self._group.epoch
-            for i, (epoch, item) in enumerate(self._buffer):
-                if epoch is None or epoch <= current:
-                    del self._buffer[i]
-                    self._process(item)
-                    break
-            else:
+        while self._in_meeting() and self._group is not None:
+            item = self._buffer.pop_ready(self._group.epoch)
+            if item is None:
                 return
+            self._process(item)
 
     def _process(self, item: _Incoming) -> None:
         """One MLS PrivateMessage from the relay (RFC 9420 section 6.3)."""
@@ -371,7 +370,7 @@ class MeetingInput(MeetingActions):
             return
         self._seen_key_packages.add(entry.key_package_ref)
         if len(self._lobby) >= self._config.max_lobby:
-            self._error(ErrorCode.bad_join_request, f"lobby full: request {rid} turned away")
+            self._error(ErrorCode.lobby_full, f"the lobby is full: request {rid} was turned away")
             self._answer(entry, Outcome.full)
             return
         self._lobby[rid] = entry
