@@ -250,8 +250,14 @@ async def load(n: int, port: int, relay_pid: int, seconds: float, warmup: float)
     room = room_id_for_token(token)
     people: list[Participant] = []
     for i in range(n):
+        # Each participant from its own loopback address (Linux: all of 127/8 is loopback),
+        # as real participants are: the relay's per-address caps stay at their defaults.
+        source = (f"127.0.{1 + i // 250}.{1 + i % 250}", 0)
         _, p = await loop.create_connection(
-            functools.partial(Participant, i, "127.0.0.1", port, stats), "127.0.0.1", port
+            functools.partial(Participant, i, "127.0.0.1", port, stats),
+            "127.0.0.1",
+            port,
+            local_addr=source,
         )
         await p.upgraded
         p.send(encode(Enter(room=room, token=token)))

@@ -322,6 +322,55 @@ class Processes:
 # ---------------------------------------------------------------- browsers
 
 
+@dataclass
+class Traffic:
+    """Everything one browser (context) asked the network for, as Playwright reports it:
+    each page's requests (page and dedicated workers), the context's requests, every
+    WebSocket a page or its workers opened, and any service worker."""
+
+    page_requests: list[str] = field(default_factory=list)
+    context_requests: list[str] = field(default_factory=list)
+    websockets: list[str] = field(default_factory=list)
+    service_workers: list[str] = field(default_factory=list)
+
+    def watch_context(self, context: BrowserContext) -> None:
+        context.on("request", lambda r: self.context_requests.append(r.url))
+        context.on("serviceworker", lambda w: self.service_workers.append(w.url))
+        context.on("page", self.watch_page)
+        for page in context.pages:
+            self.watch_page(page)
+
+    def watch_page(self, page: Page) -> None:
+        page.on("request", lambda r: self.page_requests.append(r.url))
+        page.on("websocket", lambda w: self.websockets.append(w.url))
+
+    def foreign(self, origin: str, launcher: str) -> list[str]:
+        """What went anywhere but the engine's own ``origin`` (``http://127.0.0.1:PORT``,
+        and ``ws://`` on the same port) or the engine's ``launcher`` file; service workers
+        count as foreign whatever their origin."""
+        home = urlsplit(origin)
+        assert (home.scheme, home.hostname) == ("http", "127.0.0.1") and home.port, origin
+
+        def own(url: str, scheme: str) -> bool:
+            u = urlsplit(url)
+            return (u.scheme, u.hostname, u.port) == (scheme, "127.0.0.1", home.port)
+
+        return [
+            *(f"request {u}" for u in (*self.page_requests, *self.context_requests)
+              if u != launcher and not own(u, "http")),
+            *(f"websocket {u}" for u in self.websockets if not own(u, "ws")),
+            *(f"service worker {u}" for u in self.service_workers),
+        ]
+
+    def assert_only(self, origin: str, launcher: str) -> None:
+        """Every request and WebSocket went to the engine's origin (or its launcher file),
+        and there were some: the page was loaded and its glass connected through them."""
+        assert self.foreign(origin, launcher) == [], self.foreign(origin, launcher)
+        assert f"{origin}/app.js" in self.page_requests, self.page_requests
+        assert f"{origin}/app.js" in self.context_requests, self.context_requests
+        assert self.websockets, "no WebSocket recorded: the glass's own should be"
+
+
 @dataclass(eq=False)
 class Glass:
     """One participant's Chromium (its own browser process and profile) and its page."""
@@ -333,6 +382,8 @@ class Glass:
     console: list[str] = field(default_factory=list)
     tab: bool = False
     """Another tab of a browser that another :class:`Glass` owns (:func:`new_tab`)."""
+    traffic: Traffic = field(default_factory=Traffic)
+    """Every request and WebSocket of this browser's pages (shared by its tabs)."""
 
     def stats(self) -> dict[str, Any]:
         """A JSON copy of ``window.claveStats``."""
@@ -366,7 +417,7 @@ def _watch_console(glass: Glass) -> Glass:
 def new_tab(owner: Glass, name: str) -> Glass:
     """A new tab in ``owner``'s browser (same profile, cookies and processes)."""
     return _watch_console(Glass(name, owner.context, owner.context.new_page(), owner.profile,
-                                tab=True))
+                                tab=True, traffic=owner.traffic))
 
 
 def launch_glass(pw: Playwright, name: str, profile_root: Path) -> Glass:
@@ -380,12 +431,14 @@ def launch_glass(pw: Playwright, name: str, profile_root: Path) -> Glass:
         args=CHROMIUM_ARGS,
         viewport=VIEWPORT,  # type: ignore[arg-type]
     )
+    traffic = Traffic()
     try:
+        traffic.watch_context(context)
         page = context.pages[0] if context.pages else context.new_page()
     except BaseException:
         context.close()
         raise
-    return _watch_console(Glass(name, context, page, profile))
+    return _watch_console(Glass(name, context, page, profile, traffic=traffic))
 
 
 def open_glass(page: Page, url: str) -> None:

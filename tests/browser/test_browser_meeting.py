@@ -128,7 +128,10 @@ def test_two_browsers_and_a_headless_participant(tmp_path: Path) -> None:
     Each browser decodes >= 60 video and >= 100 audio frames from each other member;
     chat goes both ways between the pages and Carol; both pages show Carol's security
     code and an "encrypted" padlock; after Carol leaves both show the same new code and
-    Alice's page decodes >= 30 frames of Bob's screen share. Screenshots of the meeting
+    Alice's page decodes >= 30 frames of Bob's screen share. Every request either browser
+    made (pages and their workers, page- and context-level) and every WebSocket went to its
+    own engine's 127.0.0.1 origin (or its launcher file); none to a third party, and no
+    service worker. Screenshots of the meeting
     go to test-artifacts/ (lobby-*.png, meeting-*.png, screen-share-*.png), with a summary of
     counts and timings in test-artifacts/browser-meeting.json."""
     procs = Processes()
@@ -270,6 +273,13 @@ def test_two_browsers_and_a_headless_participant(tmp_path: Path) -> None:
             expect(screen_tile).to_contain_text("Bob is presenting")
             shots.update(_screenshots((alice, bob), "screen-share"))
             final = {g.name: g.stats() for g in (alice, bob)}
+
+            # No third-party requests: every request each browser made (its pages and their
+            # workers) and every WebSocket went to its own engine on 127.0.0.1.
+            for glass, engine in ((alice, alice_engine), (bob, bob_engine)):
+                glass.traffic.assert_only(engine.origin, engine.url)
+                assert set(glass.traffic.websockets) == {f"ws://127.0.0.1:{engine.port}/ws"}
+            traffic = {g.name: len(g.traffic.page_requests) for g in (alice, bob)}
     finally:
         for glass in glasses:
             glass.close()
@@ -301,6 +311,7 @@ def test_two_browsers_and_a_headless_participant(tmp_path: Path) -> None:
         "latency_ms_recent": {n: _latency_summary(s.get("latencyByKey", {}))
                               for n, s in final.items()},
         "carol_video_latency_ms": _latency_summary({"video": report["latencies_ms"]}),
+        "requests_recorded": traffic,
     }
     (ARTIFACTS / "browser-meeting.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary, indent=1))
@@ -388,6 +399,7 @@ def test_pages_of_other_origins_cannot_open_the_glass_socket(tmp_path: Path) -> 
             expect(page.locator("#join")).to_be_enabled(timeout=15_000)
             cookie_name = f"clave_t_{engine.port}"
             assert any(c["name"] == cookie_name for c in glass.context.cookies())
+            glass.traffic.assert_only(engine.origin, engine.url)
 
             # Close it: the engine now waits for a glass (no second-glass 409 is possible;
             # the engine checks Origin before that anyway).
@@ -413,6 +425,15 @@ def test_pages_of_other_origins_cannot_open_the_glass_socket(tmp_path: Path) -> 
             # A data: page (opaque origin): Chromium's local network access checks stop it
             # before the engine is even asked; it must not open either.
             assert _probe(hostile, "data:text/html," + PROBE_PAGE % engine.port)["opened"] is False
+
+            # Positive control for the request recording the meeting test relies on: the
+            # probes' requests are recorded, and as requests to other origins.
+            foreign = glass.traffic.foreign(engine.origin, engine.url)
+            assert f"request {same_site}" in foreign, foreign
+            assert f"request {other_site}" in foreign, foreign
+            # Their WebSockets, to the engine's own port, are recorded too (and refused).
+            probe_ws = f"ws://127.0.0.1:{engine.port}/ws"
+            assert glass.traffic.websockets.count(probe_ws) >= 3, glass.traffic.websockets
 
             # The engine is still there for its own page: the launcher's token is spent,
             # and the session cookie serves the page at its address.

@@ -4,11 +4,14 @@ Three headless participants meet through a real relay; a recording TCP proxy
 (:class:`~clave.devtools.ws_recorder.RecordingProxy`, outside the relay) sits
 between them and it and keeps every byte in both directions. The recording is
 then searched for the encoded media frames the senders produced (as 32-byte
-windows), the chat texts, the display names, every epoch's SFrame base key,
-the link secret, the join key, the owner's private key and every participant's
-long-term identity key. The access token is derived from the secret too, but
-it is the one value the relay must see (in ``Enter``): it serves as a positive
-control that a key sent in the clear is found, and it is found nowhere else.
+windows), the chat texts, the display names, the SFrame keys in use (each
+participant's base key of each epoch and, for every sender KID in the recorded
+frames, the AEAD key and salt derived from it, each proven in use by opening
+recorded frames of that KID), the link secret, the join key, the owner's
+private key and every participant's long-term identity key. The access token is
+derived from the secret too, but it is the one value the relay must see (in
+``Enter``): it serves as a positive control that a key sent in the clear is
+found, and it is found nowhere else.
 Further positive controls show that the search finds planted plaintext.
 
 The meeting is measured in events, not seconds: it lasts until every member
@@ -25,7 +28,7 @@ import pytest
 from e2e_helpers import BASE_URL, invitation, relay, run, stop_all, wait_for_frames, wait_until
 
 from clave.devtools.ws_recorder import RecordingProxy
-from clave.engine.audit import WINDOW, find_leaks
+from clave.engine.audit import WINDOW, KeyInventory, collect_sframe_keys, find_leaks
 from clave.engine.headless import HeadlessParticipant
 from clave.meeting.identity import Identity
 from clave.meeting.link import b64url_encode
@@ -50,7 +53,9 @@ class Recording:
     frames_sent: int
     names: list[str]
     chats: list[str]
-    keys: list[bytes]
+    epoch_keys: dict[str, list[tuple[int, bytes]]]
+    """Each participant's ``(epoch, SFrame base key)`` pairs."""
+    inventory: KeyInventory
     secret: bytes
     secret_text: str
     join_key: bytes
@@ -69,6 +74,11 @@ class Recording:
     @property
     def messages(self) -> list[bytes]:
         return [*self.to_relay, *self.from_relay]
+
+    @property
+    def keys(self) -> list[bytes]:
+        """The SFrame keys in use: base keys, then every sender's AEAD key and salt."""
+        return self.inventory.secrets
 
 
 async def _meeting() -> Recording:
@@ -107,6 +117,10 @@ async def _meeting() -> Recording:
             await stop_all(people)
             await proxy.stop()
     keys = link.keys
+    epoch_keys = {p.name: list(p.audit_epoch_keys) for p in people}
+    inventory = collect_sframe_keys(
+        epoch_keys, [*proxy.client_to_relay, *proxy.relay_to_client]
+    )
     return Recording(
         to_relay=list(proxy.client_to_relay),
         from_relay=list(proxy.relay_to_client),
@@ -124,7 +138,8 @@ async def _meeting() -> Recording:
         frames_sent=sum(sum(p.report.frames_sent.values()) for p in people),
         names=names,
         chats=chats,
-        keys=[k for p in people for k in p.audit_keys],
+        epoch_keys=epoch_keys,
+        inventory=inventory,
         secret=link.secret,
         secret_text=b64url_encode(link.secret),
         join_key=keys.join_key,
@@ -155,13 +170,38 @@ def test_the_recording_is_real_and_complete(recording: Recording) -> None:
     # Every sent frame was kept, and (nearly) every one is long enough to be searched.
     assert len(recording.chunks) == recording.frames_sent
     assert sum(len(c) >= WINDOW for c in recording.chunks) >= 0.99 * len(recording.chunks)
-    assert len(recording.keys) >= 3 + 2 + 1  # each member's epochs: 3, 2 and 1
+    # Each member's epochs: 3, 2 and 1 (then the departures), one base key per epoch.
+    epochs = [len(recording.epoch_keys[n]) for n in recording.names]
+    assert all(n >= k for n, k in zip(epochs, (3, 2, 1), strict=True)), epochs
+    assert all(len(k) == 16 for pairs in recording.epoch_keys.values() for _, k in pairs)
     assert len(set(recording.secrets)) == 3 + 3  # secret, join key, owner key, identities
     assert all(len(k) == 32 for k in recording.secrets)
     # The members did read what the relay could not.
     for name, got in recording.chats_received.items():
         assert len(got) == 2, (name, got)
     assert recording.alerts == []
+
+
+def test_the_keys_searched_for_are_the_keys_in_use(recording: Recording) -> None:
+    """Positive control for the key search: every SFrame key id in the recorded media
+    has a collected key and salt that authenticate its frames (so a search for wrong
+    keys, e.g. recomputed with another label, fails here), for every sender."""
+    inv = recording.inventory
+    assert inv.media_frames >= 0.99 * recording.frames_sent
+    assert inv.kids_unverified == frozenset(), sorted(inv.kids_unverified)
+    assert inv.complete
+    senders = inv.sender_keys
+    assert {s.kid for s in senders} == inv.kids_recorded
+    assert all(s.opened >= 1 and s.frames >= s.opened for s in senders)
+    assert sum(s.frames for s in senders) == inv.media_frames
+    # The last epoch before anyone left had all three members sending: three KIDs
+    # under one base key, each with its own AEAD key and salt.
+    final = max((e for e in inv.epochs if len(e.senders) == 3), key=lambda e: e.epoch)
+    assert len({s.key for s in final.senders}) == len({s.salt for s in final.senders}) == 3
+    holders = {e.participant for e in inv.epochs if e.base_key == final.base_key}
+    assert holders == set(recording.names)  # every member held that epoch's base key
+    assert len(inv.base_keys) >= 3
+    assert all(len(s.key) == 16 and len(s.salt) == 12 for s in senders)
 
 
 def test_relay_saw_no_media_chat_names_or_keys(recording: Recording) -> None:
@@ -235,8 +275,10 @@ def test_positive_control_the_leak_check_finds_planted_plaintext(recording: Reco
     report = find_leaks(planted(recording.chats[2].encode()), frames=[], texts=recording.chats)
     assert report.texts_found == (recording.chats[2],)
 
-    report = find_leaks(planted(recording.keys[-1]), frames=[], keys=recording.keys)
-    assert report.keys_found == 1 and not report.clean
+    senders = recording.inventory.sender_keys
+    for key in (recording.inventory.base_keys[-1], senders[0].key, senders[-1].salt):
+        report = find_leaks(planted(key), frames=[], keys=recording.keys)
+        assert report.keys_found == 1 and not report.clean
 
     for secret in recording.secrets:
         report = find_leaks(planted(secret), frames=[], keys=recording.secrets)

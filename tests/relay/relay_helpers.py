@@ -90,16 +90,23 @@ class Client:
 
     @classmethod
     async def connect(
-        cls, port: int, *, rcvbuf: int | None = None, autoping: bool = True
+        cls,
+        port: int,
+        *,
+        rcvbuf: int | None = None,
+        autoping: bool = True,
+        source: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Client:
-        connector = (
-            aiohttp.TCPConnector(socket_factory=small_rcvbuf(rcvbuf))
-            if rcvbuf is not None
-            else aiohttp.TCPConnector()
+        """Connect to the relay; ``source`` is a local address to connect from (127.0.0.0/8
+        is all loopback on Linux, so each is another client address to the relay)."""
+        connector = aiohttp.TCPConnector(
+            socket_factory=small_rcvbuf(rcvbuf) if rcvbuf is not None else None,
+            local_addr=(source, 0) if source is not None else None,
         )
         session = aiohttp.ClientSession(connector=connector)
         ws = await session.ws_connect(
-            f"http://127.0.0.1:{port}/ws", autoping=autoping, max_msg_size=0
+            f"http://127.0.0.1:{port}/ws", autoping=autoping, max_msg_size=0, headers=headers
         )
         return cls(session, ws)
 

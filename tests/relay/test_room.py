@@ -22,6 +22,8 @@ from clave.wire import (
     JoinRequestFrom,
     KeyframeRequest,
     KeyframeWanted,
+    Manifest,
+    ManifestFrom,
     PeerJoined,
     PeerLeft,
     RelayMessage,
@@ -286,6 +288,13 @@ def test_join_requests_and_app_messages_go_to_all_others() -> None:
     assert inbox(c) == [AppFrom(sender=1, data=b"chat")]
 
 
+def test_manifests_go_to_all_others() -> None:
+    room, (a, b, c) = room_of(1, 2, 3)
+    room.manifest(b, Manifest(data=b"signed hashes"), 0.0)
+    assert inbox(a) == inbox(c) == [ManifestFrom(sender=2, data=b"signed hashes")]
+    assert inbox(b) == []
+
+
 def test_every_client_message_but_enter_and_leave_has_a_handler() -> None:
     names = {t.__name__ for t in HANDLERS}
     assert names == {
@@ -297,6 +306,7 @@ def test_every_client_message_but_enter_and_leave_has_a_handler() -> None:
         "ReplyTo",
         "JoinRequest",
         "AppMessage",
+        "Manifest",
         "KeyframeRequest",
     }
 

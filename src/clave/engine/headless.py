@@ -29,9 +29,14 @@ from ..media import (
 from ..meeting import events as ev
 from ..meeting.identity import Identity
 from ..meeting.link import MeetingLink
-from ..meeting.meeting import MeetingConfig, Phase
+from ..meeting.meeting import Meeting, MeetingConfig, Phase
 from ..meeting.people import PeopleBook
-from ..wire import StreamKind, WireError, pack_payload, unpack_payload
+from ..sframe.errors import SFrameError
+from ..sframe.header import decode_header
+from ..sframe.mls import BASE_KEY_LABEL
+from ..sframe.suites import get_suite
+from ..wire import StreamKind, WireError, decode_media, pack_payload, unpack_payload
+from .audit import base_key_opens
 from .session import MeetingSession
 
 log = logging.getLogger("clave.engine.headless")
@@ -61,9 +66,16 @@ class ParticipantReport:
     removed: bool = False
     ended_reason: str = ""
     frames_after_removal: int = 0
-    """Media frames that reached us more than 0.5 s after our removal (new epochs)."""
+    """Media frames that reached us after our removal (``depart_and_observe``)."""
+    attempts_after_removal: int = 0
+    """Of those, frames under a KID of a later epoch, each tried with the key and salt our
+    last epoch's SFrame base key gives for that KID (RFC 9605 section 4.4.2)."""
     decrypted_after_removal: int = 0
-    """How many of those our last keys could decrypt: must be 0."""
+    """How many of those attempts authenticated: must be 0."""
+    old_epoch_frames_after_removal: int = 0
+    """Frames of our last epoch still in flight after our removal, tried the same way ..."""
+    old_epoch_frames_opened: int = 0
+    """... and how many opened (all of them: the attempt itself works)."""
     members_left: list[str] = field(default_factory=list)
     alerts: list[str] = field(default_factory=list)
     """Security alerts (counterfeit Welcomes, forged replies, ...): none in a healthy run."""
@@ -115,9 +127,12 @@ class HeadlessParticipant:
         self.keep_chunks = keep_chunks
         self.sent_chunks: list[bytes] = []
         self.audit = audit
-        self.audit_keys: list[bytes] = []
-        """With ``audit``: each epoch's SFrame base key (RFC 9605 section 5.2), kept in
-        memory only so an audit can search the relay's traffic for it."""
+        self.audit_epoch_keys: list[tuple[int, bytes]] = []
+        """With ``audit``: ``(epoch, SFrame base key)`` of each epoch (RFC 9605 section
+        5.2), kept in memory only so an audit can search the relay's traffic for the keys
+        in use (:func:`clave.engine.audit.collect_sframe_keys` checks they are)."""
+        self._last_keys: tuple[int, bytes] | None = None
+        """While departing for an audit: our newest epoch and its SFrame base key."""
         self._video_decoders: dict[tuple[int, StreamKind], VideoDecoder] = {}
         self._audio_decoders: dict[int, OpusDecoder] = {}
         self._last_kf_request: dict[tuple[int, StreamKind], float] = defaultdict(float)
@@ -166,30 +181,63 @@ class HeadlessParticipant:
         assert self.session is not None
         await self.session.act(lambda m: m.send_chat(text))
 
+    @property
+    def audit_keys(self) -> list[bytes]:
+        """With ``audit``: each epoch's SFrame base key."""
+        return [key for _, key in self.audit_epoch_keys]
+
+    def _config(self) -> MeetingConfig:
+        return self.config or MeetingConfig()
+
+    def _base_key(self, meeting: Meeting) -> bytes:
+        """The current epoch's SFrame base key (RFC 9605 section 5.2), for audits only."""
+        nk = get_suite(self._config().sframe_suite).nk
+        return meeting.export_secret(BASE_KEY_LABEL.decode(), b"", nk)
+
     async def depart_and_observe(self, seconds: float) -> None:
-        """Say Bye over MLS but stay connected to the relay for ``seconds``, trying to
-        decrypt every media frame that still arrives after the committer removed us."""
+        """Say Bye over MLS but stay connected to the relay for ``seconds`` after the
+        committer removed us, trying every media frame that still arrives with our last
+        epoch's SFrame base key: the key and salt it gives for the frame's own KID, a KID
+        of a later epoch, must not authenticate it (counted in the report)."""
         assert self.session is not None
         session = self.session
-        removed_at: list[float] = []
+        config = self._config()
+        mask = (1 << config.epoch_bits) - 1
 
-        def observe(frame: bytes) -> None:
-            if not removed_at or frame[1:2] != b"M":
+        def observe(frame: bytes) -> None:  # called once the meeting has ended for us
+            if self._last_keys is None or frame[1:2] != b"M":
                 return
-            if time.monotonic() - removed_at[0] > 0.5:
-                self.report.frames_after_removal += 1
-                if session.meeting.try_decrypt_media(frame):
-                    self.report.decrypted_after_removal += 1
+            r = self.report
+            r.frames_after_removal += 1
+            try:
+                kid = decode_header(decode_media(frame).sframe)[0]
+            except (WireError, SFrameError):
+                return
+            epoch, base_key = self._last_keys
+            opens = base_key_opens(frame, base_key, suite=config.sframe_suite)
+            if kid & mask == epoch & mask:  # still in flight from our last epoch
+                r.old_epoch_frames_after_removal += 1
+                r.old_epoch_frames_opened += opens
+                return
+            r.attempts_after_removal += 1
+            if opens or session.meeting.try_decrypt_media(frame):
+                r.decrypted_after_removal += 1
 
         session.observe_after_end = observe
         for task in self._tasks:
             task.cancel()
-        await session.act(lambda m: m.depart_for_audit())
+
+        def depart(m: Meeting) -> None:
+            epoch = m.epoch
+            assert epoch is not None
+            self._last_keys = (epoch, self._base_key(m))
+            m.depart_for_audit()
+
+        await session.act(depart)
         try:
             await asyncio.wait_for(self.ended.wait(), 10)
         except TimeoutError:
             return
-        removed_at.append(time.monotonic())
         await asyncio.sleep(seconds)
 
     async def stop(self, *, leave: bool = True) -> ParticipantReport:
@@ -214,8 +262,12 @@ class HeadlessParticipant:
         elif isinstance(event, ev.EpochChanged):
             r.joined = True
             r.security_codes.append((event.epoch, event.security_code))
-            if self.audit and meeting.phase is Phase.in_meeting:
-                self.audit_keys.append(meeting.export_secret("SFrame 1.0 Base Key", b"", 16))
+            epoch = meeting.epoch
+            if meeting.phase is Phase.in_meeting and epoch is not None:
+                if self.audit:
+                    self.audit_epoch_keys.append((epoch, self._base_key(meeting)))
+                if self._last_keys is not None:  # departing: a commit came before ours
+                    self._last_keys = (epoch, self._base_key(meeting))
             r.roster = [e.name for e in event.roster]
             self.in_meeting.set()
             if self._video_encoder is not None:

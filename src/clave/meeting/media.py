@@ -27,11 +27,11 @@ from .media_auth import (
     Held,
     Limits,
     ManifestError,
+    ManifestSigner,
     ManifestWriter,
     Waiting,
     frame_hash,
     open_manifest,
-    sign_manifest,
     verify_manifest,
 )
 
@@ -74,7 +74,7 @@ class MediaPlane:
         grace: float,
         *,
         authenticate: bool = True,
-        interval: float = 0.02,
+        interval: float = 0.018,
         limits: Limits | None = None,
     ) -> None:
         self._suite = suite
@@ -86,7 +86,7 @@ class MediaPlane:
         self._writer = ManifestWriter(interval)
         self._waiting: Waiting[MediaFrameDecrypted] = Waiting(limits or Limits())
         self._group_id = b""
-        self._signing_key = b""
+        self._signer: ManifestSigner | None = None
         self._senders: dict[int, _EpochSenders] = {}
         self._revoked: set[tuple[int, int]] = set()
         self._outbox: list[bytes] = []
@@ -113,7 +113,8 @@ class MediaPlane:
             group.epoch, group.export_secret, group.own_leaf_index, group.leaf_count
         )
         self._group_id = group.group_id
-        self._signing_key = signing_key
+        if self._signer is None:
+            self._signer = ManifestSigner(signing_key)
         mask = (1 << index_bits(group.leaf_count)) - 1
         keys = {m.leaf_index: m.signature_key for m in group.roster()}
         self._senders[group.epoch] = _EpochSenders(keys, mask)
@@ -158,7 +159,8 @@ class MediaPlane:
         writer = self._writer
         if writer.pending and (force or writer.due(now)):
             body = writer.take(now)
-            self._outbox.append(sign_manifest(self._group_id, body, self._signing_key))
+            assert self._signer is not None
+            self._outbox.append(self._signer.sign(self._group_id, body))
             self.counters.manifests_sent += 1
 
     def flush_now(self) -> None:

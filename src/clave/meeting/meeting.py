@@ -92,8 +92,8 @@ class Meeting(MeetingInput):
         if self._phase is Phase.ended:
             return
         try:
-            self._receive(bytes(frame))
-            self._settle()
+            if self._receive(bytes(frame)):
+                self._settle()
         except Exception as exc:  # last line of defence: network input never raises
             self._error(ErrorCode.internal, f"{type(exc).__name__} while handling input: {exc}")
 
@@ -114,31 +114,36 @@ class Meeting(MeetingInput):
         if self._phase is Phase.ended:
             return
         try:
-            for timer in self._timers.pop_due(self._clock() if now is None else now):
+            due = self._timers.pop_due(self._clock() if now is None else now)
+            for timer in due:
                 _TIMER_HANDLERS[timer](self)
-            self._settle()
+            if any(t is not Timer.media for t in due):  # media timers change no plan
+                self._settle()
         except Exception as exc:  # same defence as receive()
             self._error(ErrorCode.internal, f"{type(exc).__name__} while handling a timer: {exc}")
 
-    def _receive(self, frame: bytes) -> None:
+    def _receive(self, frame: bytes) -> bool:
+        """Handle one frame; True if it may have changed what to commit or announce
+        (media and manifests never do, so they skip the settling that follows)."""
         try:
             channel, body = wire.split_frame(frame)
         except wire.WireError as exc:
             self._error(ErrorCode.bad_frame, str(exc))
-            return
+            return False
         if channel == wire.MEDIA:
             group = self._group
             if self._in_meeting() and group is not None:  # else nothing we could decrypt
                 for event in self._media.receive(frame, self._rosters, group, self._members):
                     self._emit(event)
                 self._media_out()
-            return
+            return False
         try:
             msg = wire.decode_relay(body)
         except wire.WireError as exc:
             self._error(ErrorCode.bad_frame, str(exc))
-            return
+            return False
         self._dispatch(msg)
+        return not isinstance(msg, wire.ManifestFrom)
 
 
 _TIMER_HANDLERS: dict[Timer, Callable[[Meeting], None]] = {

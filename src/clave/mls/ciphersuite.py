@@ -78,6 +78,12 @@ def _opaque2(a: bytes, b: bytes) -> bytes:
     return b"".join((encode_varint(len(a)), a, encode_varint(len(b)), b))
 
 
+def sign_content(label: Label, content: bytes) -> bytes:
+    """The bytes SignWithLabel signs (RFC 9420 section 5.1.2): ``SignContent`` with the
+    label prefixed by "MLS 1.0 "."""
+    return _opaque2(_MLS_PREFIX + _label_bytes(label), content)
+
+
 @lru_cache(maxsize=4096)
 def _ed25519_public(pub: bytes) -> Ed25519PublicKey:
     if len(pub) != 32:
@@ -248,11 +254,11 @@ class CipherSuite:
 
     def sign_with_label(self, priv: bytes, label: Label, content: bytes) -> bytes:
         """``SignWithLabel(SignatureKey, Label, Content)`` (RFC 9420 section 5.1.2)."""
-        return self.sign(priv, _opaque2(_MLS_PREFIX + _label_bytes(label), content))
+        return self.sign(priv, sign_content(label, content))
 
     def verify_with_label(self, pub: bytes, label: Label, content: bytes, signature: bytes) -> None:
         """``VerifyWithLabel``; returns normally iff valid, else raises SignatureError."""
-        self.verify(pub, _opaque2(_MLS_PREFIX + _label_bytes(label), content), signature)
+        self.verify(pub, sign_content(label, content), signature)
 
     def signature_public_key(self, priv: bytes) -> bytes:
         """The SignaturePublicKey (raw, without length prefix) for a private key."""

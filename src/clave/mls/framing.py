@@ -10,9 +10,11 @@ Receiving::
     auth = unprotect_private(suite, msg, ctx, secret_tree, sender_data_secret,
                              is_member=..., signature_key=...)
 
-or, to consume the ratchet key only once the group has accepted the message
-(so a rejected commit leaves no trace), ``opened = open_private(...)`` and
-later ``opened.consume()``.
+or, to consume the ratchet key only once the group has accepted the message,
+``opened = open_private(...)`` and later ``opened.consume()``: a rejected
+message then leaves its key unconsumed, though decrypting its sender data
+already advanced that sender's ratchet to its generation (the keys passed are
+kept, up to the window; see ``Group.process``).
 
 Every ``unprotect_*`` checks the group id and epoch against the GroupContext
 (:class:`EpochError`), the membership tag or AEAD, the sender / content-type
@@ -365,8 +367,9 @@ def protect_private(
 class OpenedPrivateMessage:
     """A decrypted, signature-verified PrivateMessage whose ratchet key is still held.
 
-    Call :meth:`consume` once the group accepts the message; until then a
-    rejected message leaves the secret tree's semantics untouched.
+    Call :meth:`consume` once the group accepts the message; until then its key
+    stays unconsumed (the sender's ratchet may already have advanced to its
+    generation, the skipped keys kept).
     """
 
     content: AuthenticatedContent

@@ -3,8 +3,23 @@
 Sans-I/O: bytes in, bytes and events out. Randomness (``rng``) and time
 (``now``, Unix seconds) are injected. Every incoming message is processed on
 staged copies of the tree and keys; the live state changes only when every
-check the RFC requires has passed, so a rejected message leaves the group as
-it was.
+check the RFC requires has passed, so a rejected message leaves the group's
+epoch, tree, roster, transcript hashes, key schedule, pending proposals and
+pending commit as they were.
+
+One state does move, by design of the secret tree (RFC 9420 section 9): once a
+PrivateMessage's sender data decrypts (only a member of the epoch can produce
+that, e.g. a genuine message whose content was corrupted in transit), the
+sender's hash ratchet for the message's content type (application or
+handshake) is moved forward to the generation its sender data names *before*
+the content is decrypted, and stays there whatever check then fails (content
+AEAD, parsing, signature, commit or proposal validation). The key of that
+generation and of the generations skipped on the way are retained, not
+consumed, so the genuine message and earlier ones still decrypt; skipped keys
+beyond the retention window (``max_retained_keys``, 256) are deleted, as the
+genuine message would have deleted them. A message whose sender data does not
+decrypt, or that names a consumed, expired or too distant generation, changes
+nothing. tests/mls/test_rejected_private_message.py shows each case.
 """
 
 from __future__ import annotations
@@ -669,8 +684,10 @@ class Group:
     def process(self, data: bytes) -> Event:
         """Process one Public/PrivateMessage (RFC 9420 sections 6, 12.1, 12.4.2).
 
-        Raises an :class:`MLSError` subclass and leaves the state unchanged if
-        any check fails.
+        Raises an :class:`MLSError` subclass if any check fails. The group state is
+        then unchanged, except that a PrivateMessage whose sender data decrypted has
+        moved that sender's ratchet forward to its generation, whose key stays
+        retained (see the module docstring).
         """
         self._require_active()
         msg = _decode_message(data)

@@ -6,8 +6,10 @@ read. By construction it imports nothing from ``clave.mls``, ``clave.sframe``
 or ``clave.meeting``.
 
 Modules: :mod:`.config` (settings), :mod:`.limits` (token buckets),
-:mod:`.queues` (per-receiver queue and drop policy), :mod:`.ordering` (commit
-ordering by epoch credential), :mod:`.room` (admission, routing, fan-out),
+:mod:`.queues` (per-receiver queue and drop policy, per-address backlog),
+:mod:`.addresses` (per-client-address caps: connections, rooms, creation rate),
+:mod:`.stats` (refusal counts), :mod:`.ordering` (commit ordering by epoch
+credential), :mod:`.room` (admission, routing, fan-out),
 :mod:`.connection` (one client: read loop, writer task),
 :mod:`.state` (what one relay holds), :mod:`.landing` (``/m/<room>``),
 :mod:`.logs` (no addresses in logs), :mod:`.server` (app factory, runners).

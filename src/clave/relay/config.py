@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 from clave.wire import MAX_CONTROL_BYTES, MAX_MEDIA_BYTES
@@ -24,6 +25,32 @@ class RelayConfig:
 
     max_rooms: int = 10_000
     max_conns_per_room: int = 100
+
+    max_conns: int = 20_000
+    """WebSocket connections held at once, admitted or not (room flood: finite memory)."""
+    max_conns_per_address: int = 64
+    """Connections from one client address (room flood: one client held 10 000 connections)."""
+    max_rooms_per_address: int = 20
+    """Live rooms created from one client address, until they empty (room flood)."""
+    room_create_rate: float = 0.5
+    """Rooms one client address may create per second, sustained (room churn)."""
+    room_create_burst: float = 20.0
+    max_room_conns_per_address: int = 32
+    """Connections from one client address in one room (lobby flood: link holders crowding
+    out joiners need four addresses to fill a room of 100). Raise it when more of one
+    meeting sits behind one NAT address."""
+    address_backlog: int = 32 * 1024 * 1024
+    """Bytes queued for (or being written to) all connections of one client address together;
+    over it, its largest queue is disconnected as too slow (big junk into non-reading sinks)."""
+    address_media_backlog: int = 16 * 1024 * 1024
+    """Of ``address_backlog``, what media may fill; more media for that address is dropped
+    (a queue with nothing queued or in flight still takes one frame)."""
+    trusted_proxies: tuple[str, ...] = ()
+    """Reverse proxies (addresses or CIDR networks) whose ``X-Forwarded-For`` names the
+    client: only when the TCP peer is one of them is the header read (right to left,
+    skipping trusted hops). Without it every client behind a proxy is one address."""
+    ipv6_prefix: int = 64
+    """IPv6 clients are counted by this prefix (a host usually holds a whole /64)."""
 
     msg_rate: float = 500.0
     """Sustained messages per second per connection (video 60 + screen 60 + audio 50 + control)."""
@@ -73,8 +100,26 @@ class RelayConfig:
                 raise ValueError(f"{name} must be positive")
         if self.msg_burst < 1 or self.byte_burst < MAX_CONTROL_BYTES:
             raise ValueError("bursts must admit at least one message of the largest size")
-        if self.max_rooms < 1 or self.max_conns_per_room < 1:
-            raise ValueError("caps must be at least 1")
+        for name in (
+            "max_rooms",
+            "max_conns_per_room",
+            "max_conns",
+            "max_conns_per_address",
+            "max_rooms_per_address",
+            "max_room_conns_per_address",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.room_create_rate <= 0 or self.room_create_burst < 1:
+            raise ValueError("need room_create_rate > 0 and room_create_burst >= 1")
+        if self.address_backlog < MAX_CONTROL_BYTES:
+            raise ValueError("address_backlog must hold at least one control message")
+        if not 0 < self.address_media_backlog <= self.address_backlog:
+            raise ValueError("need 0 < address_media_backlog <= address_backlog")
+        if not 32 <= self.ipv6_prefix <= 128:
+            raise ValueError("ipv6_prefix must be within 32..128")
+        for proxy in self.trusted_proxies:
+            ipaddress.ip_network(proxy, strict=False)  # ValueError names the bad entry
         if self.commit_burst < 1 or self.room_commit_burst < 1:
             raise ValueError("commit bursts must admit at least one commit")
         if self.max_open_epochs < 1 or self.max_epoch_slots < 2:

@@ -10,6 +10,12 @@ violations: the sender gets an ``Error`` and stays.
 
 A connection dropped by another member's ``Rotate`` gets ``Error(rotated)``,
 after which its writer closes the WebSocket with :attr:`CloseCode.rotated`.
+
+Every connection counts against its client address's
+:class:`~clave.relay.addresses.Account` (connection caps, rooms it creates, the
+backlog its queue shares). Over a connection cap, or refused entry for capacity
+(``room_full``, ``rate_limited``), a client gets one ``Error`` and the close code
+:attr:`CloseCode.full` or :attr:`CloseCode.rate_limited`: it never got a room.
 """
 
 from __future__ import annotations
@@ -39,11 +45,13 @@ from clave.wire import (
     stamp_sender,
 )
 
+from .addresses import Account
 from .config import MAX_MESSAGE_BYTES
 from .limits import RateLimit, TokenBucket
 from .queues import OutQueue
 from .room import HANDLERS, Peer, Room
 from .state import RelayState
+from .stats import Refused
 
 log = logging.getLogger("clave.relay")
 
@@ -61,6 +69,8 @@ class CloseCode(IntEnum):
     too_large = 4413
     rate_limited = 4429
     internal = 4500
+    full = 4503
+    """The relay or the room is at its capacity (``room_full``); try again later."""
 
 
 _ABORTS: dict[int, tuple[ErrorCode, str, CloseCode]] = {
@@ -98,10 +108,20 @@ class RelayWebSocket(web.WebSocketResponse):
 class _Fatal(Exception):
     """End this connection with an Error and a close code."""
 
-    def __init__(self, code: ErrorCode, message: str, close: CloseCode) -> None:
+    def __init__(
+        self, code: ErrorCode, message: str, close: CloseCode, *, quiet: bool = False
+    ) -> None:
         super().__init__(message)
         self.error = Error(code, message)
         self.close = close
+        self.quiet = quiet
+        """Counted in the relay's stats already: log at DEBUG only (floods)."""
+
+
+def _capacity(refusal: Error) -> _Fatal:
+    """A refusal for capacity (connection or entry): the client never gets a room."""
+    close = CloseCode.full if refusal.code is ErrorCode.room_full else CloseCode.rate_limited
+    return _Fatal(refusal.code, refusal.message, close, quiet=True)
 
 
 def _bad(message: str) -> _Fatal:
@@ -133,6 +153,7 @@ class Connection:
             on_overflow=self._overflow,
         )
         self.room: Room | None = None
+        self.account: Account | None = None
         self._loop = asyncio.get_running_loop()
         now = self._loop.time()
         self._limit = RateLimit(cfg.msg_rate, cfg.msg_burst, cfg.byte_rate, cfg.byte_burst, now)
@@ -146,8 +167,31 @@ class Connection:
 
     # ------------------------------------------------------------ lifecycle
 
+    def _client_key(self) -> str:
+        request = self.request
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        host = peer[0] if isinstance(peer, tuple) and peer else None
+        forwarded = request.headers.getall("X-Forwarded-For", [])
+        return self.state.accounts.key_for(host if isinstance(host, str) else None, forwarded)
+
     async def serve(self) -> web.WebSocketResponse:
         """Run this connection to its end (the aiohttp handler's body)."""
+        accounts = self.state.accounts
+        account = accounts.connect(self._client_key(), self._loop.time())
+        if isinstance(account, Error):
+            await self.ws.prepare(self.request)
+            await self._close(_capacity(account))
+            return self.ws
+        self.account = self.peer.account = account
+        self.queue.attach(account.backlog)
+        try:
+            return await self._serve()
+        finally:
+            self.queue.clear()
+            self.queue.detach()
+            accounts.disconnect(account, self._loop.time())
+
+    async def _serve(self) -> web.WebSocketResponse:
         ws = self.ws
         await ws.prepare(self.request)
         self._tune_socket()
@@ -185,7 +229,8 @@ class Connection:
         code: int = self._stopping or CloseCode.normal
         if fatal is not None:
             code = fatal.close
-            log.info("conn %d: closed (%s)", self.conn, fatal.error.code.name)
+            level = logging.DEBUG if fatal.quiet else logging.INFO
+            log.log(level, "conn %d: closed (%s)", self.conn, fatal.error.code.name)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(ws.send_bytes(encode(fatal.error)), timeout)
         try:
@@ -222,7 +267,7 @@ class Connection:
         room.remove(self.peer, reason)
         self.queue.clear()
         log.debug("conn %d left room #%d: %s", self.conn, room.serial, reason)
-        if self.state.rooms.discard_if_empty(room):
+        if self.state.rooms.discard_if_empty(room, self._loop.time()):
             log.info("room #%d closed (%d rooms)", room.serial, len(self.state.rooms))
 
     # ------------------------------------------------------------ writing
@@ -263,10 +308,12 @@ class Connection:
         self._wake()
 
     def _too_slow(self) -> None:
-        """The control backlog is over its cap: this receiver cannot stay."""
+        """Its control backlog, or its address's backlog, is over the cap: it cannot stay."""
         if self._stopping is not None:
             return
-        log.info("conn %d: too slow, disconnected", self.conn)
+        by_group = self.queue.overflowed_by_group
+        self.state.stats.refuse(Refused.address_backlog if by_group else Refused.too_slow)
+        log.debug("conn %d: too slow, disconnected", self.conn)
         self._stopping = CloseCode.too_slow
         self.leave("too slow")
         if self._writer is not None:
@@ -352,8 +399,10 @@ class Connection:
     def _enter(self, request: Enter) -> None:
         """Admission by ``Enter`` only (see :meth:`clave.relay.room.Rooms.enter`)."""
         rooms = self.state.rooms
-        outcome = rooms.enter(request.room, request.token, self._loop.time())
+        outcome = rooms.enter(request.room, request.token, self._loop.time(), self.account)
         if isinstance(outcome, Error):
+            if outcome.code is not ErrorCode.bad_token:
+                raise _capacity(outcome)
             self.peer.send(outcome)
             log.debug("conn %d: admission refused (%s)", self.conn, outcome.code.name)
             return

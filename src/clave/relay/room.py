@@ -19,6 +19,10 @@ side (:mod:`clave.relay.connection`) drains queues and closes sockets.
   who are not members cannot exhaust it and starve the host's commits.
 * **Rotation** (:meth:`Room.rotate`): a host replaces the invitation after a
   removal, so the ex-member's old link no longer enters the meeting's room.
+* **Capacity** (:meth:`Rooms.enter`, with the client's
+  :class:`~clave.relay.addresses.Account`): rooms per relay and, per address, live
+  rooms created and the creation rate (room flood); connections per room and, per
+  address, connections in one room (lobby flood).
 """
 
 from __future__ import annotations
@@ -60,10 +64,12 @@ from clave.wire import (
     room_id_for_token,
 )
 
+from .addresses import Account, Accounts
 from .config import RelayConfig
 from .limits import TokenBucket
 from .ordering import EpochSlots, Verdict
 from .queues import OutQueue
+from .stats import Refused, RelayStats
 
 BAD_TOKEN = Error(ErrorCode.bad_token, "bad token")
 """The one answer for a token that does not fit the room id or the room: it tells nothing."""
@@ -71,6 +77,11 @@ BAD_CREDENTIAL = Error(ErrorCode.bad_credential, "unknown epoch credential")
 COMMIT_RATE = Error(ErrorCode.rate_limited, "commit rate limit")
 ROOM_EXISTS = Error(ErrorCode.room_exists, "another room has that token")
 ROTATED = Error(ErrorCode.rotated, "the meeting's invitation was replaced")
+RELAY_ROOMS_FULL = Error(ErrorCode.room_full, "this relay has no room for another meeting")
+ROOM_FULL = Error(ErrorCode.room_full, "room is full")
+ROOM_CROWDED = Error(
+    ErrorCode.rate_limited, "too many connections from your network address in this meeting"
+)
 _REFUSALS = {
     Verdict.stale: Error(ErrorCode.stale_epoch, "another commit was ordered for that epoch"),
     Verdict.unknown: BAD_CREDENTIAL,
@@ -85,7 +96,7 @@ Rename = Callable[["Room", str, bytes], bool]
 class Peer:
     """One admitted connection as the room sees it."""
 
-    __slots__ = ("commits", "conn", "on_drop", "queue", "room", "wants")
+    __slots__ = ("account", "commits", "conn", "on_drop", "queue", "room", "wants")
 
     def __init__(
         self,
@@ -93,8 +104,11 @@ class Peer:
         queue: OutQueue,
         commits: TokenBucket,
         on_drop: Callable[[], None] | None = None,
+        account: Account | None = None,
     ) -> None:
         self.conn = conn
+        self.account = account
+        """The client address this connection counts against (None: uncounted)."""
         self.queue = queue
         self.commits = commits
         """This connection's budget of Commit, Reopen and Rotate messages."""
@@ -121,7 +135,9 @@ class Room:
         "_commits",
         "_fanout",
         "_members",
+        "_per_address",
         "_rename",
+        "creator",
         "id",
         "peers",
         "serial",
@@ -148,9 +164,17 @@ class Room:
         self._rename = rename
         self._members: tuple[Peer, ...] = ()
         self._fanout: tuple[tuple[Peer, ...], ...] = ((), (), ())
+        self._per_address: dict[str, int] = {}
+        """Connections in this room by client address key (lobby flood)."""
+        self.creator: Account | None = None
+        """The address charged with this room until it empties (room flood)."""
 
     def __len__(self) -> int:
         return len(self.peers)
+
+    def conns_from(self, account: Account) -> int:
+        """How many connections of ``account``'s address are in this room."""
+        return self._per_address.get(account.key, 0)
 
     def _rebuild(self) -> None:
         # Immutable snapshots: iterating while a peer joins or leaves is safe.
@@ -182,6 +206,9 @@ class Room:
         others = [p.conn for p in self._members]
         self.peers[peer.conn] = peer
         peer.room = self
+        if peer.account is not None:
+            key = peer.account.key
+            self._per_address[key] = self._per_address.get(key, 0) + 1
         self._rebuild()
         if cred_hash is not None:
             self.slots.seed(bytes(cred_hash), peer.conn)
@@ -193,6 +220,13 @@ class Room:
         if self.peers.pop(peer.conn, None) is None:
             return
         peer.room = None
+        if peer.account is not None:
+            key = peer.account.key
+            left = self._per_address[key] - 1
+            if left:
+                self._per_address[key] = left
+            else:
+                del self._per_address[key]
         self._rebuild()
         self._broadcast(peer, PeerLeft(conn=peer.conn, reason=reason))
         for other in self._members:
@@ -329,8 +363,16 @@ HANDLERS: dict[type[Any], Callable[[Room, Peer, Any, float], None]] = {
 class Rooms:
     """All rooms of one relay, in memory only, by id."""
 
-    def __init__(self, config: RelayConfig) -> None:
+    def __init__(
+        self,
+        config: RelayConfig,
+        accounts: Accounts | None = None,
+        stats: RelayStats | None = None,
+    ) -> None:
         self.config = config
+        self.accounts = accounts
+        """Charged with rooms created by an address (None: no per-address limits)."""
+        self.stats = stats or (accounts.stats if accounts is not None else RelayStats())
         self._rooms: dict[str, Room] = {}
         self._serial = 0
         self._decoy = hashlib.sha256(secrets.token_bytes(32)).digest()
@@ -344,12 +386,16 @@ class Rooms:
     def get(self, room_id: str) -> Room | None:
         return self._rooms.get(room_id)
 
-    def enter(self, room_id: str, token: bytes, now: float) -> Room | Error:
+    def enter(
+        self, room_id: str, token: bytes, now: float, account: Account | None = None
+    ) -> Room | Error:
         """The room of ``token`` (created if nobody is in it), or the refusal.
 
         ``room_id`` must be the token's id, else ``BAD_TOKEN``: a room id alone names
         nothing one could enter, create or squat. An existing room also needs
-        SHA-256(token) to equal its hash (constant-time, same refusal).
+        SHA-256(token) to equal its hash (constant-time, same refusal). Capacity comes
+        after the token (a bad token is refused alike everywhere): ``room_full`` for the
+        relay's and the room's caps, ``rate_limited`` for ``account``'s quotas.
         """
         token_hash = hashlib.sha256(token).digest()
         id_ok = hmac.compare_digest(room_id.encode(), room_id_for_token(token).encode())
@@ -357,15 +403,29 @@ class Rooms:
         expected = room.token_hash if room is not None else self._decoy
         hash_ok = hmac.compare_digest(token_hash, expected)
         if not id_ok or (room is not None and not hash_ok):
+            self.stats.refuse(Refused.bad_token)
             return BAD_TOKEN
         if room is None:
             if len(self._rooms) >= self.config.max_rooms:
-                return Error(ErrorCode.room_full, "this relay has no room for another meeting")
+                self.stats.refuse(Refused.rooms_full)
+                return RELAY_ROOMS_FULL
+            if account is not None and self.accounts is not None:
+                refused = self.accounts.create_room(account, now)
+                if refused is not None:
+                    return refused
             self._serial += 1
             room = Room(room_id, token_hash, self._serial, self.config, now, self._rename)
+            if self.accounts is not None:
+                room.creator = account
             self._rooms[room_id] = room
         elif len(room) >= self.config.max_conns_per_room:
-            return Error(ErrorCode.room_full, "room is full")
+            self.stats.refuse(Refused.room_full)
+            return ROOM_FULL
+        elif account is not None and (
+            room.conns_from(account) >= self.config.max_room_conns_per_address
+        ):
+            self.stats.refuse(Refused.room_address_conns)
+            return ROOM_CROWDED
         return room
 
     def _rename(self, room: Room, new_id: str, token_hash: bytes) -> bool:
@@ -377,9 +437,12 @@ class Rooms:
         self._rooms[new_id] = room
         return True
 
-    def discard_if_empty(self, room: Room) -> bool:
-        """Forget ``room`` if nobody is left in it; True if it vanished."""
+    def discard_if_empty(self, room: Room, now: float = 0.0) -> bool:
+        """Forget ``room`` if nobody is left in it (its creator's quota is freed); True if so."""
         if room.peers or self._rooms.get(room.id) is not room:
             return False
         del self._rooms[room.id]
+        creator, room.creator = room.creator, None
+        if creator is not None and self.accounts is not None:
+            self.accounts.room_closed(creator, now)
         return True

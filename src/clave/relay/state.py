@@ -1,12 +1,14 @@
-"""What one relay process holds: its settings, its rooms, its live connections."""
+"""What one relay process holds: its settings, rooms, live connections, client accounts, stats."""
 
 from __future__ import annotations
 
 import itertools
 from typing import TYPE_CHECKING
 
+from .addresses import Accounts
 from .config import RelayConfig
 from .room import Rooms
+from .stats import RelayStats
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -17,7 +19,9 @@ class RelayState:
 
     def __init__(self, config: RelayConfig) -> None:
         self.config = config
-        self.rooms = Rooms(config)
+        self.stats = RelayStats()
+        self.accounts = Accounts(config, self.stats)
+        self.rooms = Rooms(config, self.accounts, self.stats)
         self.connections: set[Connection] = set()
         self._ids = itertools.count(1)
 

@@ -64,13 +64,26 @@ export class Padlock {
       this.alerts.append(el);
     }
     entry.count++;
-    entry.textEl.replaceChildren(
-      'Could not decrypt ',
-      entry.count === 1 ? 'a frame' : `${entry.count} frames`,
-      ' from ',
-      h('strong', null, who),
-      `. Their media is being dropped, not shown unencrypted${reason ? ` (${reason})` : ''}.`,
-    );
+    const frames = entry.count === 1 ? 'a frame' : `${entry.count} frames`;
+    if (/not authenticated/.test(reason || '')) {
+      // Media authentication: someone sent frames under this person's key id that
+      // this person did not sign (or their signature never came). Never played.
+      entry.el.dataset.kind = 'unauthenticated';
+      entry.textEl.replaceChildren(
+        'Media claiming to be from ',
+        h('strong', null, who),
+        ` could not be verified as theirs: ${frames} dropped, never shown. `,
+        'Someone else may be trying to impersonate them.',
+      );
+    } else {
+      entry.textEl.replaceChildren(
+        'Could not decrypt ',
+        frames,
+        ' from ',
+        h('strong', null, who),
+        `. Their media is being dropped, not shown unencrypted${reason ? ` (${reason})` : ''}.`,
+      );
+    }
     this.warnDot.hidden = false;
     clearTimeout(entry.timer);
     entry.timer = setTimeout(() => this._dismiss(key), ALERT_HIDE_MS);
