@@ -10,11 +10,33 @@ total; what does not fit is dropped, oldest first, and counted.
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+H = TypeVar("H", bound=Hashable)
+
+
+class RecentSet(Generic[H]):
+    """A set that keeps only its ``size`` most recently added members."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: OrderedDict[H, None] = OrderedDict()
+
+    def add(self, item: H) -> None:
+        self._items[item] = None
+        self._items.move_to_end(item)
+        while len(self._items) > self._size:
+            self._items.popitem(last=False)
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._items
+
+    def __len__(self) -> int:
+        return len(self._items)
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ from ..mls.structs import MLSMessage, PrivateMessage
 from ..sframe.suites import AES_128_GCM_SHA256_128
 from .admission import Request
 from .app_messages import Alive, AppMessage, Hello, encode_app_message
-from .buffer import BufferLimits, FutureBuffer
+from .buffer import BufferLimits, FutureBuffer, RecentSet
 from .committer import Inflight, Queue
 from .errors import StateError
 from .events import (
@@ -67,6 +67,8 @@ Clock = Callable[[], float]
 UnixTime = Callable[[], int]
 
 CREDENTIAL_LABEL = "clave v2 commit credential"
+MAX_REMEMBERED = 4096
+"""Join requests answered, and KeyPackages seen, remembered at most (the oldest go)."""
 GROUP_ID_BYTES = 16
 
 
@@ -198,8 +200,9 @@ class MeetingCore:
         self._members: dict[int, RosterEntry] = {}
         self._rosters: dict[int, dict[int, RosterEntry]] = {}
         self._lobby: dict[int, LobbyEntry] = {}
-        self._denied: set[int] = set()
-        self._seen_key_packages: set[bytes] = set()
+        self._denied: RecentSet[int] = RecentSet(MAX_REMEMBERED)
+        """Connections whose requests we answered (not re-shown if they ask again)."""
+        self._seen_key_packages: RecentSet[bytes] = RecentSet(MAX_REMEMBERED)
         self._queue = Queue()
         self._inflight: Inflight | None = None
         self._stalled: str | None = None
@@ -432,6 +435,7 @@ class MeetingCore:
             self._media.revoke(epoch - 1, {m.leaf_index for m in summary.removed})
             for m in summary.removed:
                 self._presence.forget(m.leaf_index)
+                self._added_at.pop(m.leaf_index, None)
                 entry = old.get(m.leaf_index)
                 self._emit(MemberLeft(m.leaf_index, entry.name if entry else "?"))
             for m in summary.added:
