@@ -15,12 +15,59 @@ def h(n: int) -> bytes:
 EVERYONE = range(1, 1000)
 
 
-def test_seed_only_into_an_empty_room() -> None:
+def test_registration_until_the_first_ordered_commit() -> None:
     slots = EpochSlots()
     assert slots.seed(h(1), owner=7)
     assert slots.is_open(h(1)) and slots.owner(h(1)) == 7 and slots.open_count(7) == 1
-    assert not slots.seed(h(2), owner=8)
-    assert h(2) not in slots and len(slots) == 1
+    assert not slots.seed(h(2), owner=7)  # one registration per connection
+    assert not slots.seed(h(1), owner=8)  # a known hash stays its first registrant's
+    # members coming back after a relay restart register theirs, whoever comes first
+    assert slots.seed(h(2), owner=8)
+    assert slots.commit(h(1), h(3), owner=7, present=EVERYONE) is Verdict.accepted
+    assert not slots.seed(h(4), owner=9)  # ordering has begun: hashes come from commits only
+    assert h(4) not in slots and len(slots) == 3
+
+
+def test_registration_is_bounded() -> None:
+    slots = EpochSlots(max_slots=3)
+    assert all(slots.seed(h(n), owner=n) for n in range(3))
+    assert not slots.seed(h(9), owner=9)
+    assert len(slots) == 3
+
+
+def test_chain_replays_the_commits_ordered_since_an_epoch() -> None:
+    slots = EpochSlots()
+    slots.seed(h(0), owner=1)
+    for n in range(4):
+        assert slots.commit(h(n), h(n + 1), 1, EVERYONE, data=b"c%d" % n) is Verdict.accepted
+    assert slots.chain(h(0)) == [(1, b"c0"), (1, b"c1"), (1, b"c2"), (1, b"c3")]
+    assert slots.chain(h(2)) == [(1, b"c2"), (1, b"c3")]
+    assert slots.chain(h(4)) == []  # the open, current epoch: nothing missed
+    assert slots.chain(h(99)) == []  # unknown
+
+
+def test_a_reopened_commit_is_not_replayed() -> None:
+    slots = EpochSlots()
+    slots.seed(h(0), owner=1)
+    slots.commit(h(0), h(1), 2, EVERYONE, data=b"junk")
+    assert slots.chain(h(0)) == [(2, b"junk")]
+    slots.reopen(h(0))  # the members refused it
+    assert slots.chain(h(0)) == []
+    slots.commit(h(0), h(2), 1, EVERYONE, data=b"honest")
+    assert slots.chain(h(0)) == [(1, b"honest")]
+
+
+def test_the_commit_log_is_bounded_in_bytes() -> None:
+    slots = EpochSlots(max_log_bytes=250)
+    slots.seed(h(0), owner=1)
+    for n in range(5):
+        slots.commit(h(n), h(n + 1), 1, EVERYONE, data=bytes([n]) * 100)
+    # the oldest commits are forgotten: a member that far behind gets nothing to replay
+    assert slots.chain(h(0)) == [] and slots.chain(h(2)) == []
+    assert slots.chain(h(3)) == [(1, bytes([3]) * 100), (1, bytes([4]) * 100)]
+    slots.commit(h(5), h(6), 1, EVERYONE, data=b"x" * 251)  # larger than the log: not kept
+    assert slots.chain(h(5)) == []
+    assert slots.chain(h(4)) == [(1, bytes([4]) * 100)]
 
 
 def test_open_slot_is_consumed_once_and_opens_the_next() -> None:

@@ -16,6 +16,7 @@ from clave.wire import (
     Enter,
     Error,
     ErrorCode,
+    Joined,
     JoinRequest,
     JoinRequestFrom,
     KeyframeRequest,
@@ -195,12 +196,53 @@ def test_a_joiner_before_the_host_and_the_host_seeds_the_ordering() -> None:
             assert await joiner.expect(CommitFrom) == CommitFrom(
                 sender=host.conn, data=b"add the joiner"
             )
-            # a later Enter's cred_hash is ignored: the room holds slots
+            # a later Enter's cred_hash is ignored: the room has ordered a commit
             late = await Client.connect(port)
             await late.enter(room, token, credential_hash(CRED[7]))
             await late.send(commit(7, b"planted"))
             assert (await late.expect(Error)).code is ErrorCode.bad_credential
             await close_all([joiner, host, late])
+
+    run(scenario())
+
+
+def test_a_member_reconnecting_is_replayed_the_commits_it_missed() -> None:
+    async def scenario() -> None:
+        async with relay() as port:
+            room, token, (a, b) = await meeting(port, 2, cred_hash=credential_hash(CRED[0]))
+            await a.send(commit(0, b"epoch 0 -> 1"))
+            await a.expect(CommitAccepted)
+            await b.expect(CommitFrom)
+            await b.close()  # b's connection drops at epoch 1
+            assert (await a.expect(PeerLeft)).conn == b.conn
+            await a.send(commit(1, b"epoch 1 -> 2"))
+            await a.expect(CommitAccepted)
+            back = await Client.connect(port)
+            await back.send(Enter(room=room, token=token, cred_hash=credential_hash(CRED[1])))
+            assert await back.expect(CommitFrom) == CommitFrom(sender=a.conn, data=b"epoch 1 -> 2")
+            joined = await back.expect(Joined)
+            assert joined.peers == [a.conn]
+            # caught up: its commit for epoch 2 is ordered
+            await back.send(commit(2, b"epoch 2 -> 3"))
+            assert await back.expect(CommitAccepted) == CommitAccepted()
+            await close_all([a, back])
+
+    run(scenario())
+
+
+def test_members_re_establish_a_room_after_a_relay_restart() -> None:
+    async def scenario() -> None:
+        async with relay() as port:
+            room, token = new_room()
+            # the relay's memory is gone: the members come back at epoch 4, in any order
+            a, b = await Client.connect(port), await Client.connect(port)
+            await a.enter(room, token, credential_hash(CRED[4]))
+            await b.enter(room, token, credential_hash(CRED[4]))
+            await a.expect(PeerJoined)
+            await b.send(commit(4, b"epoch 4 -> 5"))
+            assert await b.expect(CommitAccepted) == CommitAccepted()
+            assert await a.expect(CommitFrom) == CommitFrom(sender=b.conn, data=b"epoch 4 -> 5")
+            await close_all([a, b])
 
     run(scenario())
 

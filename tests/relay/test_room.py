@@ -95,15 +95,30 @@ def test_join_tells_the_others_and_announces_the_newcomer() -> None:
     assert inbox(a) == inbox(b) == [PeerJoined(conn=3)]
 
 
-def test_cred_hash_seeds_only_a_room_without_slots() -> None:
+def test_cred_hash_registers_only_until_a_commit_is_ordered() -> None:
     room, _ = room_of(1, seed=None)
     assert len(room.slots) == 0  # created empty by a joiner
     host = peer(2)
     room.add(host, H(CRED[0]))
     assert room.slots.is_open(H(CRED[0])) and room.slots.owner(H(CRED[0])) == 2
+    room.commit(host, commit(0, b"first"), 0.0)
     late = peer(3)
-    room.add(late, H(b"x" * 32))  # the room holds a slot: ignored
-    assert H(b"x" * 32) not in room.slots and len(room.slots) == 1
+    room.add(late, H(b"x" * 32))  # ordering has begun: ignored
+    assert H(b"x" * 32) not in room.slots and len(room.slots) == 2
+
+
+def test_a_member_coming_back_is_replayed_what_it_missed_before_joined() -> None:
+    room, (a, b) = room_of(1, 2)
+    room.commit(a, commit(0, b"commit-0"), 0.0)
+    room.remove(b, "gone")  # b's connection drops before it saw commit-1
+    room.commit(a, commit(1, b"commit-1"), 0.0)
+    inbox(a)
+    back = peer(3)
+    room.add(back, H(CRED[1]))  # b, at epoch 1, comes back on a new connection
+    assert inbox(back) == [CommitFrom(sender=1, data=b"commit-1"), Joined(conn=3, peers=[1])]
+    current = peer(4)
+    room.add(current, H(CRED[2]))  # up to date: nothing to replay
+    assert inbox(current) == [Joined(conn=4, peers=[1, 3])]
 
 
 def test_first_commit_wins_its_epoch_and_the_second_is_stale() -> None:

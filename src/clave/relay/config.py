@@ -16,8 +16,9 @@ class RelayConfig:
     (about 15 Mbit/s with keyframe bursts) with room to spare.
     """
 
-    heartbeat: float = 15.0
-    """WebSocket ping interval; a peer that does not answer within half of it is gone."""
+    heartbeat: float = 5.0
+    """WebSocket ping interval; a peer that does not answer within half of it is gone
+    (its members start counting the resume window then)."""
     join_timeout: float = 30.0
     """A connection must be admitted to a room (``Enter``) within this time."""
     close_timeout: float = 2.0
@@ -69,6 +70,9 @@ class RelayConfig:
     """Open epoch slots one connection may own (see :mod:`clave.relay.ordering`)."""
     max_epoch_slots: int = 512
     """Epoch slots (open or consumed) one room keeps at most."""
+    commit_log_bytes: int = 1024 * 1024
+    """Bytes of ordered commits one room remembers for members coming back after a dropped
+    connection (oldest forgotten first; a member further behind is admitted again)."""
 
     media_high_water: int = 1024 * 1024
     """Receiver media backlog above which video and screen deltas are dropped."""
@@ -124,6 +128,8 @@ class RelayConfig:
             raise ValueError("commit bursts must admit at least one commit")
         if self.max_open_epochs < 1 or self.max_epoch_slots < 2:
             raise ValueError("need max_open_epochs >= 1 and max_epoch_slots >= 2")
+        if self.commit_log_bytes < 0:
+            raise ValueError("commit_log_bytes must not be negative")
 
 
 MAX_MESSAGE_BYTES = max(MAX_CONTROL_BYTES, MAX_MEDIA_BYTES)

@@ -19,6 +19,19 @@ it).
   junk) *reopens* that slot, so an honest commit can still be ordered for it.
   Reopening a slot nobody uses any more is harmless: honest members have moved
   on to the next epoch's slot.
+* A consumed slot remembers the commit that consumed it and the slot it opened,
+  so a member coming back after a dropped connection can be **replayed** the
+  commits it missed (:meth:`chain`, from the slot of the epoch it is in). The
+  commits are ciphertext the relay forwarded anyway; the log is bounded in
+  bytes (``max_log_bytes``: the oldest commits are forgotten first, and a
+  member further behind must be admitted again).
+* **Registration.** Until the room orders its first commit, every entering
+  member may register one hash (its epoch's credential): the creator does, and
+  after a relay restart (rooms are in memory only) the members coming back do,
+  whoever comes first. A link holder may register a hash of its own then, but
+  that only lets it order a commit for an epoch no member is in, which every
+  member refuses; it cannot take the members' slots. Once a commit was ordered,
+  new hashes come only from ordered commits.
 * Bounds: a connection owns at most ``max_open_per_owner`` open slots (a commit
   that would exceed it is refused, nothing changed), and a room holds at most
   ``max_slots``. When full, consumed slots are evicted oldest first, then open
@@ -49,26 +62,50 @@ class Verdict(Enum):
 
 
 class _Slot:
-    __slots__ = ("is_open", "owner")
+    __slots__ = ("by", "commit", "is_open", "next", "owner")
 
     def __init__(self, owner: int) -> None:
         self.owner = owner
         self.is_open = True
+        self.commit: bytes | None = None
+        """The commit that consumed this slot (None while open, or once forgotten)."""
+        self.next: bytes | None = None
+        """The slot that commit opened."""
+        self.by = 0
+        """The connection that sent that commit."""
 
 
 class EpochSlots:
     """The slots of one room (see the module docstring)."""
 
-    __slots__ = ("_open_by_owner", "_slots", "max_open_per_owner", "max_slots")
+    __slots__ = (
+        "_log",
+        "_log_bytes",
+        "_open_by_owner",
+        "_ordered",
+        "_registered",
+        "_slots",
+        "max_log_bytes",
+        "max_open_per_owner",
+        "max_slots",
+    )
 
-    def __init__(self, max_slots: int = 512, max_open_per_owner: int = 4) -> None:
-        if max_slots < 2 or max_open_per_owner < 1:
-            raise ValueError("need max_slots >= 2 and max_open_per_owner >= 1")
+    def __init__(
+        self, max_slots: int = 512, max_open_per_owner: int = 4, max_log_bytes: int = 8 << 20
+    ) -> None:
+        if max_slots < 2 or max_open_per_owner < 1 or max_log_bytes < 0:
+            raise ValueError("need max_slots >= 2, max_open_per_owner >= 1, max_log_bytes >= 0")
         self.max_slots = max_slots
         self.max_open_per_owner = max_open_per_owner
+        self.max_log_bytes = max_log_bytes
         self._slots: dict[bytes, _Slot] = {}
         """Hash -> slot, in registration order (oldest first)."""
         self._open_by_owner: dict[int, int] = {}
+        self._ordered = 0
+        self._registered: set[int] = set()
+        self._log: list[bytes] = []
+        """Consumed slots whose commit is remembered, oldest first."""
+        self._log_bytes = 0
 
     def __len__(self) -> int:
         return len(self._slots)
@@ -92,21 +129,47 @@ class EpochSlots:
     # ------------------------------------------------------------ changes
 
     def seed(self, key: bytes, owner: int) -> bool:
-        """Register ``key`` as an open slot of ``owner`` if the room holds no slots at all."""
-        if self._slots:
+        """Register ``key`` (an entering member's credential hash) as an open slot of
+        ``owner``: only until the room ordered its first commit, once per connection, and
+        not if ``key`` is known already."""
+        if self._ordered or owner in self._registered or key in self._slots:
             return False
+        if self.open_count(owner) >= self.max_open_per_owner or len(self._slots) >= self.max_slots:
+            return False
+        self._registered.add(owner)
         self._add(key, owner)
         return True
+
+    def chain(self, key: bytes) -> list[tuple[int, bytes]]:
+        """The commits ordered from the slot ``key`` on, in order, with the connection that
+        sent each (a member that was in that epoch needs them all to catch up); empty if
+        ``key`` is open or unknown."""
+        out: list[tuple[int, bytes]] = []
+        seen: set[bytes] = set()
+        slot = self._slots.get(key)
+        while slot is not None and slot.commit is not None and slot.next is not None:
+            if key in seen:  # pragma: no cover - hashes never repeat
+                break
+            seen.add(key)
+            out.append((slot.by, slot.commit))
+            key = slot.next
+            slot = self._slots.get(key)
+        return out
 
     def check(self, cred: bytes, next_: bytes, owner: int, present: Container[int]) -> Verdict:
         """The verdict :meth:`commit` would give, changing nothing."""
         return self._verdict(cred, next_, owner, present)[0]
 
-    def commit(self, cred: bytes, next_: bytes, owner: int, present: Container[int]) -> Verdict:
-        """Order a commit by ``owner`` (hashes ``cred`` and ``next_``); change state if accepted.
-
-        ``present`` holds the connections still in the room (for eviction).
-        """
+    def commit(
+        self,
+        cred: bytes,
+        next_: bytes,
+        owner: int,
+        present: Container[int],
+        data: bytes = b"",
+    ) -> Verdict:
+        """Order a commit by ``owner`` (hashes ``cred`` and ``next_``, the commit ``data``);
+        change state if accepted. ``present`` holds the connections still in the room."""
         verdict, victim = self._verdict(cred, next_, owner, present)
         if verdict is not Verdict.accepted:
             return verdict
@@ -115,8 +178,12 @@ class EpochSlots:
         slot = self._slots[cred]
         slot.is_open = False
         self._count(slot.owner, -1)
+        self._ordered += 1
+        self._registered.clear()  # registration is over
         if next_ not in self._slots:
             self._add(next_, owner)
+        if data:
+            self._remember(cred, slot, data, next_, owner)
         return verdict
 
     def reopen(self, key: bytes) -> bool:
@@ -126,6 +193,7 @@ class EpochSlots:
             return False
         slot.is_open = True
         self._count(slot.owner, 1)
+        self._forget(key)
         return True
 
     # ------------------------------------------------------------ internals
@@ -158,11 +226,30 @@ class EpochSlots:
                 return key
         return None
 
+    def _remember(self, key: bytes, slot: _Slot, data: bytes, next_: bytes, by: int) -> None:
+        if len(data) > self.max_log_bytes:
+            return
+        slot.commit, slot.next, slot.by = bytes(data), next_, by
+        self._log.append(key)
+        self._log_bytes += len(data)
+        while self._log_bytes > self.max_log_bytes and self._log:
+            self._forget(self._log[0])
+
+    def _forget(self, key: bytes) -> None:
+        """Forget the commit remembered for ``key`` (the slot itself stays)."""
+        slot = self._slots.get(key)
+        if slot is None or slot.commit is None:
+            return
+        self._log_bytes -= len(slot.commit)
+        slot.commit = slot.next = None
+        self._log.remove(key)
+
     def _add(self, key: bytes, owner: int) -> None:
         self._slots[key] = _Slot(owner)
         self._count(owner, 1)
 
     def _remove(self, key: bytes) -> None:
+        self._forget(key)
         slot = self._slots.pop(key)
         if slot.is_open:
             self._count(slot.owner, -1)

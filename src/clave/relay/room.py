@@ -158,7 +158,9 @@ class Room:
         self.token_hash = token_hash
         self.serial = serial
         """A small number for logs (room ids stay out of logs)."""
-        self.slots = EpochSlots(config.max_epoch_slots, config.max_open_epochs)
+        self.slots = EpochSlots(
+            config.max_epoch_slots, config.max_open_epochs, config.commit_log_bytes
+        )
         self.peers: dict[int, Peer] = {}
         self._commits = TokenBucket(config.room_commit_rate, config.room_commit_burst, now)
         self._rename = rename
@@ -199,9 +201,11 @@ class Room:
     def add(self, peer: Peer, cred_hash: bytes | None = None) -> None:
         """Admit ``peer``: it gets ``Joined``, everybody else ``PeerJoined``.
 
-        ``cred_hash`` becomes an open slot owned by ``peer`` only if the room holds no
-        slots at all (a fresh room, or one a joiner created before the host came):
-        nobody can plant a credential in a meeting whose ordering is under way.
+        ``cred_hash`` (a member's current epoch credential) is registered as an open
+        slot while the room has ordered no commit yet (a fresh or re-established room;
+        see :mod:`.ordering`). A member coming back with the hash of an epoch whose
+        slot is consumed is first sent, as ``CommitFrom``, the commits ordered since
+        (the ones it missed while its connection was down).
         """
         others = [p.conn for p in self._members]
         self.peers[peer.conn] = peer
@@ -211,6 +215,8 @@ class Room:
             self._per_address[key] = self._per_address.get(key, 0) + 1
         self._rebuild()
         if cred_hash is not None:
+            for sender, data in self.slots.chain(bytes(cred_hash)):
+                peer.send(CommitFrom(sender=sender, data=data))
             self.slots.seed(bytes(cred_hash), peer.conn)
         peer.send(Joined(conn=peer.conn, peers=others))
         self._broadcast(peer, PeerJoined(conn=peer.conn))
@@ -268,7 +274,7 @@ class Room:
             return
         if not self._room_budget(peer, now):
             return
-        slots.commit(cred, bytes(msg.next), peer.conn, present)
+        slots.commit(cred, bytes(msg.next), peer.conn, present, bytes(msg.data))
         peer.send(CommitAccepted())
         self._broadcast(peer, CommitFrom(sender=peer.conn, data=msg.data))
 
