@@ -26,6 +26,7 @@ from . import __version__
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from .meeting.core import MeetingConfig
     from .meeting.identity import Identity
     from .meeting.link import MeetingLink
     from .meeting.people import PeopleBook
@@ -54,6 +55,12 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run a relay (it never sees keys or plaintext)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8443, help="port (default 8443; 0: any)")
+    serve.add_argument(
+        "--heartbeat",
+        type=float,
+        default=None,
+        help="seconds between pings; a client silent for 1.5 of them is gone (default 5)",
+    )
 
     for name, helptext in (
         ("meet", "create a meeting, print its invitation and open it in the browser"),
@@ -104,6 +111,13 @@ def _parser() -> argparse.ArgumentParser:
             "pre-join screen)",
         )
         p.add_argument("--duration", type=float, default=None, help="seconds, then leave")
+        p.add_argument(
+            "--resume-window",
+            type=float,
+            default=15.0,
+            help="seconds a member whose connection dropped keeps its place before a host "
+            "removes it (default 15)",
+        )
         p.add_argument("--no-video", action="store_true")
         p.add_argument("--no-audio", action="store_true")
         p.add_argument("--chat", action="append", default=[], help="send this chat message")
@@ -335,6 +349,12 @@ def _open_store() -> tuple[Identity, PeopleBook, Callable[[PeopleBook], None]] |
     return identity, people, save
 
 
+def _meeting_config(args: argparse.Namespace) -> MeetingConfig:
+    from .meeting.core import MeetingConfig
+
+    return MeetingConfig(resume_window=args.resume_window)
+
+
 async def _participate(args: argparse.Namespace) -> int:
     from .engine.headless import HeadlessParticipant
 
@@ -356,6 +376,7 @@ async def _participate(args: argparse.Namespace) -> int:
         audio=not args.no_audio,
         identity=identity,
         people=people,
+        config=_meeting_config(args),
     )
 
     stop = asyncio.Event()
@@ -435,6 +456,7 @@ async def _browse(args: argparse.Namespace) -> int:
         identity=identity,
         people=people,
         on_people_changed=save_people,
+        config=_meeting_config(args),
     )
 
     server = UIServer(bridge, port=args.port, launcher=True)
@@ -481,7 +503,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         def ready(port: int) -> None:
             print(f"relay listening on http://{args.host}:{port}", flush=True)
 
-        serve_forever(args.host, args.port, on_ready=ready)
+        config = None
+        if args.heartbeat is not None:
+            from .relay.config import RelayConfig
+
+            config = RelayConfig(heartbeat=args.heartbeat)
+        serve_forever(args.host, args.port, config, on_ready=ready)
         return 0
     if args.command in ("meet", "join"):
         if args.command == "join":

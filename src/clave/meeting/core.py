@@ -109,6 +109,9 @@ class MeetingConfig:
     authenticate_media: bool = True
     """Sign manifests of our frames and play others' only once their manifests verify
     (:mod:`.media_auth`). Off only to measure what it costs (bench/)."""
+    resume_window: float = 15.0
+    """Seconds a member whose relay connection vanished (no Bye) keeps its place, waiting
+    for it to come back on a new connection; then a host removes it (docs/SECURITY.md)."""
     manifest_interval: float = 0.018
     """Seconds between two manifests of ours at most: what a frame may wait at a receiver
     (below the 20 ms of one audio frame, so audio usually waits for nothing)."""
