@@ -32,6 +32,7 @@ from clave.devtools.memory_relay import MemoryRelay as FakeRelay
 from clave.meeting import (
     EpochChanged,
     Error,
+    ErrorCode,
     Event,
     Identity,
     LobbyRequest,
@@ -187,8 +188,44 @@ class Net:
         return frame
 
     def disconnect(self, c: Client) -> None:
+        """``c`` is gone for good without a goodbye (a crash): the relay reports it."""
         self.relay.disconnect(c.conn)
         self.clients.remove(c)
+
+    def wait_out_resume_window(self) -> None:
+        """Let the resume window of members whose connection vanished run out (in steps
+        of a second, so hosts keep saying they are alive)."""
+        self.pump()
+        self.ticks(self.config.resume_window)
+
+    def ticks(self, seconds: float, step: float = 1.0) -> None:
+        """:meth:`tick` in steps of ``step`` seconds, ``seconds`` in all."""
+        while seconds > 1e-9:
+            self.tick(min(step, seconds))
+            seconds -= step
+
+    def cut(self, c: Client) -> None:
+        """``c``'s relay connection drops (the others get PeerLeft); ``c`` stays a member
+        until :meth:`reconnect`."""
+        self.relay.disconnect(c.conn)
+        c.meeting.connection_lost()
+        c.meeting.frames_to_send()  # nothing reaches the relay on a dead connection
+        c.held = True
+
+    def reconnect(self, c: Client) -> None:
+        """``c`` opens a new relay connection and comes back."""
+        c.conn = self.relay.connect()
+        c.held = False
+        c.meeting.reconnect()
+        self.pump()
+
+    def restart_relay(self) -> None:
+        """The relay process restarts: every room and connection is forgotten."""
+        self.relay.restart()
+        for c in self.clients:
+            c.meeting.connection_lost()
+            c.meeting.frames_to_send()
+            c.held = True
 
     # ---------------------------------------------------------------- scenarios
 
@@ -233,3 +270,25 @@ def view(c: Client) -> tuple[Any, ...]:
     m = c.meeting
     roster = tuple((r.leaf, r.name, r.fingerprint, r.is_host) for r in m.roster)
     return (m.epoch, m.security_code, roster)
+
+
+def meeting_of_four(net: Net) -> tuple[Client, Client, Client, Client]:
+    """Host + Bob through the lobby, then Carol and Dave auto-admitted."""
+    host = net.host("Alice")
+    net.pump()
+    bob = net.guest("Bob")
+    net.admit_via_lobby(host, bob)
+    host.meeting.set_auto_admit(True)
+    net.pump()
+    carol = net.guest("Carol")
+    dave = net.guest("Dave")
+    net.pump()
+    return host, bob, carol, dave
+
+
+def assert_agree(clients: list[Client]) -> None:
+    views = {view(c) for c in clients}
+    assert len(views) == 1, views
+    for c in clients:
+        assert c.meeting.encrypted
+        assert not [e for e in c.errors() if e.code != ErrorCode.stale_message], c.errors()

@@ -145,8 +145,9 @@ def _depart(net: Net, how: str) -> Departure:
         alice.meeting.remove_member(carol.meeting.own_leaf or 0)
     elif how == "leaves":
         carol.meeting.leave()
-    else:  # the relay reports her gone; the host removes her
+    else:  # the relay reports her gone; the host removes her after the resume window
         net.disconnect(carol)
+        net.wait_out_resume_window()
     net.pump()
     if how == "removed":
         assert carol.of(Removed) and carol.meeting.phase == "ended"

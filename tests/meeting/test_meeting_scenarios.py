@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from meeting_harness import Client, Net, rogue_commit, view
+from meeting_harness import Net, assert_agree, meeting_of_four, rogue_commit, view
 from removal_check import assert_departed_cannot_decrypt, last_base_key
 
 from clave import wire
@@ -24,34 +24,13 @@ from clave.meeting import (
     MediaFrameDecrypted,
     MeetingEnded,
     MeetingLink,
+    MemberAway,
     MemberJoined,
     MemberLeft,
     Removed,
     StateError,
 )
 from clave.wire.media import StreamKind, stamp_sender
-
-
-def meeting_of_four(net: Net) -> tuple[Client, Client, Client, Client]:
-    """Host + Bob through the lobby, then Carol and Dave auto-admitted."""
-    host = net.host("Alice")
-    net.pump()
-    bob = net.guest("Bob")
-    net.admit_via_lobby(host, bob)
-    host.meeting.set_auto_admit(True)
-    net.pump()
-    carol = net.guest("Carol")
-    dave = net.guest("Dave")
-    net.pump()
-    return host, bob, carol, dave
-
-
-def assert_agree(clients: list[Client]) -> None:
-    views = {view(c) for c in clients}
-    assert len(views) == 1, views
-    for c in clients:
-        assert c.meeting.encrypted
-        assert not [e for e in c.errors() if e.code != ErrorCode.stale_message], c.errors()
 
 
 def test_host_and_three_guests_agree_on_code_roster_media_and_chat() -> None:
@@ -129,6 +108,12 @@ def test_guest_disconnect_is_removed_with_new_keys_and_grace_period() -> None:
     net.disconnect(carol)  # no Bye: the relay reports PeerLeft
     net.pump()
     remaining = [host, bob, dave]
+    # Carol keeps her place for the resume window: she may come back
+    assert view(host) == before and host.meeting.away == (2,)
+    for c in remaining:
+        assert [(e.leaf, e.name) for e in c.of(MemberAway)] == [(2, "Carol")]
+        assert not c.of(MemberLeft)
+    net.wait_out_resume_window()
     assert_agree(remaining)
     after = view(host)
     assert after[0] == before[0] + 1
@@ -207,8 +192,9 @@ def test_host_crashes_and_the_first_successor_takes_over() -> None:
     code = view(bob)[1]
     net.disconnect(host)
     net.pump()
-    assert not bob.meeting.is_host, "no takeover while the host may still be there"
-    net.tick(7)  # the host has been silent for longer than TAKEOVER_AFTER_GONE
+    net.ticks(net.config.resume_window - 1)
+    assert not bob.meeting.is_host, "no takeover while the host may still come back"
+    net.tick(1)  # its resume window has run out, and it was silent all along
     assert_agree([bob, carol, dave])
     assert view(bob)[1] != code
     assert bob.meeting.is_host and not carol.meeting.is_host
@@ -232,7 +218,7 @@ def test_host_and_first_successor_crash_together() -> None:
     host, bob, carol, dave = meeting_of_four(net)
     net.disconnect(host)
     net.disconnect(bob)
-    net.tick(7)
+    net.wait_out_resume_window()
     assert_agree([carol, dave])
     assert carol.meeting.is_host
     assert [r.name for r in dave.meeting.roster] == ["Carol", "Dave"]
@@ -243,9 +229,9 @@ def test_successor_maps_connections_from_hello() -> None:
     net = Net()
     host, bob, carol, dave = meeting_of_four(net)
     net.disconnect(host)
-    net.tick(7)
+    net.wait_out_resume_window()
     net.disconnect(dave)
-    net.pump()
+    net.wait_out_resume_window()
     assert_agree([bob, carol])
     assert [r.name for r in carol.meeting.roster] == ["Bob", "Carol"]
 
@@ -361,9 +347,12 @@ def test_takeover_commit_races_a_key_refresh() -> None:
     host, bob, carol, dave = meeting_of_four(net)
     net.disconnect(host)
     net.pump()
-    net.clock.advance(7)
+    net.ticks(net.config.resume_window - 1)
+    net.clock.advance(1)  # the host's resume window runs out
     carol.meeting.refresh_keys()
-    bob.meeting.handle_timer()  # Bob's takeover check
+    for c in (bob, carol, dave):
+        c.meeting.handle_timer()  # Bob's takeover check
+        c.drain()
     net.flush([carol, bob])  # Carol's refresh reaches the relay first
     net.pump()
     assert net.relay.stale_refusals == 1
@@ -508,7 +497,7 @@ def test_new_host_inherits_the_lobby() -> None:
     net.pump()
     assert not bob.of(LobbyRequest)  # only hosts are asked
     net.disconnect(host)
-    net.tick(7)
+    net.wait_out_resume_window()
     assert bob.meeting.is_host
     assert [e.display_name for e in bob.of(LobbyRequest)] == ["Eve"]
     assert bob.meeting.admit(eve.conn)
@@ -516,22 +505,25 @@ def test_new_host_inherits_the_lobby() -> None:
     assert_agree([bob, eve])
 
 
-def test_echoed_own_commit_is_not_mistaken_for_a_rival() -> None:
+def test_own_commit_replayed_by_the_relay_counts_as_ordered() -> None:
+    """After a reconnection the relay replays the commits ordered since our epoch; ours
+    among them means it was ordered while its CommitAccepted was lost."""
     net = Net()
     host = net.host("Alice")
     net.pump()
     bob = net.guest("Bob")
     net.admit_via_lobby(host, bob)
+    host.clear()
     host.meeting.refresh_keys()
     (frame,) = host.meeting.frames_to_send()
     hs = wire.decode_client(wire.split_frame(frame)[1])
     assert isinstance(hs, wire.Commit)
-    echo = wire.CommitFrom(sender=bob.conn, data=hs.data)
-    host.meeting.receive(wire.encode(echo))
-    assert [e.code for e in host.errors()] == [ErrorCode.protocol_violation]
     net.relay.handle(host.conn, frame)
+    net.relay.inbox[host.conn].clear()  # the CommitAccepted is lost
+    host.meeting.receive(wire.encode(wire.CommitFrom(sender=host.conn, data=hs.data)))
     net.pump()
     assert view(host) == view(bob)
+    assert not host.errors() and not bob.errors()
 
 
 def test_joiner_applies_commits_that_overtake_its_welcome() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -16,22 +17,27 @@ class RelayConnectionError(Exception):
 class RelayConnection:
     """One binary WebSocket to the relay (no compression, so nothing is hidden from audits)."""
 
-    def __init__(self, url: str, *, heartbeat: float = 10.0) -> None:
+    def __init__(self, url: str, *, heartbeat: float = 5.0, open_timeout: float = 10.0) -> None:
         self._url = url
         self._heartbeat = heartbeat
+        """Seconds between pings; a relay that does not answer within half of it is gone."""
+        self._open_timeout = open_timeout
         self._session: aiohttp.ClientSession | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
 
     async def open(self) -> None:
         self._session = aiohttp.ClientSession()
         try:
-            self._ws = await self._session.ws_connect(
-                self._url,
-                compress=0,
-                heartbeat=self._heartbeat,
-                max_msg_size=MAX_CONTROL_BYTES + 1024,
+            self._ws = await asyncio.wait_for(
+                self._session.ws_connect(
+                    self._url,
+                    compress=0,
+                    heartbeat=self._heartbeat,
+                    max_msg_size=MAX_CONTROL_BYTES + 1024,
+                ),
+                self._open_timeout,
             )
-        except (aiohttp.ClientError, OSError) as exc:
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             await self._session.close()
             raise RelayConnectionError(f"cannot reach the relay at {self._url}: {exc}") from exc
 

@@ -4,11 +4,15 @@ msgspec Structs tagged by ``"t"`` and MessagePack-encoded; decoding is strict
 (unknown tags, extra fields, wrong types and oversized values raise
 :class:`AppMessageError`):
 
-* ``{"t": "hello", "conn": int, "name": str}``: announces the sender's relay
-  connection id (which must equal the relay's ``AppFrom.sender``), so every
-  member can map relay connections to MLS leaves. Sent after joining and
-  after every epoch change.
-* ``{"t": "chat", "text": str}``: up to 4000 characters.
+* ``{"t": "hello", "conn": int, "name": str, "missing": [int]}``: announces the
+  sender's relay connection id (which must equal the relay's ``AppFrom.sender``),
+  so every member can map relay connections to MLS leaves. Sent after joining,
+  after every epoch change and after reconnecting (binding the new connection
+  to the leaf). ``missing`` (optional) lists the leaves whose connection the
+  sender does not know to be present; each of them answers with its own Hello.
+* ``{"t": "chat", "text": str, "id": int}``: up to 4000 characters; ``id``
+  (optional, random 63 bits) lets receivers drop a copy resent after a
+  reconnection.
 * ``{"t": "bye"}``: the sender is leaving; a host removes its leaf.
 * ``{"t": "alive"}``: a host (or successor) is present; sent every
   ``policy.ALIVE_INTERVAL`` seconds when it sent nothing else, so members can
@@ -37,13 +41,23 @@ class _Msg(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="t
     """Base of all meeting application messages."""
 
 
-class Hello(_Msg, tag="hello", frozen=True):
+MAX_MISSING = 1024
+"""Leaves one Hello may ask about."""
+Leaves = Annotated[
+    tuple[Annotated[int, msgspec.Meta(ge=0, le=0xFFFFFFFF)], ...],
+    msgspec.Meta(max_length=MAX_MISSING),
+]
+
+
+class Hello(_Msg, tag="hello", frozen=True, omit_defaults=True):
     conn: ConnId
     name: Name
+    missing: Leaves = ()
 
 
-class Chat(_Msg, tag="chat", frozen=True):
+class Chat(_Msg, tag="chat", frozen=True, omit_defaults=True):
     text: Text
+    id: Annotated[int, msgspec.Meta(ge=0, le=0x7FFFFFFFFFFFFFFF)] = 0
 
 
 class Bye(_Msg, tag="bye", frozen=True):

@@ -93,6 +93,10 @@ class FutureBuffer(Generic[T]):
                 return entry.item
         return None
 
+    def senders_after(self, current: int) -> set[int]:
+        """Connections that sent items for an epoch later than ``current``."""
+        return {e.sender for e in self._items if e.epoch is not None and e.epoch > current}
+
     def clear(self) -> None:
         self._items.clear()
         self._bytes = 0

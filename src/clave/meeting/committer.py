@@ -14,7 +14,8 @@ honest member never sends a commit the others refuse:
   silent as long as the takeover rule asks.
 * A **successor** takes over when every host (and every successor ahead of
   it) has been silent for ``TAKEOVER_AFTER`` seconds (``TAKEOVER_AFTER_GONE``
-  when the relay also reported their connections gone).
+  once they departed; a host that is away is waited for until its resume
+  window runs out, since it may come back).
 * A leaving **only host** first hands the role over by commit (its first
   successor, else the longest-present member); the owner always gives up its
   host role before it leaves.
@@ -82,6 +83,9 @@ class Inflight:
     commit: bytes
     welcome: bytes | None
     cred: bytes
+    next: bytes
+    """SHA-256 of the next epoch's credential (sent with the commit, and again after a
+    reconnection)."""
     sent_at: float
     snapshot: Group | None
     superseded: bool = False
@@ -110,9 +114,19 @@ def _leaf_of(view: View, key: bytes) -> int | None:
     return next((i for i, m in view.members.items() if m.signature_key == key), None)
 
 
+def _wait_for(view: View, leaf: int) -> float:
+    """Seconds until ``leaf`` has been quiet long enough to take over from it: a leaf
+    that is away is waited for until its resume window has run out (it may come back)."""
+    presence = view.presence
+    away_until = presence.away.get(leaf)
+    if away_until is not None:
+        return max(away_until - view.now, 0.0) + 0.001  # decided once it departs
+    wait = TAKEOVER_AFTER_GONE if leaf in presence.departed else TAKEOVER_AFTER
+    return wait - presence.quiet_for(leaf, view.now)
+
+
 def _silent_enough(view: View, leaf: int) -> bool:
-    wait = TAKEOVER_AFTER_GONE if leaf in view.presence.gone else TAKEOVER_AFTER
-    return view.presence.silent_for(leaf, view.now) >= wait
+    return _wait_for(view, leaf) <= 0
 
 
 def primary_host(
@@ -263,9 +277,4 @@ def takeover_wait(view: View) -> float | None:
     found = _ahead(view)
     if found is None:
         return None
-    waits = [
-        (TAKEOVER_AFTER_GONE if leaf in view.presence.gone else TAKEOVER_AFTER)
-        - view.presence.silent_for(leaf, view.now)
-        for leaf in found[1]
-    ]
-    return max(0.0, max(waits, default=0.0))
+    return max(0.0, max((_wait_for(view, leaf) for leaf in found[1]), default=0.0))

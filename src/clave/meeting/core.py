@@ -24,7 +24,7 @@ from ..mls.group import Group, GroupConfig, Signer
 from ..mls.structs import MLSMessage, PrivateMessage
 from ..sframe.suites import AES_128_GCM_SHA256_128
 from .admission import Request
-from .app_messages import Alive, AppMessage, Hello, encode_app_message
+from .app_messages import MAX_MISSING, Alive, AppMessage, Chat, Hello, encode_app_message
 from .buffer import BufferLimits, FutureBuffer, RecentSet
 from .committer import Inflight, Queue
 from .errors import StateError
@@ -68,7 +68,11 @@ UnixTime = Callable[[], int]
 
 CREDENTIAL_LABEL = "clave v2 commit credential"
 MAX_REMEMBERED = 4096
-"""Join requests answered, and KeyPackages seen, remembered at most (the oldest go)."""
+"""Join requests answered, KeyPackages and chat ids seen, remembered at most (oldest go)."""
+CHAT_RESEND_WINDOW = 10.0
+"""Chats sent this many seconds before a dropped connection are sent again once back
+(receivers drop copies by the chat's id): the ones the relay may not have delivered."""
+CHAT_RESEND_MAX = 64
 GROUP_ID_BYTES = 16
 
 
@@ -112,6 +116,9 @@ class MeetingConfig:
     resume_window: float = 15.0
     """Seconds a member whose relay connection vanished (no Bye) keeps its place, waiting
     for it to come back on a new connection; then a host removes it (docs/SECURITY.md)."""
+    catchup_timeout: float = 5.0
+    """After reconnecting: seconds to wait for the meeting's current epoch (the relay's
+    log, a member re-offering its last commit) before asking to be admitted again."""
     manifest_interval: float = 0.018
     """Seconds between two manifests of ours at most: what a frame may wait at a receiver
     (below the 20 ms of one audio frame, so audio usually waits for nothing)."""
@@ -219,6 +226,26 @@ class MeetingCore:
         self._leaving = False
         self._pending_invite: str | None = None
         self._rotate_after_commit = False
+        self._link_up = False
+        """``Joined`` on the current relay connection (nothing is sent while False)."""
+        self._resuming = False
+        """Reconnected, waiting for ``Joined`` (commits replayed before it are caught up)."""
+        self._lost = False
+        self._lost_at = 0.0
+        self._came_back = False
+        """We reconnected at least once (a lobby joiner then waits in an empty room)."""
+        self._last_knock = -1e9
+        self._caught_up = 0
+        self._confirmed = True
+        """Since reconnecting, a member of our epoch (or a new epoch) was heard."""
+        self._last_commit: wire.Commit | None = None
+        """The commit that took us to this epoch, re-offered after a reconnection (members
+        the relay lost track of may still need it)."""
+        self._reoffers = 0
+        """Answers still due for re-offered commits (they come before our own's)."""
+        self._chat_log: deque[tuple[float, Chat]] = deque(maxlen=CHAT_RESEND_MAX)
+        """Chats sent recently or while disconnected, resent after a reconnection."""
+        self._seen_chat: RecentSet[tuple[int, int]] = RecentSet(MAX_REMEMBERED)
         if create:
             policy = MeetingPolicy(
                 owner=sig_pub, hosts=(owner_entry(sig_pub),), auto_admit=auto_admit
@@ -384,9 +411,19 @@ class MeetingCore:
         return True
 
     def _send_app(self, msg: AppMessage) -> None:
+        """Encrypt and send an application message; nothing while the relay link is down
+        (a chat is kept and sent once back, see :meth:`send_chat`)."""
         group = self._require_in_meeting("send")
+        if not self._link_up:
+            return
         self._send(wire.AppMessage(data=group.send(encode_app_message(msg))))
         self._last_sent_app = self._clock()
+
+    def _hello(self) -> Hello | None:
+        conn = self._presence.conn
+        if conn is None:
+            return None
+        return Hello(conn, self._name, self._presence.missing()[:MAX_MISSING])
 
     def _end(self, event: Event) -> None:
         self._phase = Phase.ended
@@ -451,8 +488,12 @@ class MeetingCore:
         self._queue.kick &= set(members)
         code = security_code(group.group_id, self._mls_members.values())
         self._emit(EpochChanged(epoch, code, self.roster))
-        if self._presence.conn is not None:
-            self._send_app(Hello(self._presence.conn, self._name))
+        if summary is not None and self._resuming:
+            self._caught_up += 1
+        self._confirmed = True
+        hello = self._hello()
+        if hello is not None:
+            self._send_app(hello)
         self._schedule()
 
     def _adopt_added(self, m: Member) -> None:
@@ -462,7 +503,7 @@ class MeetingCore:
                 del self._lobby[rid]
                 if rid in self._queue.admit:
                     self._queue.admit.remove(rid)
-                self._presence.map(m.leaf_index, rid)
+                self._presence.map(m.leaf_index, rid, self._clock() + self._config.resume_window)
 
     def _seniority(self, leaf: int) -> tuple[int, int]:
         return (self._added_at.get(leaf, -1), leaf)
@@ -470,7 +511,7 @@ class MeetingCore:
     def _schedule(self) -> None:
         """(Re)arm the timers that depend on our role and the epoch."""
         now = self._clock()
-        if self._in_meeting() and self.is_host:
+        if self._in_meeting() and self._announces_alive():
             self._timers.set_if_unset(Timer.alive, now + ALIVE_INTERVAL)
         else:
             self._timers.cancel(Timer.alive)
@@ -494,9 +535,16 @@ class MeetingCore:
             self._emit(event)
         self._media_out()
 
+    def _announces_alive(self) -> bool:
+        """Hosts and successors: the takeover rule asks how long they have been silent."""
+        policy = self.policy
+        return policy is not None and (
+            policy.is_host(self._sig_pub) or self._sig_pub in policy.successor_keys
+        )
+
     def _timer_alive(self) -> None:
-        if self._in_meeting() and self.is_host:
-            if self._clock() - self._last_sent_app >= ALIVE_INTERVAL * 0.9:
+        if self._in_meeting() and self._announces_alive():
+            if self._link_up and self._clock() - self._last_sent_app >= ALIVE_INTERVAL * 0.9:
                 self._send_app(Alive())
             self._timers.set(Timer.alive, self._clock() + ALIVE_INTERVAL)
 

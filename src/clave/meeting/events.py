@@ -248,6 +248,48 @@ class InvitationReplaced:
 
 
 @dataclass(frozen=True, slots=True)
+class ConnectionLost:
+    """Our relay connection dropped (or the relay would not let us back in). We stay a
+    member: nothing is sent until :meth:`Meeting.reconnect` on a new connection."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reconnected:
+    """Back in the relay room on connection ``conn``, bound to our leaf by an
+    authenticated Hello; ``caught_up`` commits missed while away were applied."""
+
+    conn: int
+    caught_up: int
+
+
+@dataclass(frozen=True, slots=True)
+class Stranded:
+    """We missed too much while away (removed meanwhile, or changes the relay no longer
+    has): this membership is over, and a fresh admission through the lobby is needed."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class MemberAway:
+    """A member's relay connection vanished without a goodbye: it keeps its place for
+    the resume window (``MeetingConfig.resume_window``) unless it comes back."""
+
+    leaf: int
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class MemberBack:
+    """A member that was away announced its new relay connection (authenticated)."""
+
+    leaf: int
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
 class Error:
     """Bad or unexpected input was discarded; the meeting goes on."""
 
@@ -275,5 +317,10 @@ Event = (
     | OrderingStalled
     | OrderingResumed
     | InvitationReplaced
+    | ConnectionLost
+    | Reconnected
+    | Stranded
+    | MemberAway
+    | MemberBack
     | Error
 )

@@ -18,9 +18,9 @@ hash of the next one's. Exactly one commit of ours is in flight at a time;
 queued changes are committed together when it resolves (:mod:`.committer`).
 
 The class is built in layers, one module each: :mod:`.core` (state and shared
-helpers), :mod:`.meeting_actions` (user actions, committing),
-:mod:`.meeting_handlers` (relay input) and this facade (construction, I/O,
-timers). Parts with their own state: :mod:`.admission` (joiner),
+helpers), :mod:`.meeting_actions` (user actions, committing), :mod:`.resume`
+(dropped connections and coming back), :mod:`.meeting_handlers` (relay input)
+and this facade (construction, I/O, timers). Parts with their own state: :mod:`.admission` (joiner),
 :mod:`.lobby`, :mod:`.presence`, :mod:`.roster`, :mod:`.media`, :mod:`.timers`.
 """
 
@@ -155,4 +155,8 @@ _TIMER_HANDLERS: dict[Timer, Callable[[Meeting], None]] = {
     Timer.previous: Meeting._timer_previous,
     Timer.handover: Meeting._finish_leaving,
     Timer.media: Meeting._timer_media,
+    Timer.presence: Meeting._timer_presence,
+    Timer.announce: Meeting._timer_announce,
+    Timer.knock: Meeting._timer_knock,
+    Timer.catchup: Meeting._timer_catchup,
 }

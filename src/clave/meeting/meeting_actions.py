@@ -11,6 +11,7 @@ the relay does not order is never waited for silently: after
 from __future__ import annotations
 
 import hashlib
+import math
 
 from .. import wire
 from ..mls.errors import MLSError
@@ -56,6 +57,8 @@ class MeetingActions(MeetingCore):
         """Host: decline a lobby request; the requester is told (a signed reply).
         False if unknown or already being admitted."""
         self._require_host("decline a request")
+        if not self._link_up:
+            raise StateError("reconnecting to the relay: decline once the connection is back")
         entry = self._lobby.get(request_id)
         inflight = self._inflight
         if entry is None or (inflight and entry in inflight.plan.adds):
@@ -64,7 +67,10 @@ class MeetingActions(MeetingCore):
         return True
 
     def _answer(self, entry: LobbyEntry, outcome: Outcome) -> None:
-        """Send a signed, sealed lobby reply and forget the request."""
+        """Send a signed, sealed lobby reply and forget the request (not while the relay
+        link is down: the request stays and is answered once back)."""
+        if not self._link_up:
+            return
         group = self._group
         policy = self.policy
         assert group is not None and policy is not None
@@ -210,7 +216,11 @@ class MeetingActions(MeetingCore):
         self._require_in_meeting("send a chat message")
         if not isinstance(text, str) or not 1 <= len(text) <= MAX_CHAT_CHARS:
             raise ValueError(f"a chat message must have 1 to {MAX_CHAT_CHARS} characters")
-        self._send_app(Chat(text))
+        chat = Chat(text, int.from_bytes(self._rng(8), "big") >> 1 or 1)
+        # Kept for a while: if the connection drops, it is sent again once back (or only
+        # then, if the link is down now); receivers drop copies by its id.
+        self._chat_log.append((self._clock() if self._link_up else math.inf, chat))
+        self._send_app(chat)
 
     def protect_media(self, kind: StreamKind, keyframe: bool, payload: bytes) -> bytes:
         """Encrypt one encoded media frame with SFrame and return the media wire frame.
@@ -325,6 +335,8 @@ class MeetingActions(MeetingCore):
         group = self._group
         if not self._in_meeting() or group is None or self._inflight is not None:
             return
+        if not self._link_up:
+            return  # after reconnecting, once caught up
         if self._timers.get(Timer.retry) is not None:
             return  # waiting for a winning commit, or backing off after a refusal
         if self._rotate_after_commit and not self.pending_removals and self.is_host:
@@ -352,10 +364,10 @@ class MeetingActions(MeetingCore):
             self._drop(todo)
             return
         cred = self._credential(group)
-        nxt = hashlib.sha256(group.pending_export_secret(CREDENTIAL_LABEL, b"", 32))
+        nxt = hashlib.sha256(group.pending_export_secret(CREDENTIAL_LABEL, b"", 32)).digest()
         now = self._clock()
-        self._inflight = Inflight(todo, out.commit, out.welcome, cred, now, snapshot)
-        if not self._send(wire.Commit(cred=cred, next=nxt.digest(), data=out.commit)):
+        self._inflight = Inflight(todo, out.commit, out.welcome, cred, nxt, now, snapshot)
+        if not self._send(wire.Commit(cred=cred, next=nxt, data=out.commit)):
             group.discard_pending_commit()
             self._inflight = None
             self._drop(todo)
@@ -395,14 +407,26 @@ class MeetingActions(MeetingCore):
             queue.refresh = False
 
     def _on_commit_accepted(self, msg: wire.CommitAccepted) -> None:
+        if self._reoffers:
+            self._reoffers -= 1  # a re-offered commit reached members the relay had lost
+            return
         inflight = self._inflight
-        group = self._group
-        if inflight is None or group is None or inflight.superseded:
+        if inflight is None or self._group is None or inflight.superseded:
             self._inflight = None
             self._error(ErrorCode.protocol_violation, "CommitAccepted without a commit in flight")
             return
+        self._ordered_ours()
+
+    def _ordered_ours(self) -> None:
+        """The relay ordered our commit in flight: merge it and enter its epoch."""
+        inflight = self._inflight
+        group = self._group
+        assert inflight is not None and group is not None
         summary = group.merge_pending_commit()
         self._inflight = None
+        self._last_commit = wire.Commit(
+            cred=inflight.cred, next=inflight.next, data=inflight.commit
+        )
         self._timers.cancel(Timer.ordering)
         self._backoff = 0.0
         self._resume()
@@ -418,6 +442,9 @@ class MeetingActions(MeetingCore):
 
     def _commit_refused(self, msg: wire.Error) -> bool:
         """The relay refused our commit (True), or the error is about something else."""
+        if self._reoffers and msg.code in _REFUSALS:
+            self._reoffers -= 1  # nobody needed our re-offered commit
+            return True
         inflight = self._inflight
         group = self._group
         if inflight is None or group is None or msg.code not in _REFUSALS:

@@ -8,6 +8,7 @@ never raises: everything wrong becomes an ``Error``, ``FrameRejected`` or
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import Any
 
@@ -33,16 +34,20 @@ from .events import (
     KeyframeRequested,
     LobbyWithdrawn,
     MeetingEnded,
+    MemberAway,
+    MemberBack,
     OrderingResumed,
     Removed,
+    Stranded,
 )
 from .join_request import open_join_request
 from .lobby import OUTCOME_TEXT, Outcome, check_key_package, entry_for, open_reply
-from .meeting_actions import MeetingActions
 from .policy import AuthorityError
+from .resume import KNOCK_PERIOD, MeetingResume
+from .timers import Timer
 
 
-class MeetingInput(MeetingActions):
+class MeetingInput(MeetingResume):
     """Relay input of a :class:`~clave.meeting.meeting.Meeting` (see the module docstring)."""
 
     def _settle(self) -> None:
@@ -57,10 +62,14 @@ class MeetingInput(MeetingActions):
     # ------------------------------------------------------------------ relay channel
 
     def _on_joined(self, msg: wire.Joined) -> None:
+        if self._resuming:
+            self._rejoined(msg)
+            return
         if self._phase is not Phase.connecting:
             self._error(ErrorCode.protocol_violation, "a second Joined from the relay")
             return
         self._presence.joined(msg.conn, msg.peers)
+        self._link_up = True
         self._emit(Connected(msg.conn))
         if self._group is not None:  # we created the meeting
             self._phase = Phase.in_meeting
@@ -68,7 +77,7 @@ class MeetingInput(MeetingActions):
             self._media.start()
             self._enter_epoch(None)
             return
-        if not self._presence.peers:
+        if not self._presence.peers and not self._came_back:
             self._send(wire.Leave())
             self._end(MeetingEnded("nobody is in the meeting to admit you"))
             return
@@ -86,9 +95,13 @@ class MeetingInput(MeetingActions):
         )
         self._send(wire.JoinRequest(data=self._request.sealed))
         self._phase = Phase.lobby
+        self._last_knock = self._clock()
+        self._timers.set(Timer.knock, self._last_knock + KNOCK_PERIOD)
 
     def _on_peer_joined(self, msg: wire.PeerJoined) -> None:
         self._presence.peer_joined(msg.conn)
+        if self._phase is Phase.lobby and self._request is not None:
+            self._knock_soon()  # a host coming back has not seen our request
 
     def _on_peer_left(self, msg: wire.PeerLeft) -> None:
         conn = msg.conn
@@ -98,15 +111,24 @@ class MeetingInput(MeetingActions):
                 self._queue.admit.remove(conn)
             if entry.announced and self.is_host:
                 self._emit(LobbyWithdrawn(conn))
-        leaf = self._presence.peer_left(conn)
-        if self._phase is Phase.lobby and not self._presence.peers:
+        was_away = set(self._presence.away)
+        leaf = self._presence.peer_left(conn, self._clock() + self._config.resume_window)
+        if self._phase is Phase.lobby and not self._presence.peers and not self._came_back:
             self._send(wire.Leave())
             self._end(MeetingEnded("everyone left before you were admitted"))
             return
+        if self._phase is Phase.lobby and self._request is not None:
+            self._knock_soon()  # a host handing over as it leaves: the next may not know us
         if leaf is not None:
+            if leaf in self._presence.away and leaf not in was_away:
+                self._emit(MemberAway(leaf, self._name_of(leaf)))
+            self._arm_presence()
             self._arm_takeover()
 
     def _on_relay_error(self, msg: wire.Error) -> None:
+        if self._resuming:
+            self._refused_back(msg)
+            return
         if self._phase is Phase.connecting:
             self._end(JoinRefused(msg.code.name, msg.message))
             return
@@ -223,13 +245,16 @@ class MeetingInput(MeetingActions):
 
     def _process_commit(self, group: Group, item: _Incoming) -> None:
         inflight = self._inflight
-        if inflight is not None and item.data == inflight.commit:
-            self._error(ErrorCode.protocol_violation, "the relay echoed our own commit back")
+        if inflight is not None and item.data == inflight.commit and not inflight.superseded:
+            # Our own commit, replayed from the relay's log after a reconnection: it
+            # was ordered while its CommitAccepted was lost with the old connection.
+            self._ordered_ours()
             return
         superseding = group.has_pending_commit
         if superseding:
             group.discard_pending_commit()
         snapshot = self._snapshot(group)
+        cred = self._credential(group)
         try:
             event = group.process(item.data)
         except MLSError as exc:
@@ -252,8 +277,18 @@ class MeetingInput(MeetingActions):
             who = self._name_of(summary.committer)
             if not self._media.auditing:
                 self._send(wire.Leave())
-            self._end(Removed(f"removed from the meeting by {who}"))
+            if self._resuming:
+                self._end(
+                    Stranded(
+                        f"{who} removed you from the meeting while your connection was down "
+                        "(away longer than the meeting waits, or removed by a host)"
+                    )
+                )
+            else:
+                self._end(Removed(f"removed from the meeting by {who}"))
             return
+        nxt = hashlib.sha256(self._credential(group)).digest()
+        self._last_commit = wire.Commit(cred=cred, next=nxt, data=item.data)
         self._set_previous(snapshot)
         if self._stalled is not None and inflight is None:
             self._stalled = None
@@ -286,6 +321,8 @@ class MeetingInput(MeetingActions):
             self._emit(FrameRejected("replayed application message", event.sender))
             return
         seen.add((event.sender, event.generation))
+        if group is self._group:
+            self._confirmed = True  # a member of our epoch: we are not behind
         entry = self._rosters.get(epoch, {}).get(event.sender)
         if entry is None:  # pragma: no cover - MLS only decrypts messages of members
             return
@@ -302,6 +339,10 @@ class MeetingInput(MeetingActions):
 
     def _app_chat(self, msg: AppMessage, leaf: int, name: str, sender: int, member: bool) -> None:
         assert isinstance(msg, Chat)
+        if msg.id:
+            if (leaf, msg.id) in self._seen_chat:
+                return  # resent after a reconnection: we have it already
+            self._seen_chat.add((leaf, msg.id))
         self._emit(ChatReceived(leaf, name, msg.text))
 
     def _app_hello(self, msg: AppMessage, leaf: int, name: str, sender: int, member: bool) -> None:
@@ -313,11 +354,15 @@ class MeetingInput(MeetingActions):
                 f"{msg.name!r}, but came from connection {sender}",
             )
         elif member:
-            self._presence.map(leaf, msg.conn)
+            if self._presence.map(leaf, msg.conn, self._clock() + self._config.resume_window):
+                self._emit(MemberBack(leaf, name))
+            self._arm_presence()
+            if self.own_leaf in msg.missing:
+                self._announce_soon()  # it does not know our connection
 
     def _app_bye(self, msg: AppMessage, leaf: int, name: str, sender: int, member: bool) -> None:
         if member:
-            self._presence.departed.add(leaf)
+            self._presence.bye(leaf)
 
     def _app_alive(self, msg: AppMessage, leaf: int, name: str, sender: int, member: bool) -> None:
         """Hearing it is all it is for (see :meth:`Presence.heard`)."""

@@ -24,7 +24,7 @@ a commit that breaks it is refused and never changes the group:
   the first successor whose every predecessor (all hosts, earlier successors)
   has been silent for at least ``TAKEOVER_ACCEPT`` seconds at this member
   removes them and becomes the only host. While a host is present and sending
-  (hosts send an authenticated ``Alive`` every ``ALIVE_INTERVAL``), no member
+  (hosts and successors send an authenticated ``Alive`` every ``ALIVE_INTERVAL``), no member
   can trigger it.
 * GroupContextExtensions: only the policy extension may change; by a host
   (only the owner may drop the owner's host entry), or by a takeover (hosts
@@ -73,7 +73,7 @@ ALIVE_INTERVAL = 2.0
 TAKEOVER_AFTER = 10.0
 """A successor takes over once every predecessor has been silent this long."""
 TAKEOVER_AFTER_GONE = 6.0
-"""... or this long when the relay also reported the predecessor's connection gone."""
+"""... or this long once the predecessor departed (said Bye, or its resume window ran out)."""
 TAKEOVER_ACCEPT = 5.0
 """Receivers accept a takeover only if each removed predecessor was silent this long."""
 

@@ -1,12 +1,24 @@
-"""Who is present: relay connections, MLS leaves, departures and silence.
+"""Who is present: relay connections, MLS leaves, departures, absences and silence.
 
 The relay names connections; MLS names leaves. A member announces its
-connection with an authenticated ``Hello`` after every epoch change; this
-module keeps the map between the two, which connections the relay reports
-present, which members have departed (``PeerLeft`` of their connection, or an
-authenticated ``Bye``), and when each leaf was last *heard* (an authenticated
-MLS message from it): the takeover rule asks how long a host has been silent,
-and relay reports alone never count as hearing someone.
+connection with an authenticated ``Hello`` after every epoch change and after
+reconnecting; this module keeps the map between the two and what each leaf's
+state is:
+
+* **present**: its announced connection is in the room;
+* **away** (:attr:`Presence.away`): its connection vanished without a goodbye
+  (the relay's ``PeerLeft``, or our own reconnection found it gone). It keeps its
+  place until a deadline, the *resume window*, unless a Hello binds a new
+  connection to it first;
+* **departed** (:attr:`Presence.departed`): it said ``Bye``, or its resume window
+  ran out. A host removes departed members.
+
+It also keeps when each leaf was last *heard* (an authenticated MLS message from
+it): the takeover rule asks how long a host has been silent, and relay reports
+alone never count as hearing someone. After our own reconnection nobody counts
+as quiet for longer than we have been back (:meth:`Presence.quiet_for`), so a
+successor coming back from an outage does not take over from hosts it simply
+could not hear.
 """
 
 from __future__ import annotations
@@ -25,15 +37,20 @@ class Presence:
         self.conn_of_leaf: dict[int, int] = {}
         self.leaf_of_conn: dict[int, int] = {}
         self.departed: set[int] = set()
-        """Leaves that left (PeerLeft of their connection, or Bye) and await removal."""
+        """Leaves that said Bye or whose resume window ran out; they await removal."""
+        self.away: dict[int, float] = {}
+        """Leaves whose connection vanished without Bye -> end of their resume window."""
         self.gone: set[int] = set()
         """Leaves whose connection the relay reported gone (a hint, not proof)."""
+        self._said_bye: set[int] = set()
         self._heard: dict[int, float] = {}
         self._since = 0.0
+        self._back = 0.0
 
     def start(self, now: float) -> None:
         """We entered the meeting: leaves never heard count as heard now."""
         self._since = now
+        self._back = now
 
     def joined(self, conn: int, peers: Iterable[int]) -> None:
         self.conn = conn
@@ -43,23 +60,67 @@ class Presence:
         if conn != self.conn:
             self.peers.add(conn)
 
-    def peer_left(self, conn: int) -> int | None:
-        """A connection left; returns its member leaf, if it was one."""
+    def peer_left(self, conn: int, deadline: float) -> int | None:
+        """A connection left without Bye; returns its member leaf, now away until
+        ``deadline``, if it was one."""
         self.peers.discard(conn)
         leaf = self.leaf_of_conn.get(conn)
         if leaf is not None:
             self.gone.add(leaf)
-            self.departed.add(leaf)
+            if leaf not in self.departed:
+                self.away.setdefault(leaf, deadline)
         return leaf
+
+    def bye(self, leaf: int) -> None:
+        """``leaf`` said goodbye: it departs at once."""
+        self.away.pop(leaf, None)
+        self.departed.add(leaf)
+        self._said_bye.add(leaf)
+
+    def rejoined(self, conn: int, peers: Iterable[int], deadline: float, now: float) -> list[int]:
+        """We are back in the room on ``conn`` after an outage. Every member whose
+        connection is not in ``peers`` may have come back on a connection we have not
+        heard of: it is away until ``deadline`` (a fresh window from now), and so are the
+        members whose window ran out while we could not hear them. Returns the leaves
+        that are away now."""
+        self.joined(conn, peers)
+        self._back = now
+        for leaf in self.departed - self._said_bye:
+            self.away[leaf] = deadline
+        self.departed &= self._said_bye
+        for leaf, old in list(self.conn_of_leaf.items()):
+            if old not in self.peers and leaf not in self.departed:
+                self.away[leaf] = deadline
+                self.gone.add(leaf)
+        return sorted(self.away)
+
+    def expire(self, now: float) -> list[int]:
+        """Leaves whose resume window has run out: they depart now."""
+        due = [leaf for leaf, at in self.away.items() if at <= now]
+        for leaf in due:
+            del self.away[leaf]
+            self.departed.add(leaf)
+        return due
+
+    def next_deadline(self) -> float | None:
+        return min(self.away.values(), default=None)
 
     def heard(self, leaf: int, now: float) -> None:
         self._heard[leaf] = now
 
     def silent_for(self, leaf: int, now: float) -> float:
+        """Seconds since we last heard ``leaf`` (what we accept takeovers by)."""
         return now - self._heard.get(leaf, self._since)
 
-    def map(self, leaf: int, conn: int) -> None:
-        """Record that ``leaf`` speaks through relay connection ``conn``."""
+    def quiet_for(self, leaf: int, now: float) -> float:
+        """Like :meth:`silent_for`, but not longer than we have been back from our own
+        last outage (what we take over by)."""
+        return min(self.silent_for(leaf, now), now - self._back)
+
+    def map(self, leaf: int, conn: int, deadline: float) -> bool:
+        """Record that ``leaf`` speaks through relay connection ``conn``; True if this
+        brought back a leaf that was away. A connection no longer in the room makes the
+        leaf away until ``deadline``."""
         old_conn = self.conn_of_leaf.pop(leaf, None)
         if old_conn is not None:
             self.leaf_of_conn.pop(old_conn, None)
@@ -69,8 +130,19 @@ class Presence:
         self.conn_of_leaf[leaf] = conn
         self.leaf_of_conn[conn] = leaf
         if conn not in self.peers and conn != self.conn:
-            self.departed.add(leaf)  # it already left the relay
-            self.gone.add(leaf)
+            self.gone.add(leaf)  # it already left the relay
+            if leaf not in self.departed:
+                self.away.setdefault(leaf, deadline)
+            return False
+        self.gone.discard(leaf)
+        if leaf in self.departed and leaf not in self._said_bye:
+            self.departed.discard(leaf)  # back before a host removed it
+            return True
+        return self.away.pop(leaf, None) is not None
+
+    def missing(self) -> tuple[int, ...]:
+        """Members away from our view: a Hello asks them to announce themselves."""
+        return tuple(sorted(self.away))
 
     def forget(self, leaf: int) -> None:
         """``leaf`` was removed from the group."""
@@ -78,13 +150,18 @@ class Presence:
         if conn is not None:
             self.leaf_of_conn.pop(conn, None)
         self.departed.discard(leaf)
+        self._said_bye.discard(leaf)
+        self.away.pop(leaf, None)
         self.gone.discard(leaf)
         self._heard.pop(leaf, None)
 
     def keep_only(self, leaves: Iterable[int]) -> None:
         keep = set(leaves)
         self.departed &= keep
+        self._said_bye &= keep
         self.gone &= keep
+        for leaf in [leaf for leaf in self.away if leaf not in keep]:
+            del self.away[leaf]
 
     def member_conns(self) -> set[int]:
         return set(self.leaf_of_conn)

@@ -29,6 +29,14 @@ class Timer(StrEnum):
     """A leaving host stops waiting for its handover commit."""
     media = "media"
     """Send a due media manifest, or drop frames no manifest covered in time."""
+    presence = "presence"
+    """A member that is away reaches the end of its resume window."""
+    announce = "announce"
+    """Send our Hello again: a member coming back asked who is there."""
+    knock = "knock"
+    """In the lobby: send our join request again (a host may have missed it)."""
+    catchup = "catchup"
+    """After reconnecting: check that we reached the meeting's current epoch."""
 
 
 class Timers:
