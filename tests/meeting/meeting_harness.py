@@ -125,7 +125,9 @@ class Net:
         )
         return self._add(name, meeting)
 
-    def guest(self, name: str, link: MeetingLink | None = None) -> Client:
+    def guest(
+        self, name: str, link: MeetingLink | None = None, identity: Identity | None = None
+    ) -> Client:
         use = link or self.link
         assert use is not None
         meeting = Meeting.join(
@@ -135,7 +137,7 @@ class Net:
             clock=self.clock,
             now=self.now,
             config=self.config,
-            identity=Identity.generate(self.rng),
+            identity=identity or Identity.generate(self.rng),
         )
         return self._add(name, meeting)
 

@@ -208,6 +208,16 @@ def test_a_member_nobody_can_catch_up_is_stranded_and_told_why() -> None:
     stranded = carol.of(Stranded)
     assert len(stranded) == 1 and "moved on" in stranded[0].reason
     assert carol.meeting.phase == "ended"
+    # She asks again, as the same person: admitted, she replaces her old leaf
+    net.clients.remove(carol)
+    again = net.guest("Carol", identity=carol.meeting._identity)
+    net.pump()  # the host admits automatically (meeting_of_four turned auto-admit on)
+    everyone = [host, bob, dave, again]
+    assert_agree(everyone)
+    assert [r.name for r in host.meeting.roster] == ["Alice", "Bob", "Carol", "Dave"]
+    assert [e.name for e in host.of(MemberLeft)] == ["Carol"]  # the old leaf, replaced
+    assert len(host.meeting.roster) == 4
+    media_flows(net, everyone)
 
 
 def test_a_successor_back_from_an_outage_does_not_take_over_from_hosts_it_could_not_hear() -> None:

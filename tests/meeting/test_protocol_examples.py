@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from clave import wire
-from clave.meeting.app_messages import Alive, Bye, encode_app_message
+from clave.meeting.app_messages import Alive, Bye, Chat, Hello, encode_app_message
 from clave.meeting.keys import access_token, join_key, token_hash
 from clave.meeting.link import MeetingLink, owner_fingerprint, parse_link
 from clave.meeting.security_code import security_code
@@ -39,3 +39,6 @@ def test_security_code_and_messages_match_the_document() -> None:
     assert f"give `{code}`" in " ".join(DOC.split())
     assert f"`{encode_app_message(Alive()).hex()}`" in DOC
     assert f"`{encode_app_message(Bye()).hex()}`" in DOC
+    hello = Hello(conn=7, name="Bob", missing=(2,))
+    assert f"`{encode_app_message(hello).hex()}`" in DOC
+    assert f"`{encode_app_message(Chat(text='hi', id=5)).hex()}`" in DOC

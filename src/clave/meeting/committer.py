@@ -20,6 +20,8 @@ honest member never sends a commit the others refuse:
   successor, else the longest-present member); the owner always gives up its
   host role before it leaves.
 * Anyone may commit a key refresh, never two in a row.
+* A newcomer whose identity key is already a member's (someone admitted again
+  after being stranded) replaces that member's old leaf in the same commit.
 
 Exactly one commit of ours is in flight at a time (:class:`Inflight`); the
 relay orders it by the epoch credential (docs/PROTOCOL.md, "Ordering").
@@ -108,6 +110,8 @@ class View:
     """Sort key: smaller means present longer."""
     now: float
     last_refresh_by: int | None
+    fingerprints: Mapping[int, str] = field(default_factory=dict)
+    """Leaf -> identity fingerprint of each member."""
 
 
 def _leaf_of(view: View, key: bytes) -> int | None:
@@ -157,6 +161,14 @@ def _plan_host(view: View, queue: Queue) -> Plan:
     removes = {leaf for leaf in queue.kick if leaf in members}
     if primary:
         removes |= view.presence.departed & set(members)
+    target = policy.replace(**queue.settings) if queue.settings else policy
+    adds: list[LobbyEntry] = []
+    if not target.locked:
+        adds = [view.lobby[r] for r in queue.admit if r in view.lobby and r in view.presence.peers]
+    # Someone admitted again (stranded while away, see clave.meeting.resume) takes the
+    # place of their old leaf: the same identity key, so the same person.
+    returning = {e.member.fingerprint for e in adds}
+    removes |= {leaf for leaf, fp in view.fingerprints.items() if fp in returning}
     removes.discard(view.me)
     owner_leaf = _leaf_of(view, policy.owner)
     if (
@@ -165,10 +177,6 @@ def _plan_host(view: View, queue: Queue) -> Plan:
         and not _silent_enough(view, owner_leaf)
     ):
         removes.discard(owner_leaf)  # retried once the takeover silence has passed
-    target = policy.replace(**queue.settings) if queue.settings else policy
-    adds: list[LobbyEntry] = []
-    if not target.locked:
-        adds = [view.lobby[r] for r in queue.admit if r in view.lobby and r in view.presence.peers]
     gone_keys = {members[leaf].signature_key for leaf in removes}
     hosts = [h for h in target.hosts if h.key not in gone_keys and h.key not in queue.demote]
     successors = [s for s in target.successors if s.key not in gone_keys]

@@ -312,6 +312,7 @@ class MeetingActions(MeetingCore):
             seniority=self._seniority,
             now=self._clock(),
             last_refresh_by=self._last_refresh_by,
+            fingerprints={leaf: e.fingerprint for leaf, e in self._members.items()},
         )
 
     def _is_primary(self) -> bool:
