@@ -89,6 +89,12 @@ def test_sessions_ride_through_a_relay_restart_on_the_same_port() -> None:
                 15,
             )
             await wait_for_frames(people)
+            # a late joiner finds the meeting on the restarted relay
+            late = RecordingParticipant(link, "late")
+            await late.start()
+            people.append(late)
+            assert await late.wait_joined(15)
+            await wait_for_frames(people)
         finally:
             await stop_all(people)
             await asyncio.sleep(0)
