@@ -274,6 +274,15 @@ def view(c: Client) -> tuple[Any, ...]:
     return (m.epoch, m.security_code, roster)
 
 
+def host_and_bob(net: Net) -> tuple[Client, Client]:
+    """Alice hosts; Bob is admitted through the lobby."""
+    host = net.host("Alice")
+    net.pump()
+    bob = net.guest("Bob")
+    net.admit_via_lobby(host, bob)
+    return host, bob
+
+
 def meeting_of_four(net: Net) -> tuple[Client, Client, Client, Client]:
     """Host + Bob through the lobby, then Carol and Dave auto-admitted."""
     host = net.host("Alice")

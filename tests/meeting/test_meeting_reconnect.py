@@ -6,7 +6,7 @@ frames decrypt, how many copies of a chat arrive.
 
 from __future__ import annotations
 
-from meeting_harness import Client, Net, assert_agree, meeting_of_four, view
+from meeting_harness import Client, Net, assert_agree, host_and_bob, meeting_of_four, view
 
 from clave import wire
 from clave.meeting import (
@@ -255,10 +255,7 @@ def test_members_back_while_the_primary_host_was_away_are_not_removed() -> None:
 
 def test_a_lobby_request_survives_a_relay_restart() -> None:
     net = Net()
-    host = net.host("Alice")
-    net.pump()
-    bob = net.guest("Bob")
-    net.admit_via_lobby(host, bob)
+    host, bob = host_and_bob(net)
     eve = net.guest("Eve")
     net.pump()
     assert [e.display_name for e in host.of(LobbyRequest)] == ["Bob", "Eve"]

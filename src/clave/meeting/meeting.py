@@ -29,7 +29,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .. import wire
-from .core import Clock, MeetingConfig, Phase, Rng, UnixTime
+from .config import MeetingConfig
+from .core import Clock, Phase, Rng, UnixTime
 from .events import ErrorCode, Event
 from .identity import Identity
 from .link import MeetingLink
