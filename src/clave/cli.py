@@ -26,7 +26,7 @@ from . import __version__
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from .meeting.core import MeetingConfig
+    from .meeting.config import MeetingConfig
     from .meeting.identity import Identity
     from .meeting.link import MeetingLink
     from .meeting.people import PeopleBook
@@ -350,7 +350,7 @@ def _open_store() -> tuple[Identity, PeopleBook, Callable[[PeopleBook], None]] |
 
 
 def _meeting_config(args: argparse.Namespace) -> MeetingConfig:
-    from .meeting.core import MeetingConfig
+    from .meeting.config import MeetingConfig
 
     return MeetingConfig(resume_window=args.resume_window)
 
