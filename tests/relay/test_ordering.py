@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from clave.relay.ordering import EpochSlots, Verdict
+from clave.relay.ordering import ByteBudget, EpochSlots, Verdict
 
 
 def h(n: int) -> bytes:
@@ -210,3 +210,21 @@ def test_a_junk_flood_from_a_member_stays_bounded() -> None:
 def test_nonsense_bounds_are_refused(kwargs: dict[str, int]) -> None:
     with pytest.raises(ValueError):
         EpochSlots(**kwargs)
+
+
+def test_commit_logs_of_all_rooms_share_one_budget() -> None:
+    budget = ByteBudget(300)
+    a, b = EpochSlots(budget=budget), EpochSlots(budget=budget)
+    for slots in (a, b):
+        slots.seed(h(0), owner=1)
+    for n in range(3):
+        a.commit(h(n), h(n + 1), 1, EVERYONE, data=bytes(100))
+    assert budget.used == 300
+    # room b may only take what room a gives up: it forgets nothing of a's
+    assert b.commit(h(0), h(1), 1, EVERYONE, data=bytes(100)) is Verdict.accepted
+    assert b.chain(h(0)) == [] and len(a.chain(h(0))) == 3
+    a.forget_all()  # room a closed
+    assert budget.used == 0
+    b.commit(h(1), h(2), 1, EVERYONE, data=bytes(100))
+    assert b.chain(h(1)) == [(1, bytes(100))] and budget.used == 100
+

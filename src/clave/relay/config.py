@@ -73,6 +73,9 @@ class RelayConfig:
     commit_log_bytes: int = 1024 * 1024
     """Bytes of ordered commits one room remembers for members coming back after a dropped
     connection (oldest forgotten first; a member further behind is admitted again)."""
+    commit_log_total: int = 256 * 1024 * 1024
+    """Bytes of remembered commits of all rooms together (beyond it, commits are not
+    remembered)."""
 
     media_high_water: int = 1024 * 1024
     """Receiver media backlog above which video and screen deltas are dropped."""
@@ -128,8 +131,8 @@ class RelayConfig:
             raise ValueError("commit bursts must admit at least one commit")
         if self.max_open_epochs < 1 or self.max_epoch_slots < 2:
             raise ValueError("need max_open_epochs >= 1 and max_epoch_slots >= 2")
-        if self.commit_log_bytes < 0:
-            raise ValueError("commit_log_bytes must not be negative")
+        if self.commit_log_bytes < 0 or self.commit_log_total < 0:
+            raise ValueError("commit_log_bytes and commit_log_total must not be negative")
 
 
 MAX_MESSAGE_BYTES = max(MAX_CONTROL_BYTES, MAX_MEDIA_BYTES)

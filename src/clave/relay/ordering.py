@@ -23,8 +23,10 @@ it).
   so a member coming back after a dropped connection can be **replayed** the
   commits it missed (:meth:`chain`, from the slot of the epoch it is in). The
   commits are ciphertext the relay forwarded anyway; the log is bounded in
-  bytes (``max_log_bytes``: the oldest commits are forgotten first, and a
-  member further behind must be admitted again).
+  bytes per room (``max_log_bytes``: the oldest commits are forgotten first,
+  and a member further behind must be admitted again) and, through a shared
+  :class:`ByteBudget`, for the whole relay (a commit that does not fit is not
+  remembered).
 * **Registration.** Until the room orders its first commit, every entering
   member may register one hash (its epoch's credential): the creator does, and
   after a relay restart (rooms are in memory only) the members coming back do,
@@ -61,6 +63,25 @@ class Verdict(Enum):
     """The room holds ``max_slots`` slots and none may be evicted."""
 
 
+class ByteBudget:
+    """Bytes that several owners draw from together (the relay's commit logs)."""
+
+    __slots__ = ("limit", "used")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def take(self, n: int) -> bool:
+        if self.used + n > self.limit:
+            return False
+        self.used += n
+        return True
+
+    def give(self, n: int) -> None:
+        self.used -= n
+
+
 class _Slot:
     __slots__ = ("by", "commit", "is_open", "next", "owner")
 
@@ -79,6 +100,7 @@ class EpochSlots:
     """The slots of one room (see the module docstring)."""
 
     __slots__ = (
+        "_budget",
         "_log",
         "_log_bytes",
         "_open_by_owner",
@@ -91,7 +113,11 @@ class EpochSlots:
     )
 
     def __init__(
-        self, max_slots: int = 512, max_open_per_owner: int = 4, max_log_bytes: int = 8 << 20
+        self,
+        max_slots: int = 512,
+        max_open_per_owner: int = 4,
+        max_log_bytes: int = 1 << 20,
+        budget: ByteBudget | None = None,
     ) -> None:
         if max_slots < 2 or max_open_per_owner < 1 or max_log_bytes < 0:
             raise ValueError("need max_slots >= 2, max_open_per_owner >= 1, max_log_bytes >= 0")
@@ -106,6 +132,7 @@ class EpochSlots:
         self._log: list[bytes] = []
         """Consumed slots whose commit is remembered, oldest first."""
         self._log_bytes = 0
+        self._budget = budget or ByteBudget(max_log_bytes)
 
     def __len__(self) -> int:
         return len(self._slots)
@@ -227,12 +254,22 @@ class EpochSlots:
         return None
 
     def _remember(self, key: bytes, slot: _Slot, data: bytes, next_: bytes, by: int) -> None:
-        if len(data) > self.max_log_bytes:
+        size = len(data)
+        if size > self.max_log_bytes:
             return
+        while self._log and self._log_bytes + size > self.max_log_bytes:
+            self._forget(self._log[0])
+        while not self._budget.take(size):
+            if not self._log:
+                return  # the relay's logs are full: this one is not remembered
+            self._forget(self._log[0])
         slot.commit, slot.next, slot.by = bytes(data), next_, by
         self._log.append(key)
-        self._log_bytes += len(data)
-        while self._log_bytes > self.max_log_bytes and self._log:
+        self._log_bytes += size
+
+    def forget_all(self) -> None:
+        """Forget every remembered commit (the room is closed): the budget gets it back."""
+        while self._log:
             self._forget(self._log[0])
 
     def _forget(self, key: bytes) -> None:
@@ -241,6 +278,7 @@ class EpochSlots:
         if slot is None or slot.commit is None:
             return
         self._log_bytes -= len(slot.commit)
+        self._budget.give(len(slot.commit))
         slot.commit = slot.next = None
         self._log.remove(key)
 

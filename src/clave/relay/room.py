@@ -67,7 +67,7 @@ from clave.wire import (
 from .addresses import Account, Accounts
 from .config import RelayConfig
 from .limits import TokenBucket
-from .ordering import EpochSlots, Verdict
+from .ordering import ByteBudget, EpochSlots, Verdict
 from .queues import OutQueue
 from .stats import Refused, RelayStats
 
@@ -153,13 +153,14 @@ class Room:
         config: RelayConfig,
         now: float,
         rename: Rename = _rename_in_place,
+        log_budget: ByteBudget | None = None,
     ) -> None:
         self.id = room_id
         self.token_hash = token_hash
         self.serial = serial
         """A small number for logs (room ids stay out of logs)."""
         self.slots = EpochSlots(
-            config.max_epoch_slots, config.max_open_epochs, config.commit_log_bytes
+            config.max_epoch_slots, config.max_open_epochs, config.commit_log_bytes, log_budget
         )
         self.peers: dict[int, Peer] = {}
         self._commits = TokenBucket(config.room_commit_rate, config.room_commit_burst, now)
@@ -382,6 +383,8 @@ class Rooms:
         self._rooms: dict[str, Room] = {}
         self._serial = 0
         self._decoy = hashlib.sha256(secrets.token_bytes(32)).digest()
+        self.log_budget = ByteBudget(config.commit_log_total)
+        """The commit logs of all rooms draw from it (see :mod:`.ordering`)."""
 
     def __len__(self) -> int:
         return len(self._rooms)
@@ -420,7 +423,9 @@ class Rooms:
                 if refused is not None:
                     return refused
             self._serial += 1
-            room = Room(room_id, token_hash, self._serial, self.config, now, self._rename)
+            room = Room(
+                room_id, token_hash, self._serial, self.config, now, self._rename, self.log_budget
+            )
             if self.accounts is not None:
                 room.creator = account
             self._rooms[room_id] = room
@@ -448,6 +453,7 @@ class Rooms:
         if room.peers or self._rooms.get(room.id) is not room:
             return False
         del self._rooms[room.id]
+        room.slots.forget_all()
         creator, room.creator = room.creator, None
         if creator is not None and self.accounts is not None:
             self.accounts.room_closed(creator, now)
