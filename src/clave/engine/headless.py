@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import signal
 import time
 import zlib
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from ..media import (
     EncodedChunk,
@@ -37,12 +40,27 @@ from ..sframe.mls import BASE_KEY_LABEL
 from ..sframe.suites import get_suite
 from ..wire import StreamKind, WireError, decode_media, pack_payload, unpack_payload
 from .audit import base_key_opens
+from .connection import RelayConnectionError
 from .session import MeetingSession
 
 log = logging.getLogger("clave.engine.headless")
 
 VIDEO_FPS = 30
 AUDIO_FRAME_S = 0.020
+STATUS_SIGNAL: signal.Signals | None = getattr(signal, "SIGUSR1", None)
+"""``kill -USR1 PID`` makes every headless participant of a process print one
+``status: {JSON}`` line to standard output: its report so far (see
+:meth:`HeadlessParticipant.status`), so a supervisor can follow a meeting without
+stopping it."""
+STATUS_PREFIX = "status: "
+GAP_S = 0.1
+"""A pause at least this long in one sender's stream, in decoding or in capture times
+(frames lost), is listed in the report (``media_gaps``)."""
+MAX_GAPS = 200
+MAX_AUDIT = 20_000
+"""Frames tried with an old key after our membership ended, at most."""
+_MAX_REASONS = 20
+_MAX_NAMES = 100
 
 
 @dataclass
@@ -66,7 +84,9 @@ class ParticipantReport:
     removed: bool = False
     ended_reason: str = ""
     frames_after_removal: int = 0
-    """Media frames that reached us after our removal (``depart_and_observe``)."""
+    """Media frames that reached us after our removal: after saying Bye
+    (``depart_and_observe``) or after a host removed us (e.g. away past the resume
+    window), while the relay still sent us frames."""
     attempts_after_removal: int = 0
     """Of those, frames under a KID of a later epoch, each tried with the key and salt our
     last epoch's SFrame base key gives for that KID (RFC 9605 section 4.4.2)."""
@@ -82,6 +102,36 @@ class ParticipantReport:
     declined: str = ""
     """A host's answer to our join request, if it turned us away."""
     ordering_stalls: int = 0
+    link_state: str = "connected"
+    """The relay link when the report was taken: connected, reconnecting or closed."""
+    connections_lost: int = 0
+    """Times the relay connection dropped (``ConnectionLost`` events)."""
+    lost_reasons: list[str] = field(default_factory=list)
+    """Why, for the first 20 of them."""
+    reconnects: int = 0
+    """Times a dropped connection was re-established and the meeting resumed on it."""
+    decoded_at_reconnect: dict[str, dict[str, int]] = field(default_factory=dict)
+    """``decoded`` as it stood at the last reconnect: ``decoded`` minus this is what was
+    decoded since, per sender."""
+    stranded: list[str] = field(default_factory=list)
+    """Reasons the engine gave up on resuming its membership (``Stranded`` events)."""
+    rejoins: list[str] = field(default_factory=list)
+    """Reasons the engine fell back to a fresh admission through the lobby."""
+    closed_reason: str = ""
+    """Why the relay link was closed for good, if it was."""
+    members_away: list[str] = field(default_factory=list)
+    """Members whose connection vanished without a goodbye, each time it happened."""
+    members_back: list[str] = field(default_factory=list)
+    """Members that came back within the resume window, each time."""
+    newest_capture: dict[str, float] = field(default_factory=dict)
+    """Per sender, the capture time (Unix seconds, the sender's clock) of the newest
+    camera frame decoded: on one machine, proof that a frame captured after some
+    moment was decoded."""
+    media_gaps: list[tuple[str, str, float, float, float, float]] = field(default_factory=list)
+    """``(sender, kind, decoded before, decoded after, captured before, captured after)``
+    in Unix seconds, for each pair of consecutively decoded frames of one sender's
+    stream at least ``GAP_S`` apart in decoding or in capture time (the last
+    ``MAX_GAPS``): when live media came back after a fault, for benchmarks."""
 
     @property
     def security_code(self) -> str | None:
@@ -136,9 +186,21 @@ class HeadlessParticipant:
         self._video_decoders: dict[tuple[int, StreamKind], VideoDecoder] = {}
         self._audio_decoders: dict[int, OpusDecoder] = {}
         self._last_kf_request: dict[tuple[int, StreamKind], float] = defaultdict(float)
+        self._last_decode: dict[tuple[str, str], tuple[float, float]] = {}
+        """Per (sender, kind): when its last frame was decoded, and captured."""
         self._video_encoder: VideoEncoder | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._epoch_seen: asyncio.Event = asyncio.Event()
+        self._stranded_audit = False
+        """Set once our membership ended without our Bye (``Stranded``): every frame a
+        later core receives is also tried with our last epoch's key."""
+        self._tapped: Meeting | None = None
+        self._newest_keys: tuple[int, bytes] | None = None
+        """Our newest epoch and its SFrame base key. A headless participant also plays
+        the removed member who keeps what it had: if a host removes it, it tries every
+        frame that still reaches it with this key (counted in the report, which must
+        show that none opens). The key stays in this process's memory, where the
+        meeting's own secrets are."""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -149,6 +211,7 @@ class HeadlessParticipant:
             host=self.host,
             auto_admit=self.auto_admit,
             on_event=self._on_event,
+            on_change=self._on_change,
             config=self.config,
             relay_url=self.relay_url,
             owner_key=self.owner_key,
@@ -161,6 +224,7 @@ class HeadlessParticipant:
             self._tasks.append(asyncio.create_task(self._audio_loop(), name=f"audio-{self.name}"))
         for task in self._tasks:
             task.add_done_callback(self._media_task_done)
+        _status_signal_watch(self)
 
     def _media_task_done(self, task: asyncio.Task[None]) -> None:
         """A media loop that dies must not do so silently."""
@@ -194,36 +258,85 @@ class HeadlessParticipant:
         nk = get_suite(self._config().sframe_suite).nk
         return meeting.export_secret(BASE_KEY_LABEL.decode(), b"", nk)
 
+    def status(self) -> dict[str, Any]:
+        """The report so far as JSON-ready data (decoded counts included, the latency
+        samples left out), as the status signal prints it."""
+        self._refresh_report()
+        data = asdict(self.report)
+        data.pop("latencies_ms")
+        data["security_code"] = self.report.security_code
+        return data
+
+    def _refresh_report(self) -> None:
+        r = self.report
+        r.decoded = self.counter.summary()
+        session = self.session
+        if session is not None:
+            r.link_state = session.link_state
+            r.closed_reason = session.closed_reason or r.closed_reason
+            self._note_rejoin()
+
+    def _note_rejoin(self) -> None:
+        reason = None if self.session is None else self.session.rejoining
+        rejoins = self.report.rejoins
+        if reason and (not rejoins or rejoins[-1] != reason) and len(rejoins) < _MAX_REASONS:
+            rejoins.append(reason)
+
+    def _observe_after_removal(self, session: MeetingSession) -> None:
+        """From now on (the meeting has ended for us) try every media frame that still
+        arrives with our last epoch's SFrame base key (see :meth:`_audit_frame`); frames
+        of a later epoch are also offered to the ended core, which must refuse them."""
+        session.observe_after_end = lambda frame: self._audit_frame(frame, session.meeting)
+
+    def _audit_frame(self, frame: bytes, ended: Meeting | None) -> None:
+        """Try a media frame that reached us after our membership ended with our last
+        epoch's SFrame base key: the key and salt it gives for the frame's own KID, a
+        KID of a later epoch, must not authenticate it (counted in the report)."""
+        r = self.report
+        if self._last_keys is None or frame[1:2] != b"M" or r.frames_after_removal >= MAX_AUDIT:
+            return
+        config = self._config()
+        mask = (1 << config.epoch_bits) - 1
+        r.frames_after_removal += 1
+        try:
+            kid = decode_header(decode_media(frame).sframe)[0]
+        except (WireError, SFrameError):
+            return
+        epoch, base_key = self._last_keys
+        opens = base_key_opens(frame, base_key, suite=config.sframe_suite)
+        if kid & mask == epoch & mask:  # still in flight from our last epoch
+            r.old_epoch_frames_after_removal += 1
+            r.old_epoch_frames_opened += opens
+            return
+        r.attempts_after_removal += 1
+        if opens or (ended is not None and ended.try_decrypt_media(frame)):
+            r.decrypted_after_removal += 1
+
+    def _on_change(self) -> None:
+        """After the session fell back to a fresh admission (a new core): keep trying
+        what arrives with the old membership's key."""
+        session = self.session
+        if session is None:
+            return
+        self._note_rejoin()
+        core = session.meeting
+        if self._stranded_audit and core is not self._tapped:
+            self._tapped = core
+            receive = core.receive
+
+            def tapped(frame: bytes) -> None:
+                self._audit_frame(frame, None)
+                receive(frame)
+
+            core.receive = tapped  # type: ignore[method-assign]
+
     async def depart_and_observe(self, seconds: float) -> None:
         """Say Bye over MLS but stay connected to the relay for ``seconds`` after the
         committer removed us, trying every media frame that still arrives with our last
-        epoch's SFrame base key: the key and salt it gives for the frame's own KID, a KID
-        of a later epoch, must not authenticate it (counted in the report)."""
+        epoch's SFrame base key (see :meth:`_observe_after_removal`)."""
         assert self.session is not None
         session = self.session
-        config = self._config()
-        mask = (1 << config.epoch_bits) - 1
-
-        def observe(frame: bytes) -> None:  # called once the meeting has ended for us
-            if self._last_keys is None or frame[1:2] != b"M":
-                return
-            r = self.report
-            r.frames_after_removal += 1
-            try:
-                kid = decode_header(decode_media(frame).sframe)[0]
-            except (WireError, SFrameError):
-                return
-            epoch, base_key = self._last_keys
-            opens = base_key_opens(frame, base_key, suite=config.sframe_suite)
-            if kid & mask == epoch & mask:  # still in flight from our last epoch
-                r.old_epoch_frames_after_removal += 1
-                r.old_epoch_frames_opened += opens
-                return
-            r.attempts_after_removal += 1
-            if opens or session.meeting.try_decrypt_media(frame):
-                r.decrypted_after_removal += 1
-
-        session.observe_after_end = observe
+        self._observe_after_removal(session)
         for task in self._tasks:
             task.cancel()
 
@@ -241,6 +354,7 @@ class HeadlessParticipant:
         await asyncio.sleep(seconds)
 
     async def stop(self, *, leave: bool = True) -> ParticipantReport:
+        _status_signal_unwatch(self)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -248,7 +362,7 @@ class HeadlessParticipant:
                 await task
         if self.session is not None:
             await self.session.close(leave=leave)
-        self.report.decoded = self.counter.summary()
+        self._refresh_report()
         return self.report
 
     # ------------------------------------------------------------------ events
@@ -264,11 +378,13 @@ class HeadlessParticipant:
             r.security_codes.append((event.epoch, event.security_code))
             epoch = meeting.epoch
             if meeting.phase is Phase.in_meeting and epoch is not None:
+                self._newest_keys = (epoch, self._base_key(meeting))
                 if self.audit:
-                    self.audit_epoch_keys.append((epoch, self._base_key(meeting)))
-                if self._last_keys is not None:  # departing: a commit came before ours
-                    self._last_keys = (epoch, self._base_key(meeting))
+                    self.audit_epoch_keys.append(self._newest_keys)
+                if self._last_keys is not None and not self._stranded_audit:
+                    self._last_keys = self._newest_keys  # departing: a commit came before ours
             r.roster = [e.name for e in event.roster]
+            self._note_rejoin()
             self.in_meeting.set()
             if self._video_encoder is not None:
                 self._video_encoder.request_keyframe()  # newcomers need one to start decoding
@@ -289,7 +405,34 @@ class HeadlessParticipant:
         elif isinstance(event, ev.Removed):
             r.removed = True
             r.ended_reason = event.reason
+            if self._last_keys is None and self._newest_keys is not None:
+                # Removed by a host, not after our own Bye: audit what still arrives.
+                self._last_keys = self._newest_keys
+                self._observe_after_removal(self.session)
             self.ended.set()
+        elif isinstance(event, ev.ConnectionLost):
+            r.connections_lost += 1
+            r.link_state = "reconnecting"
+            if len(r.lost_reasons) < _MAX_REASONS:
+                r.lost_reasons.append(event.reason)
+        elif isinstance(event, ev.Reconnected):
+            r.reconnects += 1
+            r.link_state = "connected"
+            r.decoded_at_reconnect = self.counter.summary()
+            if self._video_encoder is not None:
+                self._video_encoder.request_keyframe()  # the others' decoders may need one
+        elif isinstance(event, ev.Stranded):
+            if len(r.stranded) < _MAX_REASONS:
+                r.stranded.append(event.reason)
+            if self._last_keys is None and self._newest_keys is not None:
+                self._last_keys = self._newest_keys
+                self._stranded_audit = True
+        elif isinstance(event, ev.MemberAway):
+            if len(r.members_away) < _MAX_NAMES:
+                r.members_away.append(event.name)
+        elif isinstance(event, ev.MemberBack):
+            if len(r.members_back) < _MAX_NAMES:
+                r.members_back.append(event.name)
         elif isinstance(event, (ev.MeetingEnded, ev.JoinRefused)):
             r.ended_reason = getattr(event, "reason", "")
             self.ended.set()
@@ -317,6 +460,7 @@ class HeadlessParticipant:
                 dec_a = self._audio_decoders[event.sender] = OpusDecoder()
             if dec_a.decode(data) > 0:
                 self.counter.add(event.name, "audio")
+                self._decoded_at(event.name, "audio", capture_us)
             return
         # Camera and screen share are separate streams: one decoder each.
         key = (event.sender, event.kind)
@@ -327,6 +471,10 @@ class HeadlessParticipant:
         if n:
             if event.kind == StreamKind.video:
                 self.counter.add(event.name, "video", n)
+                self._decoded_at(event.name, "video", capture_us)
+                captured = capture_us / 1e6
+                newest = self.report.newest_capture
+                newest[event.name] = max(captured, newest.get(event.name, 0.0))
                 if len(self.report.latencies_ms) < 100_000:
                     self.report.latencies_ms.append(time.time() * 1000 - capture_us / 1000)
             else:
@@ -337,6 +485,15 @@ class HeadlessParticipant:
             if now - self._last_kf_request[key] > 0.5 and self.session is not None:
                 self._last_kf_request[key] = now
                 self.session.meeting.request_keyframe(event.sender, event.kind)
+
+    def _decoded_at(self, sender: str, kind: str, capture_us: int) -> None:
+        now, captured = time.time(), capture_us / 1e6
+        last = self._last_decode.get((sender, kind))
+        self._last_decode[sender, kind] = (now, captured)
+        if last is not None and (now - last[0] >= GAP_S or captured - last[1] >= GAP_S):
+            gaps = self.report.media_gaps
+            gaps.append((sender, kind, last[0], now, last[1], captured))
+            del gaps[:-MAX_GAPS]
 
     # ------------------------------------------------------------------ media loops
 
@@ -369,7 +526,11 @@ class HeadlessParticipant:
             for chunk in encode(pacer.index):
                 keyframe = chunk.keyframe and kind != StreamKind.audio
                 payload = pack_payload(time.time_ns() // 1000, chunk.data)
-                if await self.session.send_media(kind, keyframe, payload):
+                try:
+                    sent = await self.session.send_media(kind, keyframe, payload)
+                except RelayConnectionError:  # dropped mid-send: the session reconnects
+                    sent = False
+                if sent:
                     self.report.frames_sent[name] += 1
                     self._keep(chunk.data)
             pacer.advance(time.monotonic())
@@ -381,3 +542,42 @@ class HeadlessParticipant:
     @property
     def phase(self) -> Phase | None:
         return None if self.session is None else self.session.meeting.phase
+
+
+# ---------------------------------------------------------------------- status signal
+
+_watched: list[HeadlessParticipant] = []
+_status_loop: asyncio.AbstractEventLoop | None = None
+
+
+def _print_statuses() -> None:
+    for participant in list(_watched):
+        line = json.dumps(participant.status(), separators=(",", ":"))
+        print(f"{STATUS_PREFIX}{line}", flush=True)
+
+
+def _status_signal_watch(participant: HeadlessParticipant) -> None:
+    """Print ``participant``'s status on :data:`STATUS_SIGNAL` (main thread only)."""
+    global _status_loop
+    if STATUS_SIGNAL is None:
+        return
+    loop = asyncio.get_running_loop()
+    if _status_loop is not loop:  # first participant of this loop
+        try:
+            loop.add_signal_handler(STATUS_SIGNAL, _print_statuses)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
+            return
+        _status_loop = loop
+        _watched.clear()
+    _watched.append(participant)
+
+
+def _status_signal_unwatch(participant: HeadlessParticipant) -> None:
+    global _status_loop
+    if participant not in _watched:
+        return
+    _watched.remove(participant)
+    if not _watched and _status_loop is not None and STATUS_SIGNAL is not None:
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            _status_loop.remove_signal_handler(STATUS_SIGNAL)
+        _status_loop = None

@@ -53,7 +53,7 @@ class Backoff:
     first: float = 0.2
     """The first attempt comes within this many seconds (uniformly spread, so a relay
     restart is not met by every engine at once)."""
-    cap: float = 3.0
+    cap: float = 2.0
     """Attempt ``n`` waits ``min(cap, first * 2**n)`` seconds, of which the last half
     is jittered."""
     give_up: float = 300.0
@@ -297,6 +297,7 @@ class MeetingSession:
         """Open a new relay connection (backoff and jitter between attempts); False if
         the session is closing or ``give_up`` seconds passed without a relay."""
         assert self._connect is not None
+        await self._conn.close()  # the dropped one: its resources go now
         self._set_state(LinkState.reconnecting)
         began = time.monotonic()
         attempt = 0
