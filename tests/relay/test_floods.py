@@ -260,15 +260,21 @@ BIG_JUNK = RelayConfig(
 """Small backlogs and no byte budget (it is not what is tested), so that the flood is quick."""
 
 
-async def read_all(client: Client, stop: AppFrom) -> list[AppFrom | PeerLeft | MediaFrame]:
-    """Everything ``client`` gets (media, chat, departures) up to ``stop``."""
+async def read_all(
+    client: Client, stop: AppFrom, last_frame: bytes | None = None
+) -> list[AppFrom | PeerLeft | MediaFrame]:
+    """Everything ``client`` gets (media, chat, departures) up to ``stop`` and, if given,
+    the frame ``last_frame`` (control overtakes queued media, so either may come first)."""
     seen: list[AppFrom | PeerLeft | MediaFrame] = []
-    while True:
+    stopped = False
+    framed = last_frame is None
+    while not (stopped and framed):
         msg = await client.recv(timeout=20)
         if isinstance(msg, AppFrom | PeerLeft | MediaFrame):
             seen.append(msg)
-        if msg == stop:
-            return seen
+        stopped = stopped or msg == stop
+        framed = framed or (isinstance(msg, MediaFrame) and msg.sframe == last_frame)
+    return seen
 
 
 def test_big_junk_into_non_reading_sinks_is_bounded_per_address() -> None:
@@ -293,7 +299,11 @@ def test_big_junk_into_non_reading_sinks_is_bounded_per_address() -> None:
                 await host.expect(PeerJoined)
                 await member.expect(PeerJoined)
             done = AppFrom(sender=sender.conn, data=b"done")
-            listening = [asyncio.create_task(read_all(c, done)) for c in (host, member)]
+            last = (FRAMES - 1).to_bytes(4, "big")
+            listening = [
+                asyncio.create_task(read_all(host, done, last)),
+                asyncio.create_task(read_all(member, done)),
+            ]
 
             async def honest_media() -> None:
                 for i in range(FRAMES):
