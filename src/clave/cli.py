@@ -33,6 +33,10 @@ if TYPE_CHECKING:
 
 MAX_INVITATION_CHARS = 4096
 """Read at most this much of an invitation (a real one has fewer than 400 characters)."""
+TAB_GRACE = 10.0
+"""Default of ``--tab-grace`` (the bridge's own default)."""
+RELAY_UNUSABLE = 3
+"""Exit status of ``meet`` / ``join`` when the relay is down or is not a Clave relay."""
 PROMPT = "Paste the invitation (clave://…): "
 ARGV_REFUSED = (
     "clave: refusing an invitation on the command line: every local user can read a "
@@ -111,6 +115,13 @@ def _parser() -> argparse.ArgumentParser:
             "pre-join screen)",
         )
         p.add_argument("--duration", type=float, default=None, help="seconds, then leave")
+        p.add_argument(
+            "--tab-grace",
+            type=float,
+            default=TAB_GRACE,
+            help="browser: seconds the meeting waits for its closed tab to come back (a "
+            f"reload) before leaving (default {TAB_GRACE:g})",
+        )
         p.add_argument(
             "--resume-window",
             type=float,
@@ -320,6 +331,21 @@ async def _meeting_link(
         return None
 
 
+async def _relay_usable(link: MeetingLink, runner: object | None) -> bool:
+    """Before anything is shown: is a Clave relay answering at the link's address?
+    False after printing one line saying what is wrong (an embedded relay is not asked)."""
+    if runner is not None:
+        return True
+    from .engine.preflight import RelayUnusable, check_relay
+
+    try:
+        await check_relay(link.base_url, link.relay_url)
+    except RelayUnusable as exc:
+        print(f"clave: {exc}", file=sys.stderr, flush=True)
+        return False
+    return True
+
+
 def _on_stop_signals(stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -366,6 +392,8 @@ async def _participate(args: argparse.Namespace) -> int:
     if opened is None:
         return 2
     link, host, owner_key, runner = opened
+    if not await _relay_usable(link, runner):
+        return RELAY_UNUSABLE
     me = HeadlessParticipant(
         link,
         args.name,
@@ -448,6 +476,13 @@ async def _browse(args: argparse.Namespace) -> int:
     if opened is None:
         return 2
     link, host, owner_key, runner = opened
+    if not await _relay_usable(link, runner):
+        return RELAY_UNUSABLE
+
+    def ended(reason: str, joined: bool) -> None:
+        what = "meeting ended" if joined else "not in the meeting"
+        print(f"{what}: {reason} (the page offers to rejoin; Ctrl-C stops)", flush=True)
+
     bridge = GlassBridge(
         link,
         host=owner_key is not None,
@@ -457,6 +492,8 @@ async def _browse(args: argparse.Namespace) -> int:
         people=people,
         on_people_changed=save_people,
         config=_meeting_config(args),
+        tab_grace=args.tab_grace,
+        on_ended=ended,
     )
 
     server = UIServer(bridge, port=args.port, launcher=True)
@@ -474,13 +511,15 @@ async def _browse(args: argparse.Namespace) -> int:
         _print_invitation(link, host)
         if not args.no_browser:
             _open_browser(launcher)
-        waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(bridge.ended.wait())]
+        # The page stays served after the meeting ends (it offers to rejoin): the engine
+        # stops on a signal, after --duration, or once the tab has been closed for the
+        # grace with the meeting over (a tab closed mid-meeting makes the engine leave).
+        waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(bridge.abandoned.wait())]
         await asyncio.wait(waiters, timeout=args.duration, return_when=asyncio.FIRST_COMPLETED)
         for w in waiters:
             w.cancel()
-        if bridge.ended.is_set() and not stop.is_set():
-            print(f"meeting ended: {bridge.ended_reason}", flush=True)
-            await asyncio.sleep(1.0)  # let the page show why
+        if bridge.abandoned.is_set() and not stop.is_set():
+            print("the meeting's page was closed: stopping", flush=True)
     finally:
         await bridge.close()
         save_people(people)

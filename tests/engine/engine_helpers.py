@@ -10,8 +10,9 @@ import asyncio
 import contextlib
 import json
 import struct
+import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -19,12 +20,34 @@ import aiohttp
 from aiohttp import WSMsgType
 
 from clave.engine.ui_server import UIServer
+from clave.media import OpusEncoder, TestPatternSource, ToneSource, VideoEncoder
 
 T = TypeVar("T")
 Json = dict[str, Any]
 
+AUDIO, VIDEO = 0, 1
 ENGINE_FRAME = struct.Struct(">BBIQ")
 GLASS_CHUNK = struct.Struct(">BBQ")
+
+
+@contextlib.contextmanager
+def live_relay() -> Iterator[str]:
+    """A relay on 127.0.0.1 in a thread of its own (for tests whose engines only need one
+    to answer, e.g. the check ``clave meet``/``join`` make before showing anything);
+    yields its base URL."""
+    from clave.relay.server import start_relay
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="live-relay", daemon=True)
+    thread.start()
+    runner, port = asyncio.run_coroutine_threadsafe(start_relay("127.0.0.1", 0), loop).result(10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
 
 
 def run(scenario: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
@@ -197,3 +220,33 @@ async def until(check: Callable[[], object], timeout: float = 10.0, what: str = 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what or check}")
         await asyncio.sleep(0.02)
+
+
+class GlassMedia:
+    """What a browser's WebCodecs would produce: VP8 frames and 20 ms Opus packets."""
+
+    def __init__(self, glass: Glass, label: str) -> None:
+        self.glass = glass
+        self.video = VideoEncoder("vp8", 320, 180, 25, 300_000)
+        self.source = TestPatternSource(320, 180, 25, label=label)
+        self.audio = OpusEncoder()
+        self.tone = ToneSource(660.0)
+        self.sent: list[bytes] = []
+        glass.on_message = self._on_message
+
+    def _on_message(self, msg: Json) -> None:
+        if msg.get("type") == "keyframe_request" and msg.get("kind") == "video":
+            self.video.request_keyframe()
+
+    async def send(self, ticks: int) -> None:
+        """``ticks`` x 20 ms: one Opus packet each, a video frame every other tick."""
+        for i in range(ticks):
+            now_us = time.time_ns() // 1000
+            for chunk in self.audio.encode(self.tone.next_frame()):
+                await self.glass.send_chunk(AUDIO, False, chunk.data, now_us)
+                self.sent.append(chunk.data)
+            if i % 2 == 0:
+                for chunk in self.video.encode(self.source.next_frame()):
+                    await self.glass.send_chunk(VIDEO, chunk.keyframe, chunk.data, now_us)
+                    self.sent.append(chunk.data)
+            await asyncio.sleep(0.02)

@@ -193,3 +193,53 @@ def test_browser_mode_refuses_headless_only_options_and_bad_links() -> None:
             assert proc.returncode == 2 and err.startswith(b"clave: ") and why in err, err
 
     run(scenario(), timeout=30)
+
+
+async def open_page(meet: asyncio.subprocess.Process) -> tuple[str, dict[str, str]]:
+    """Follow ``meet``'s launcher as a browser would: the page's origin and its cookie."""
+    launcher = launcher_path(await read_line(meet, "open: "))
+    tm = TARGET.fullmatch(read_target(launcher))
+    assert tm is not None
+    port, token = int(tm.group(1)), tm.group(2)
+    hop = await raw_request(port, f"/?t={token}")
+    cookie = SET_COOKIE.match(hop.headers["set-cookie"])
+    assert cookie is not None
+    return f"http://127.0.0.1:{port}", {"Cookie": f"{cookie.group(1)}={cookie.group(2)}"}
+
+
+def test_the_page_outlives_the_meeting_and_the_engine_stops_with_its_tab() -> None:
+    """Browser mode: after Leave the engine still serves the page, which can rejoin
+    (the owner, alone, starts its meeting again); once the tab is closed past the
+    grace (0 here) with the meeting over, the engine says so and exits by itself."""
+
+    async def scenario() -> None:
+        meet = await start("meet", "--no-browser", "--name", "Ada", "--tab-grace", "0")
+        try:
+            origin, session = await open_page(meet)
+            async with aiohttp.ClientSession() as http:
+                ws = await http.ws_connect(f"{origin}/ws", origin=origin, headers=session)
+                await receive_until(ws, lambda o: o["type"] == "hello")
+                for _ in range(2):  # join, leave, then the same again (a rejoin)
+                    await ws.send_str(json.dumps({"type": "join", "name": "Ada"}))
+                    await receive_until(
+                        ws, lambda o: o["type"] == "padlock" and o["state"] == "encrypted"
+                    )
+                    await ws.send_str(json.dumps({"type": "leave"}))
+                    seen = await receive_until(
+                        ws, lambda o: o["type"] == "state" and o["phase"] == "ended"
+                    )
+                    assert seen[-1]["rejoin"] == "restart"
+                    assert meet.returncode is None  # still serving the page
+                await ws.close()
+            assert await asyncio.wait_for(meet.wait(), 20) == 0
+            assert meet.stdout is not None
+            rest = (await meet.stdout.read()).decode()
+            ended = re.findall(r"^meeting ended: you left the meeting", rest, re.M)
+            assert len(ended) == 2, rest
+            assert rest.rstrip().endswith("the meeting's page was closed: stopping"), rest
+        finally:
+            if meet.returncode is None:
+                meet.kill()
+                await meet.wait()
+
+    run(scenario(), timeout=60)

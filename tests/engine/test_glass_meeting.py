@@ -7,33 +7,24 @@ text frames, encoded chunks in binary frames.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from engine_helpers import Glass, Json, run, until
+from engine_helpers import AUDIO, VIDEO, Glass, GlassMedia, Json, run, until
 
 from clave.devtools.ws_recorder import RecordingProxy
 from clave.engine.audit import find_leaks
 from clave.engine.bridge import GlassBridge
 from clave.engine.headless import HeadlessParticipant
 from clave.engine.ui_server import UIServer
-from clave.media import (
-    OpusDecoder,
-    OpusEncoder,
-    TestPatternSource,
-    ToneSource,
-    VideoDecoder,
-    VideoEncoder,
-)
+from clave.media import OpusDecoder, VideoDecoder
 from clave.meeting.link import MeetingLink, new_link
 from clave.meeting.roles import generate_owner_key
 from clave.relay.server import start_relay
 
-AUDIO, VIDEO = 0, 1
 MEDIA_CHANNEL = 0x4D
 
 
@@ -79,36 +70,6 @@ async def engine(
         await glass.close()
         await server.bridge.close()
         await server.stop()
-
-
-class GlassMedia:
-    """What a browser's WebCodecs would produce: VP8 frames and 20 ms Opus packets."""
-
-    def __init__(self, glass: Glass, label: str) -> None:
-        self.glass = glass
-        self.video = VideoEncoder("vp8", 320, 180, 25, 300_000)
-        self.source = TestPatternSource(320, 180, 25, label=label)
-        self.audio = OpusEncoder()
-        self.tone = ToneSource(660.0)
-        self.sent: list[bytes] = []
-        glass.on_message = self._on_message
-
-    def _on_message(self, msg: Json) -> None:
-        if msg.get("type") == "keyframe_request" and msg.get("kind") == "video":
-            self.video.request_keyframe()
-
-    async def send(self, ticks: int) -> None:
-        """``ticks`` x 20 ms: one Opus packet each, a video frame every other tick."""
-        for i in range(ticks):
-            now_us = time.time_ns() // 1000
-            for chunk in self.audio.encode(self.tone.next_frame()):
-                await self.glass.send_chunk(AUDIO, False, chunk.data, now_us)
-                self.sent.append(chunk.data)
-            if i % 2 == 0:
-                for chunk in self.video.encode(self.source.next_frame()):
-                    await self.glass.send_chunk(VIDEO, chunk.keyframe, chunk.data, now_us)
-                    self.sent.append(chunk.data)
-            await asyncio.sleep(0.02)
 
 
 def glass_media_messages(proxy: RecordingProxy, index: int) -> int:

@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
-from engine_helpers import raw_request, run
+from engine_helpers import live_relay, raw_request, run
 
 from clave.engine.launcher import Launcher, LauncherError, launcher_html, read_target
 
@@ -147,10 +147,17 @@ def recorder(tmp_path: Path) -> tuple[Path, Path]:
     return script, out
 
 
-def invitation() -> tuple[str, bytes]:
+@pytest.fixture
+def relay() -> Iterator[str]:
+    """A live relay: ``clave join`` checks that one answers before it shows anything."""
+    with live_relay() as base:
+        yield base
+
+
+def invitation(relay: str) -> tuple[str, bytes]:
     from clave.meeting.link import new_link
 
-    link = new_link("http://127.0.0.1:9", os.urandom, os.urandom(32))  # never contacted
+    link = new_link(relay, os.urandom, os.urandom(32))  # answers, but no meeting is joined
     return link.url, link.secret
 
 
@@ -198,10 +205,12 @@ async def until_file(path: Path, marker: str) -> str:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-def test_join_opens_the_browser_with_the_launcher_never_the_token(tmp_path: Path) -> None:
+def test_join_opens_the_browser_with_the_launcher_never_the_token(
+    tmp_path: Path, relay: str
+) -> None:
     browser, recorded = recorder(tmp_path)
     env = engine_env(tmp_path, browser)
-    url, secret = invitation()
+    url, secret = invitation(relay)
 
     async def scenario() -> None:
         proc = await asyncio.create_subprocess_exec(
@@ -266,10 +275,10 @@ def test_join_opens_the_browser_with_the_launcher_never_the_token(tmp_path: Path
     run(scenario(), timeout=ENGINE_TIMEOUT * 3)
 
 
-def test_no_browser_prints_the_launcher_not_the_token(tmp_path: Path) -> None:
+def test_no_browser_prints_the_launcher_not_the_token(tmp_path: Path, relay: str) -> None:
     browser, recorded = recorder(tmp_path)
     env = engine_env(tmp_path, browser)
-    url, _ = invitation()
+    url, _ = invitation(relay)
 
     async def scenario() -> None:
         proc = await asyncio.create_subprocess_exec(

@@ -389,6 +389,7 @@ def test_websocket_hello_and_one_glass_at_a_time(tmp_path: Path) -> None:
                     "info_url": link.info_url,
                     "default_name": "Ada",
                     "fingerprint": None,  # no long-term identity given to this bridge
+                    "media": None,  # the glass has not said how its camera and mic are
                 }
                 assert "#" not in hello["info_url"] and hello["link"].startswith("clave://")
                 state = await glass.wait_message("state")
@@ -397,6 +398,8 @@ def test_websocket_hello_and_one_glass_at_a_time(tmp_path: Path) -> None:
                 assert state["ordering"] is None
                 assert state["link"] is None  # given out in the meeting only
                 assert state["security_code"] is None and state["self_leaf"] is None
+                assert state["connection"] is None and state["rejoining"] is None
+                assert state["rejoin"] is None  # offered only once a meeting ended
                 padlock = await glass.wait_message("padlock")
                 assert padlock["state"] == "not_encrypted"
                 assert [m["type"] for m in glass.messages[:3]] == ["hello", "state", "padlock"]

@@ -82,7 +82,8 @@ function oneOf(value, allowed, fallback) {
 }
 
 const PHASES = ['prejoin', 'connecting', 'lobby', 'in_meeting', 'ended'];
-const PADLOCK = ['encrypted', 'warning', 'rekeying', 'not_encrypted'];
+const PADLOCK = ['encrypted', 'warning', 'rekeying', 'reconnecting', 'not_encrypted'];
+const CONNECTION = ['connected', 'reconnecting', 'closed'];
 const ROLES = ['owner', 'host', 'successor', 'member'];
 const ALERTS = ['counterfeit_welcome', 'forged_reply', 'unexpected_rotation', 'refused_takeover'];
 
@@ -110,6 +111,11 @@ const VALIDATORS = {
     info_url: pageUrl(m.info_url),
     default_name: str(m.default_name, 64),
     fingerprint: optStr(m.fingerprint, 200),
+    media: (() => {
+      if (m.media === null || m.media === undefined) return null;
+      const s = obj(m.media);
+      return { mic: bool(s.mic), cam: bool(s.cam), screen: bool(s.screen) };
+    })(),
   }),
   state: (m) => ({
     type: 'state',
@@ -130,6 +136,7 @@ const VALIDATORS = {
         familiarity: str(e.familiarity, 200) || 'new',
         verified: bool(e.verified),
         confusable_with: optName(e.confusable_with),
+        away: bool(e.away),
       };
     }).filter((r) => r.leaf >= 0),
     lobby: list(m.lobby).map((r) => {
@@ -154,6 +161,10 @@ const VALIDATORS = {
     ordering: optStr(m.ordering, 500) || null,
     link: inviteLink(m.link),
     info_url: pageUrl(m.info_url),
+    connection: oneOf(m.connection, CONNECTION, null),
+    reconnects: Math.max(0, int(m.reconnects, 0)),
+    rejoining: optStr(m.rejoining, 500) || null,
+    rejoin: oneOf(m.rejoin, ['knock', 'restart'], null),
   }),
   padlock: (m) => ({
     type: 'padlock',

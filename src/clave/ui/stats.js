@@ -18,6 +18,14 @@ export const stats = {
   padlock: null,        // "encrypted" | "warning" | "rekeying" | "not_encrypted" (null before the engine says)
   padlockDetail: '',
   ordering: null,       // why the relay is not ordering our changes (null: all is well)
+  connection: null,     // the engine's relay link: "connected" | "reconnecting" | "closed" (null: no meeting)
+  reconnects: 0,        // successful reconnections the engine reported
+  reconnectingShown: 0, // times the page went into "Reconnecting…"
+  connectionLog: [],    // {state: "reconnecting" | "connected", at}
+  rejoining: null,      // why the engine is being admitted afresh (null: it is not)
+  rejoins: 0,           // Rejoin clicks
+  switches: null,       // {mic, cam, screen}: our own capture switches
+  mediaRestored: null,  // the switches the engine handed back to this (reloaded) page
   roles: {},            // leaf -> "owner" | "host" | "successor" | "member"
   pendingRemovals: [],  // leaves whose removal is under way
   alerts: [],           // security alerts from the engine: {kind, message, at}

@@ -51,6 +51,22 @@ export class AudioPlayout {
     }
   }
 
+  /** Soon after the meeting shows: if the browser still holds audio back (no click on
+   * this page yet), call `prompt()` and resume on the next click or key press. */
+  resumeOnGesture(prompt) {
+    setTimeout(() => {
+      if (!this.ctx || this.ctx.state !== 'suspended') return;
+      prompt();
+      const resume = () => {
+        this.start();
+        document.removeEventListener('pointerdown', resume, true);
+        document.removeEventListener('keydown', resume, true);
+      };
+      document.addEventListener('pointerdown', resume, true);
+      document.addEventListener('keydown', resume, true);
+    }, 800);
+  }
+
   async setSinkId(id) {
     if (this.ctx && typeof this.ctx.setSinkId === 'function') await this.ctx.setSinkId(id || '');
   }

@@ -1,5 +1,6 @@
 // The honest padlock: it says "encrypted" only while the engine says so
-// ("warning": still encrypted, but the relay is not ordering our changes), and
+// ("warning": still encrypted, but the relay is not ordering our changes;
+// "reconnecting": the relay link is being restored, nothing is sent), and
 // a frame that failed to decrypt is named, with its sender, in a warning.
 
 import { h, icon } from './dom.js';
@@ -8,6 +9,7 @@ const LABELS = {
   encrypted: 'End-to-end encrypted',
   warning: 'Encrypted, changes on hold',
   rekeying: 'Renegotiating keys…',
+  reconnecting: 'Reconnecting…',
   not_encrypted: 'Not encrypted',
   unknown: 'Not encrypted yet',
 };
@@ -16,11 +18,18 @@ const DETAILS = {
   warning: 'Media is still end-to-end encrypted with the current keys, but the relay is not ordering '
     + 'our changes: joins, removals and new keys do not take effect until it does.',
   rekeying: 'The group is agreeing on new keys (someone joined or left). Media is held until it is done.',
+  reconnecting: 'The connection to the relay was lost and is being restored. Media is paused: '
+    + 'nothing is sent until it is back, and the meeting keys never left this computer.',
   not_encrypted: 'Nothing is being sent encrypted right now, so nothing is sent at all.',
   unknown: 'Waiting for the meeting keys.',
 };
 const CLASSES = {
-  encrypted: 'is-encrypted', warning: 'is-warning', rekeying: 'is-rekeying', not_encrypted: 'is-not', unknown: 'is-not',
+  encrypted: 'is-encrypted',
+  warning: 'is-warning',
+  rekeying: 'is-rekeying',
+  reconnecting: 'is-reconnecting',
+  not_encrypted: 'is-not',
+  unknown: 'is-not',
 };
 const ALERT_HIDE_MS = 15000;
 

@@ -1,0 +1,226 @@
+"""Media across the bridge (docs/PROTOCOL.md, "Local UI channel"): the glass's
+encoded chunks protected and sent, or dropped (fail closed); decrypted frames into
+the glass's bounded outbox, keyframe requests when its decoders have a gap, and
+rate-limited ``frame_failed`` notices. Counters are numbers only (no plaintext is
+kept: a chunk or frame lives until it is protected or queued for the glass)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..meeting import events as ev
+from ..meeting.meeting import Meeting, Phase
+from ..wire import StreamKind, WireError, pack_payload, unpack_payload
+from .connection import RelayConnectionError
+from .glass_channel import (
+    ENGINE_FRAME_HEADER,
+    FLAG_KEYFRAME,
+    GLASS_CHUNK_HEADER,
+    GlassOutbox,
+    Json,
+)
+from .session import MeetingSession
+
+FRAME_FAILED_PER_SECOND = 3
+"""``frame_failed`` messages per sender and second at most."""
+KEYFRAME_ASK_INTERVAL = 0.5
+"""Seconds between two keyframe requests for the same sender and stream."""
+NOTICE_INTERVAL = 1.0
+"""Seconds between two notices about dropped or malformed chunks."""
+
+
+@dataclass
+class BridgeCounters:
+    """What crossed the bridge (numbers only, for tests and benchmarks)."""
+
+    chunks_received: int = 0
+    """Encoded chunks from the glass."""
+    chunks_sent: int = 0
+    """... protected with SFrame and sent to the relay."""
+    chunks_dropped: int = 0
+    """... dropped because media was not encrypted (before joining, in the lobby, rekeying,
+    reconnecting, after leaving): never sent anywhere."""
+    chunks_malformed: int = 0
+    frames_to_glass: int = 0
+    """Decrypted frames queued for the glass."""
+    frames_dropped_slow_glass: int = 0
+    """Decrypted frames dropped because the glass did not keep up (or was not connected)."""
+    sessions: int = 0
+    """Meeting sessions started (a join, then each rejoin)."""
+    tabs_returned: int = 0
+    """Times a glass came back within the grace after its tab went away (reloads)."""
+    reconnects_seen: int = 0
+    """Times the relay link came back after an outage (keyframes were asked for)."""
+
+
+class FrameForwarder:
+    """Frames to one glass at a time; ``meeting()`` is the meeting core now (or None)."""
+
+    def __init__(
+        self,
+        counters: BridgeCounters,
+        meeting: Callable[[], Meeting | None],
+        send: Callable[[Json], None],
+        away: Callable[[int], bool],
+    ) -> None:
+        self.counters = counters
+        self.outbox: GlassOutbox | None = None
+        self._meeting = meeting
+        self._send = send
+        self._away = away
+        self._needs_keyframe: set[tuple[int, int]] = set()
+        self._last_request: dict[tuple[int, int], float] = {}
+        self._failed_window: dict[int | None, tuple[float, int]] = {}
+
+    def reset(self) -> None:
+        """A new meeting core (a fresh admission): its leaves are new."""
+        self._needs_keyframe.clear()
+        self._last_request.clear()
+        self._failed_window.clear()
+
+    def decoders_gone(self) -> None:
+        """The glass's decoders start afresh (a new glass): nothing to skip for them."""
+        self._needs_keyframe.clear()
+
+    def expect_keyframes(self) -> None:
+        """Every member's video and screen have a gap (the relay link dropped): skip their
+        deltas until each sends a keyframe, so the glass never decodes a broken picture."""
+        meeting = self._meeting()
+        if meeting is None or meeting.phase is not Phase.in_meeting:
+            return
+        for entry in meeting.roster:
+            if entry.leaf != meeting.own_leaf:
+                for kind in (StreamKind.video, StreamKind.screen):
+                    self._needs_keyframe.add((entry.leaf, int(kind)))
+
+    def forward(self, event: ev.MediaFrameDecrypted) -> None:
+        try:
+            capture_us, data = unpack_payload(event.payload)
+        except WireError:
+            self.failed(ev.FrameRejected("media plaintext without codec data", event.sender))
+            return
+        key = (event.sender, int(event.kind))
+        if event.kind != StreamKind.audio and key in self._needs_keyframe:
+            if not event.keyframe:
+                self.counters.frames_dropped_slow_glass += 1
+                self.ask_keyframe(event.sender, event.kind)  # until one comes (rate-limited)
+                return
+            self._needs_keyframe.discard(key)
+        outbox = self.outbox
+        flags = FLAG_KEYFRAME if event.keyframe else 0
+        frame = ENGINE_FRAME_HEADER.pack(int(event.kind), flags, event.sender, capture_us) + data
+        if outbox is not None and outbox.put_media(frame):
+            self.counters.frames_to_glass += 1
+            return
+        self.counters.frames_dropped_slow_glass += 1
+        if event.kind != StreamKind.audio and outbox is not None:
+            # The glass's decoder has a gap now: skip deltas until a keyframe, and ask for one.
+            self._needs_keyframe.add(key)
+            self.ask_keyframe(event.sender, event.kind)
+
+    def ask_keyframe(self, leaf: int, kind: StreamKind) -> bool:
+        """Queue a keyframe request to ``leaf`` (at most one per interval; none while it is
+        away: its connection is not known); True if queued. The caller sends what the core
+        queued (the session's reader does, after events)."""
+        meeting = self._meeting()
+        if meeting is None or meeting.phase is not Phase.in_meeting or self._away(leaf):
+            return False
+        now = time.monotonic()
+        key = (leaf, int(kind))
+        if now - self._last_request.get(key, 0.0) < KEYFRAME_ASK_INTERVAL:
+            return False
+        self._last_request[key] = now
+        meeting.request_keyframe(leaf, kind)
+        return True
+
+    def ask_everyone(self, only: int | None = None) -> bool:
+        """Ask every other member (or just leaf ``only``) for video and screen keyframes
+        (a glass with new decoders, or a gap); True if anything was queued."""
+        meeting = self._meeting()
+        if meeting is None or meeting.phase is not Phase.in_meeting:
+            return False
+        asked = False
+        for entry in meeting.roster:
+            if entry.leaf != meeting.own_leaf and only in (None, entry.leaf):
+                for kind in (StreamKind.video, StreamKind.screen):
+                    self._last_request.pop((entry.leaf, int(kind)), None)
+                    asked = self.ask_keyframe(entry.leaf, kind) or asked
+        return asked
+
+    def failed(self, event: ev.FrameRejected) -> None:
+        """Tell the glass a frame failed (at most FRAME_FAILED_PER_SECOND per sender)."""
+        now = time.monotonic()
+        start, count = self._failed_window.get(event.sender, (now, 0))
+        if now - start >= 1.0:
+            start, count = now, 0
+        if count >= FRAME_FAILED_PER_SECOND:
+            self._failed_window[event.sender] = (start, count)
+            return
+        self._failed_window[event.sender] = (start, count + 1)
+        name: str | None = None
+        meeting = self._meeting()
+        if event.sender is not None and meeting is not None:
+            for entry in meeting.roster:
+                if entry.leaf == event.sender:
+                    name = entry.name
+        self._send(
+            {"type": "frame_failed", "sender": event.sender, "name": name, "reason": event.reason}
+        )
+
+
+class ChunkSender:
+    """Encoded chunks from the glass: protected with SFrame and sent, or dropped (fail
+    closed: nothing is sent or queued unless media is encrypted under the current epoch
+    and the relay link is up). ``dropped()`` tells the glass why (the padlock), and
+    ``error(text)`` what was malformed; each at most once per NOTICE_INTERVAL."""
+
+    def __init__(
+        self,
+        counters: BridgeCounters,
+        dropped: Callable[[], None],
+        error: Callable[[str], None],
+    ) -> None:
+        self.counters = counters
+        self._dropped = dropped
+        self._error = error
+        self._last_drop_notice = 0.0
+        self._last_malformed_notice = 0.0
+
+    async def handle(self, data: bytes, session: MeetingSession | None) -> None:
+        """One chunk; ``session`` is None while nothing may be sent at all."""
+        self.counters.chunks_received += 1
+        head = GLASS_CHUNK_HEADER.size
+        if len(data) <= head or data[0] > StreamKind.screen or data[1] & ~FLAG_KEYFRAME:
+            self.counters.chunks_malformed += 1
+            now = time.monotonic()
+            if now - self._last_malformed_notice >= NOTICE_INTERVAL:
+                self._last_malformed_notice = now
+                self._error("malformed media chunk dropped (see Local UI channel in PROTOCOL.md)")
+            return
+        kind_b, flags, capture_us = GLASS_CHUNK_HEADER.unpack_from(data)
+        sent = False
+        if session is not None:
+            try:
+                sent = await session.send_media(
+                    StreamKind(kind_b),
+                    bool(flags & FLAG_KEYFRAME),
+                    pack_payload(capture_us, data[head:]),
+                )
+            except WireError as exc:
+                self._error(f"media chunk not sent: {exc}")
+                return
+            except RelayConnectionError:
+                sent = False
+        if sent:
+            self.counters.chunks_sent += 1
+            return
+        self.counters.chunks_dropped += 1
+        now = time.monotonic()
+        if now - self._last_drop_notice >= NOTICE_INTERVAL:
+            self._last_drop_notice = now
+            self._dropped()
+
+
+__all__ = ["FRAME_FAILED_PER_SECOND", "BridgeCounters", "ChunkSender", "FrameForwarder"]

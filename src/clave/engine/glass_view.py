@@ -1,0 +1,155 @@
+"""What the glass is shown: the ``state`` and ``padlock`` messages of the Local UI
+channel (docs/PROTOCOL.md), built from the meeting core and the relay link.
+
+The padlock says "encrypted" only while media is protected under the current
+epoch (:attr:`Meeting.encrypted`) *and* the relay link is up; while the engine
+reconnects it says so ("reconnecting": media paused, nothing is sent, the keys
+stay on this computer). There is no unencrypted fallback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..meeting.link import MeetingLink
+from ..meeting.meeting import Meeting, Phase
+from .glass_channel import Json
+
+CONNECTED = "connected"
+RECONNECTING = "reconnecting"
+CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """Everything the two messages are made of."""
+
+    phase: str
+    """``prejoin``, ``connecting``, ``lobby``, ``in_meeting`` or ``ended``."""
+    meeting: Meeting | None
+    link: MeetingLink
+    """The invitation as it is now (a host may have replaced it)."""
+    auto_admit: bool
+    """What a host glass starts with before its meeting's policy exists."""
+    joining: bool = False
+    """Connecting to the relay, no meeting core yet."""
+    connection: str | None = None
+    """The relay link: ``connected``, ``reconnecting``, ``closed``; None without a session."""
+    reconnects: int = 0
+    rejoining: str | None = None
+    """Why the engine is being admitted afresh (it missed too much while away)."""
+    rejoin: str | None = None
+    """After the meeting ended: what "Rejoin" does, ``knock`` (ask through the lobby) or
+    ``restart`` (the owner starts its meeting again); None while not offered."""
+
+
+def state_message(view: View) -> Json:
+    """The ``state`` message (engine -> glass)."""
+    meeting = view.meeting
+    in_meeting = meeting is not None and meeting.phase is Phase.in_meeting
+    is_host = bool(in_meeting and meeting is not None and meeting.is_host)
+    roster: list[Json] = []
+    lobby: list[Json] = []
+    policy = {"locked": False, "auto_admit": view.auto_admit}
+    pending: list[int] = []
+    if meeting is not None and in_meeting:
+        roster = [
+            {
+                "leaf": e.leaf,
+                "name": e.name,
+                "fingerprint": e.fingerprint,
+                "is_host": e.is_host,
+                "is_self": e.is_self,
+                "role": e.role.value,
+                "familiarity": e.familiarity,
+                "verified": e.verified,
+                "confusable_with": e.confusable_with,
+            }
+            for e in meeting.roster
+        ]
+        if is_host:
+            lobby = [
+                {
+                    "id": r.request_id,
+                    "name": r.display_name,
+                    "fingerprint": r.fingerprint,
+                    "familiarity": r.familiarity,
+                    "confusable_with": r.confusable_with,
+                }
+                for r in meeting.lobby
+            ]
+        p = meeting.policy
+        if p is not None:
+            policy = {"locked": p.locked, "auto_admit": p.auto_admit}
+        pending = list(meeting.pending_removals)
+    return {
+        "type": "state",
+        "phase": view.phase,
+        "self_leaf": meeting.own_leaf if meeting is not None else None,
+        "is_host": is_host,
+        "epoch": meeting.epoch if meeting is not None else None,
+        "security_code": meeting.security_code if meeting is not None else None,
+        "roster": roster,
+        "lobby": lobby,
+        "policy": policy,
+        "pending_removals": pending,
+        "ordering": meeting.ordering_stalled if meeting is not None else None,
+        "link": view.link.url if in_meeting else None,
+        "info_url": view.link.info_url,
+        "connection": view.connection,
+        "reconnects": view.reconnects,
+        "rejoining": view.rejoining,
+        "rejoin": view.rejoin if view.phase == "ended" else None,
+    }
+
+
+def padlock_message(view: View) -> Json:
+    """The ``padlock`` message: what is true about media right now."""
+    meeting = view.meeting
+    if view.phase == "ended" or (meeting is not None and meeting.phase is Phase.ended):
+        return _padlock("not_encrypted", "not in the meeting any more: nothing is sent")
+    if view.rejoining and (meeting is None or meeting.phase is not Phase.in_meeting):
+        return _padlock(
+            "not_encrypted",
+            "rejoining: being admitted again through the lobby; nothing is sent meanwhile",
+        )
+    if meeting is None:
+        if view.joining:
+            return _padlock("not_encrypted", "connecting to the relay: nothing is sent yet")
+        return _padlock("not_encrypted", "not in the meeting yet: nothing is sent")
+    if view.connection == RECONNECTING:
+        return _padlock(
+            "reconnecting",
+            "the connection to the relay was lost and is being restored: media is paused "
+            "and nothing is sent meanwhile; the meeting's keys never left this computer",
+        )
+    if meeting.phase is Phase.connecting:
+        return _padlock("not_encrypted", "connecting to the relay: nothing is sent yet")
+    if meeting.phase is Phase.lobby:
+        return _padlock("not_encrypted", "waiting to be admitted: nothing is sent yet")
+    if not meeting.encrypted:
+        return _padlock(
+            "rekeying", "new keys are being installed: media is held back until they are"
+        )
+    if meeting.ordering_stalled is not None:
+        return _padlock(
+            "warning",
+            "the relay is not ordering changes: "
+            f"{meeting.ordering_stalled}. Media stays encrypted under epoch {meeting.epoch}",
+        )
+    if meeting.commit_in_flight:
+        return _padlock(
+            "rekeying",
+            f"keys are being renegotiated; media stays encrypted under epoch {meeting.epoch}",
+        )
+    return _padlock(
+        "encrypted",
+        f"media is end-to-end encrypted (SFrame keys of MLS epoch {meeting.epoch})",
+    )
+
+
+def _padlock(state: str, detail: str) -> Json:
+    return {"type": "padlock", "state": state, "detail": detail}
+
+
+__all__ = ["CLOSED", "CONNECTED", "RECONNECTING", "View", "padlock_message", "state_message"]

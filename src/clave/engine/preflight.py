@@ -1,0 +1,106 @@
+"""Is a Clave relay there? Checked before ``clave meet`` / ``clave join`` show anything.
+
+A relay that is down, a typo in its address, ``https://`` to a plain-http port or
+a web server that is not a Clave relay should be said in one line before the
+pre-join screen, not discovered as a traceback, a silent hang or "meeting ended"
+for a meeting never joined. Two requests, each bounded by a short timeout:
+
+1. ``GET /healthz`` on the relay's base URL must answer 200 with the body ``ok``
+   (what :mod:`clave.relay.server` answers);
+2. a WebSocket upgrade of the relay URL (``/ws``) must succeed; it is closed at
+   once, before any room is entered. A proxy in front of the relay that forwards
+   plain requests but not WebSocket upgrades fails here.
+
+Nothing secret is sent: neither request carries the invitation, a token or a room id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from urllib.parse import urlsplit
+
+import aiohttp
+
+TIMEOUT = 5.0
+"""Seconds each request may take."""
+HEALTH_PATH = "/healthz"
+HEALTH_BODY = "ok"
+_MAX_BODY = 64
+
+
+class RelayUnusable(Exception):
+    """The relay cannot be used; the message is one line for the user."""
+
+
+async def check_relay(base_url: str, ws_url: str, *, timeout: float = TIMEOUT) -> None:
+    """Raise :class:`RelayUnusable` unless a Clave relay answers at ``base_url``
+    (``https://HOST[:PORT]``) and accepts a WebSocket at ``ws_url``."""
+    limit = aiohttp.ClientTimeout(total=timeout)
+    async with aiohttp.ClientSession(timeout=limit) as http:
+        await _check_health(http, base_url, timeout)
+        await _check_websocket(http, base_url, ws_url, timeout)
+
+
+async def _check_health(http: aiohttp.ClientSession, base_url: str, timeout: float) -> None:
+    where = base_url.rstrip("/")
+    try:
+        async with http.get(f"{where}{HEALTH_PATH}", allow_redirects=False) as response:
+            status = response.status
+            body = (await response.content.read(_MAX_BODY)).decode("utf-8", "replace")
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        raise RelayUnusable(_unreachable(where, exc, timeout)) from None
+    if status != 200 or body.strip() != HEALTH_BODY:
+        answer = f"HTTP {status}" if status != 200 else "something else"
+        raise RelayUnusable(
+            f"{where} answers, but it is not a Clave relay (GET {HEALTH_PATH} gave {answer}, "
+            f'not "{HEALTH_BODY}"): check the address'
+        )
+
+
+async def _check_websocket(
+    http: aiohttp.ClientSession, base_url: str, ws_url: str, timeout: float
+) -> None:
+    where = base_url.rstrip("/")
+    try:
+        ws = await http.ws_connect(ws_url, compress=0, autoping=False)
+    except aiohttp.WSServerHandshakeError as exc:
+        raise RelayUnusable(
+            f"{where} is a Clave relay, but its WebSocket at {urlsplit(ws_url).path} refused "
+            f"the upgrade (HTTP {exc.status}): a proxy in front of it must pass WebSocket "
+            "upgrades"
+        ) from None
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        raise RelayUnusable(_unreachable(where, exc, timeout)) from None
+    with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError, asyncio.CancelledError):
+        await ws.close()
+
+
+def _unreachable(where: str, exc: BaseException, timeout: float) -> str:
+    """One line for a request that got no HTTP answer at all."""
+    host = urlsplit(where).netloc
+    secure = where.startswith("https:")
+    if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
+        return f"no answer from the relay at {where} within {timeout:g} s"
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return f"the relay at {where} has a TLS certificate this computer does not trust"
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return (
+            f"no TLS at {where}: the port answers, but not with https (a plain-http port?); "
+            "a relay reached over the internet needs TLS in front of it"
+        )
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return f"cannot find the relay's host {urlsplit(where).hostname!r} (name not found)"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        if isinstance(exc.os_error, ConnectionRefusedError):
+            return f"nothing is listening at {host} (connection refused): is the relay running?"
+        return f"cannot connect to the relay at {where}: {exc.os_error.strerror or exc.os_error}"
+    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError) or (
+        isinstance(exc, aiohttp.ClientResponseError) and exc.status == 400
+    ):
+        hint = "" if secure else " (is it an https port? then the relay's address starts with https://)"
+        return f"{where} does not answer like a Clave relay{hint}"
+    return f"cannot reach the relay at {where}: {type(exc).__name__}"
+
+
+__all__ = ["TIMEOUT", "RelayUnusable", "check_relay"]

@@ -1,0 +1,224 @@
+// This participant's own capture: microphone, camera and screen switches, the
+// devices behind them, what the media worker encodes, and the buttons that show
+// it. The engine remembers the switches (`media_state`), so a reloaded tab
+// starts as it was: mute and camera-off survive a reload.
+
+import { LocalMedia, captureScreen, describeMediaError } from '../media/capture.js';
+import { stats } from '../stats.js';
+import { $ } from './dom.js';
+import { toast } from './toast.js';
+
+export class LocalControls {
+  /**
+   * link: the EngineLink; stage, prejoin: UI parts showing our own video;
+   * canSend(): in the meeting with the relay link up; canShare(): in the meeting;
+   * canReport(): the engine said hello (so reports do not overwrite what it remembered);
+   * onError(message).
+   */
+  constructor({ link, stage, prejoin, canSend, canShare, canReport, onError }) {
+    this.link = link;
+    this.stage = stage;
+    this.prejoin = prejoin;
+    this.canSend = canSend;
+    this.canShare = canShare;
+    this.canReport = canReport;
+    this.onError = onError;
+    this.media = new LocalMedia();
+    this.micOn = true;
+    this.camOn = true;
+    this.screenTrack = null;
+    this.camBusy = false;
+    this.lastReported = '';
+    this.media.onTracksChanged = () => this._tracksChanged();
+    $('#toggle-mic').addEventListener('click', () => this.toggleMic());
+    $('#toggle-cam').addEventListener('click', () => this.toggleCam());
+    $('#toggle-screen').addEventListener('click', () => this.toggleScreen());
+  }
+
+  _tracksChanged() {
+    const { media } = this;
+    this.link.setSource('audio', media.audioTrack);
+    this.link.setSource('video', this.camOn ? media.videoTrack : null);
+    this.prejoin.showPreview(this.camOn ? media.videoTrack : null, this.camOn ? 'No camera' : 'Camera is off');
+    this.stage.get('p:self')?.setStream(this.camOn ? media.videoTrack : null);
+    this.updateSending();
+  }
+
+  /** Encode and send only in the meeting, with the relay link up, and only what is on. */
+  updateSending() {
+    const live = this.canSend();
+    this.link.enable({
+      audio: live && this.micOn && !!this.media.audioTrack,
+      video: live && this.camOn && !!this.media.videoTrack,
+      screen: live && !!this.screenTrack,
+    });
+  }
+
+  /** Open the microphone (and the camera if it is on); switches follow what opened. */
+  async openDevices() {
+    const errors = await this.media.open({ withCamera: this.camOn });
+    if (!this.media.videoTrack) {
+      this.camOn = false;
+      this.prejoin.showPreview(null, errors.find((e) => e.includes('camera')) || 'Camera is off');
+    }
+    if (!this.media.audioTrack) this.micOn = false;
+    for (const e of errors) this.onError(e);
+    this.render();
+    this.updateSending();
+  }
+
+  /** Fill the pre-join device pickers (labels appear once permission is granted). */
+  async refreshDevices() {
+    try {
+      const devices = await this.media.listDevices();
+      const speakerSupported = typeof AudioContext !== 'undefined' && 'setSinkId' in AudioContext.prototype;
+      this.prejoin.setDevices(devices, this.media.activeIds(), speakerSupported);
+    } catch (err) {
+      console.warn('clave: enumerateDevices failed', err);
+    }
+  }
+
+  /** The engine remembered this page's switches (a reload): start as they were. */
+  applyPrefs(prefs) {
+    if (prefs) {
+      stats.mediaRestored = { ...prefs };
+      this.micOn = prefs.mic;
+      if (!prefs.cam && this.camOn) {
+        this.camOn = false;
+        if (this.media.videoTrack) this.media.stopCamera();
+      }
+      if (prefs.screen) {
+        toast('Your screen share stopped when this page reloaded. Press "Share screen" to share again.',
+          { ms: 8000, iconName: 'screen' });
+      }
+    }
+    this.render();
+    this.updateSending();
+  }
+
+  /** Tell the engine how the switches are, so a reloaded tab gets them back. */
+  report() {
+    if (!this.canReport()) return;
+    const message = { type: 'media_state', mic: this.micOn, cam: this.camOn, screen: !!this.screenTrack };
+    const key = JSON.stringify(message);
+    if (key !== this.lastReported && this.link.send(message)) this.lastReported = key;
+  }
+
+  async toggleMic() {
+    const turningOn = !this.micOn;
+    if (turningOn && !this.media.audioTrack) {
+      try {
+        await this.media.setMic(this.media.micId);
+      } catch (err) {
+        this.onError(describeMediaError(err, 'microphone'));
+        return;
+      }
+    }
+    this.micOn = turningOn;
+    this.render();
+    this.updateSending();
+  }
+
+  async toggleCam() {
+    if (this.camBusy) return;
+    this.camBusy = true;
+    try {
+      if (this.camOn) {
+        this.camOn = false;
+        this.media.stopCamera();
+      } else {
+        try {
+          await this.media.startCamera();
+          this.camOn = true;
+        } catch (err) {
+          this.onError(describeMediaError(err, 'camera'));
+        }
+        this._tracksChanged();
+      }
+    } finally {
+      this.camBusy = false;
+      this.render();
+      this.updateSending();
+    }
+  }
+
+  async toggleScreen() {
+    if (!this.canShare()) return;
+    if (this.screenTrack) {
+      this.stopScreen();
+      return;
+    }
+    let track;
+    try {
+      track = await captureScreen();
+    } catch (err) {
+      if (err && err.name === 'NotAllowedError') return; // the user cancelled the picker
+      this.onError(describeMediaError(err, 'screen share'));
+      return;
+    }
+    if (!this.canShare()) {
+      track.stop();
+      return;
+    }
+    this.screenTrack = track;
+    track.addEventListener('ended', () => {
+      if (this.screenTrack === track) this.stopScreen();
+    });
+    this.link.setSource('screen', track);
+    const tile = this.stage.ensure('s:self', { name: 'You', screen: true, self: true, colorKey: 'self' });
+    tile.setStream(track);
+    this.render();
+    this.updateSending();
+    toast('You are presenting your screen. Everyone in the meeting can see it.', { kind: 'ok' });
+  }
+
+  stopScreen() {
+    const track = this.screenTrack;
+    this.screenTrack = null;
+    this.link.setSource('screen', null);
+    this.updateSending();
+    if (track) track.stop();
+    this.stage.remove('s:self');
+    this.render();
+  }
+
+  /** The meeting is over: nothing captured any more (the camera light goes out). The
+   * switches stay as they are, for a rejoin. */
+  stopAll() {
+    this.updateSending();
+    if (this.screenTrack) {
+      const track = this.screenTrack;
+      this.screenTrack = null;
+      this.link.setSource('screen', null);
+      track.stop();
+    }
+    this.media.stop();
+  }
+
+  /** The engine is gone. */
+  shutdown() {
+    this.media.onTracksChanged = null;
+    this.stopAll();
+  }
+
+  render() {
+    this.prejoin.setToggles(this.micOn, this.camOn);
+    const mic = $('#toggle-mic');
+    mic.setAttribute('aria-pressed', String(this.micOn));
+    mic.setAttribute('aria-label', this.micOn ? 'Mute microphone' : 'Unmute microphone');
+    mic.querySelector('.ctrl-label').textContent = this.micOn ? 'Mute' : 'Unmute';
+    mic.dataset.state = this.micOn ? 'on' : 'off';
+    const cam = $('#toggle-cam');
+    cam.setAttribute('aria-pressed', String(this.camOn));
+    cam.setAttribute('aria-label', this.camOn ? 'Turn camera off' : 'Turn camera on');
+    cam.querySelector('.ctrl-label').textContent = this.camOn ? 'Stop video' : 'Start video';
+    cam.dataset.state = this.camOn ? 'on' : 'off';
+    const share = $('#toggle-screen');
+    share.setAttribute('aria-pressed', String(!!this.screenTrack));
+    share.setAttribute('aria-label', this.screenTrack ? 'Stop sharing your screen' : 'Share your screen');
+    share.querySelector('.ctrl-label').textContent = this.screenTrack ? 'Stop sharing' : 'Share screen';
+    this.stage.get('p:self')?.setMicMuted(!this.micOn);
+    stats.switches = { mic: this.micOn, cam: this.camOn, screen: !!this.screenTrack };
+    this.report();
+  }
+}
