@@ -3,7 +3,9 @@ temporary directory, never in the user's real configuration directory."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -20,3 +22,23 @@ def _private_config_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[No
         os.environ.pop("CLAVE_CONFIG_DIR", None)
     else:
         os.environ["CLAVE_CONFIG_DIR"] = old
+
+
+@pytest.fixture
+def live_relay() -> Iterator[str]:
+    """A relay on 127.0.0.1 in a thread of its own, for tests whose engines only need one to
+    answer (``clave meet``/``join`` check that one does before they show anything); yields
+    its base URL."""
+    from clave.relay.server import start_relay
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="live-relay", daemon=True)
+    thread.start()
+    runner, port = asyncio.run_coroutine_threadsafe(start_relay("127.0.0.1", 0), loop).result(10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()

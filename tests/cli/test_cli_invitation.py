@@ -9,7 +9,6 @@ Each test scans ``/proc/*/cmdline`` of every process on the machine for the secr
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import pty
 import queue
@@ -38,31 +37,6 @@ UNREACHABLE = "http://127.0.0.1:9"  # the discard port: nothing answers there
 
 def fresh_link(base: str = UNREACHABLE) -> MeetingLink:
     return new_link(base, os.urandom, os.urandom(32))
-
-
-@contextlib.contextmanager
-def live_relay() -> Iterator[str]:
-    """A relay on 127.0.0.1 in a thread of its own: ``clave join`` checks that one answers
-    before it shows anything. Yields its base URL."""
-    from clave.relay.server import start_relay
-
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="live-relay", daemon=True)
-    thread.start()
-    runner, port = asyncio.run_coroutine_threadsafe(start_relay("127.0.0.1", 0), loop).result(10)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
-
-
-@pytest.fixture
-def relay() -> Iterator[str]:
-    with live_relay() as base:
-        yield base
 
 
 def secret_forms(link: MeetingLink) -> list[bytes]:
@@ -164,8 +138,8 @@ def stop(proc: subprocess.Popen[str], out: Output) -> tuple[str, str]:
 # ---------------------------------------------------------------------------- clave join
 
 
-def test_join_reads_the_invitation_from_stdin_and_no_command_line_holds_it(relay: str) -> None:
-    link = fresh_link(relay)
+def test_join_reads_the_invitation_from_stdin_and_no_command_line_holds_it(live_relay: str) -> None:
+    link = fresh_link(live_relay)
     proc = subprocess.Popen(
         [*CLAVE, "join", "--no-browser", "--name", "Grace"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -224,8 +198,8 @@ def test_join_without_an_invitation_fails_clearly() -> None:
     assert done.returncode == 2 and "not an invitation" in done.stderr
 
 
-def test_join_prompts_without_echo_on_a_terminal(relay: str) -> None:
-    link = fresh_link(relay)
+def test_join_prompts_without_echo_on_a_terminal(live_relay: str) -> None:
+    link = fresh_link(live_relay)
     pid, master = pty.fork()
     if pid == 0:  # the child: clave join on a terminal of its own
         try:

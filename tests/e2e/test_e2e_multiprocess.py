@@ -24,9 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import signal
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +31,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from aiohttp import WSMsgType
+from clave_process import Proc
 from e2e_helpers import RawClient, run, wait_until
 
 from clave.meeting.link import MeetingLink, parse_link
@@ -69,96 +67,6 @@ MIN_AUDIO = 50
 
 Report = dict[str, Any]
 MEMBERS = ("host", "g1", "g2", "g3")
-
-
-@dataclass
-class Proc:
-    """One ``clave`` child process; stdout is read line by line, stderr goes to a file."""
-
-    name: str
-    proc: asyncio.subprocess.Process
-    stderr: Path
-    lines: list[str] = field(default_factory=list)
-
-    @classmethod
-    async def spawn(cls, name: str, cwd: Path, *args: str, stdin: str | None = None) -> Proc:
-        """Start ``clave ARGS``; ``stdin`` (an invitation) is written to its standard input."""
-        stderr = cwd / f"{name}.stderr"
-        with stderr.open("wb") as err:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "clave.cli",
-                *args,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=err,
-                stdin=asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE,
-                cwd=cwd,
-                env={
-                    **os.environ,
-                    "PYTHONUNBUFFERED": "1",
-                    "CLAVE_CONFIG_DIR": str(cwd / f"{name}-config"),
-                },
-            )
-        if stdin is not None:
-            assert proc.stdin is not None
-            proc.stdin.write(stdin.encode() + b"\n")
-            await proc.stdin.drain()
-            proc.stdin.close()
-        return cls(name, proc, stderr)
-
-    def command_line(self) -> bytes:
-        """What every local user can read of this process (Linux), or b"" elsewhere."""
-        try:
-            return Path(f"/proc/{self.proc.pid}/cmdline").read_bytes()
-        except OSError:
-            return b""
-
-    def _explain(self) -> str:
-        err = self.stderr.read_text(errors="replace")[-2000:] if self.stderr.exists() else ""
-        return f"{self.name} (exit {self.proc.returncode}) stdout {self.lines!r} stderr:\n{err}"
-
-    async def expect(self, prefix: str, timeout: float = 20.0) -> str:
-        """Read stdout until a line starting with ``prefix``; return the rest of that line."""
-        assert self.proc.stdout is not None
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            try:
-                raw = await asyncio.wait_for(self.proc.stdout.readline(), deadline - loop.time())
-            except TimeoutError:
-                raise AssertionError(
-                    f"no {prefix!r} within {timeout} s: {self._explain()}"
-                ) from None
-            if not raw:
-                await self.proc.wait()
-                raise AssertionError(f"exited before printing {prefix!r}: {self._explain()}")
-            line = raw.decode(errors="replace").rstrip("\n")
-            self.lines.append(line)
-            if line.startswith(prefix):
-                return line[len(prefix) :]
-
-    async def finish(self, timeout: float) -> None:
-        """Wait for a clean exit (status 0), reading the rest of stdout."""
-        assert self.proc.stdout is not None
-        try:
-            rest = await asyncio.wait_for(self.proc.stdout.read(), timeout)
-            await asyncio.wait_for(self.proc.wait(), 5)
-        except TimeoutError:
-            raise AssertionError(f"did not exit within {timeout} s: {self._explain()}") from None
-        self.lines.extend(rest.decode(errors="replace").splitlines())
-        assert self.proc.returncode == 0, self._explain()
-
-    def terminate(self) -> None:
-        if self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGTERM)
-
-    async def kill(self) -> None:
-        if self.proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.kill()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.proc.wait(), 5)
 
 
 @dataclass

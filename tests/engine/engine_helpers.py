@@ -10,9 +10,8 @@ import asyncio
 import contextlib
 import json
 import struct
-import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -28,26 +27,6 @@ Json = dict[str, Any]
 AUDIO, VIDEO = 0, 1
 ENGINE_FRAME = struct.Struct(">BBIQ")
 GLASS_CHUNK = struct.Struct(">BBQ")
-
-
-@contextlib.contextmanager
-def live_relay() -> Iterator[str]:
-    """A relay on 127.0.0.1 in a thread of its own (for tests whose engines only need one
-    to answer, e.g. the check ``clave meet``/``join`` make before showing anything);
-    yields its base URL."""
-    from clave.relay.server import start_relay
-
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="live-relay", daemon=True)
-    thread.start()
-    runner, port = asyncio.run_coroutine_threadsafe(start_relay("127.0.0.1", 0), loop).result(10)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
 
 
 def run(scenario: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:

@@ -15,11 +15,9 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from engine_helpers import live_relay
 
 from clave.engine import handler
 
@@ -175,16 +173,9 @@ def engine_pid(marker: str) -> int | None:
     return None
 
 
-@pytest.fixture
-def relay() -> Iterator[str]:
-    """A live relay: the engine checks that one answers before it shows anything."""
-    with live_relay() as base:
-        yield base
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_xdg_open_of_an_invitation_starts_an_engine_with_a_clean_command_line(
-    tmp_path: Path, relay: str
+    tmp_path: Path, live_relay: str
 ) -> None:
     """What a browser does with a clicked clave:// link on a desktop xdg-open does not
     recognise: ``xdg-open URL`` runs the handler and waits for it. ``clave open``
@@ -203,7 +194,7 @@ def test_xdg_open_of_an_invitation_starts_an_engine_with_a_clean_command_line(
     marker = uuid.uuid4().hex
     env.update(DISPLAY=":99", BROWSER=str(browser), CLAVE_TEST_MARKER=marker)
 
-    link = new_link(relay, os.urandom, os.urandom(32))  # answers, but no meeting is joined
+    link = new_link(live_relay, os.urandom, os.urandom(32))  # answers, but no meeting is joined
     forms = [b64url_encode(link.secret).encode(), link.secret.hex().encode()]
     opener = subprocess.Popen(
         ["xdg-open", link.url], env=env, stdin=subprocess.DEVNULL,

@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
-from engine_helpers import live_relay, raw_request, run
+from engine_helpers import raw_request, run
 
 from clave.engine.launcher import Launcher, LauncherError, launcher_html, read_target
 
@@ -147,17 +147,10 @@ def recorder(tmp_path: Path) -> tuple[Path, Path]:
     return script, out
 
 
-@pytest.fixture
-def relay() -> Iterator[str]:
-    """A live relay: ``clave join`` checks that one answers before it shows anything."""
-    with live_relay() as base:
-        yield base
-
-
-def invitation(relay: str) -> tuple[str, bytes]:
+def invitation(live_relay: str) -> tuple[str, bytes]:
     from clave.meeting.link import new_link
 
-    link = new_link(relay, os.urandom, os.urandom(32))  # answers, but no meeting is joined
+    link = new_link(live_relay, os.urandom, os.urandom(32))  # answers, but no meeting is joined
     return link.url, link.secret
 
 
@@ -206,11 +199,11 @@ async def until_file(path: Path, marker: str) -> str:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_join_opens_the_browser_with_the_launcher_never_the_token(
-    tmp_path: Path, relay: str
+    tmp_path: Path, live_relay: str
 ) -> None:
     browser, recorded = recorder(tmp_path)
     env = engine_env(tmp_path, browser)
-    url, secret = invitation(relay)
+    url, secret = invitation(live_relay)
 
     async def scenario() -> None:
         proc = await asyncio.create_subprocess_exec(
@@ -275,10 +268,10 @@ def test_join_opens_the_browser_with_the_launcher_never_the_token(
     run(scenario(), timeout=ENGINE_TIMEOUT * 3)
 
 
-def test_no_browser_prints_the_launcher_not_the_token(tmp_path: Path, relay: str) -> None:
+def test_no_browser_prints_the_launcher_not_the_token(tmp_path: Path, live_relay: str) -> None:
     browser, recorded = recorder(tmp_path)
     env = engine_env(tmp_path, browser)
-    url, _ = invitation(relay)
+    url, _ = invitation(live_relay)
 
     async def scenario() -> None:
         proc = await asyncio.create_subprocess_exec(
