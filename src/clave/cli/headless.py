@@ -1,0 +1,63 @@
+"""``clave meet --headless`` / ``clave join --headless``: a participant without a browser
+(test-pattern VP8 and an Opus tone), reporting what it decoded."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from dataclasses import asdict
+
+from .meeting import meeting_config, on_stop_signals, open_meeting, open_store, print_invitation
+
+JOIN_WAIT = 30.0
+"""Seconds a headless participant waits to be admitted."""
+
+
+async def participate(args: argparse.Namespace) -> int:
+    from ..engine.headless import HeadlessParticipant
+
+    identity, people, save_people = open_store()
+    opened = await open_meeting(args)
+    link = opened.link
+    me = HeadlessParticipant(
+        link,
+        args.name,
+        host=opened.host,
+        owner_key=opened.owner_key,
+        auto_admit=not getattr(args, "no_auto_admit", False),
+        video=not args.no_video,
+        audio=not args.no_audio,
+        identity=identity,
+        people=people,
+        config=meeting_config(args),
+    )
+
+    stop = asyncio.Event()
+    on_stop_signals(stop)
+    try:
+        await me.start()
+        print_invitation(link, opened.host)
+        if not await me.wait_joined(JOIN_WAIT):
+            print(f"clave: not admitted within {JOIN_WAIT:g} s", file=sys.stderr)
+            return 1
+        print(f"joined as {args.name}; security code {me.report.security_code}", flush=True)
+        for text in args.chat:
+            await me.chat(text)
+        waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(me.ended.wait())]
+        await asyncio.wait(waiters, timeout=args.duration, return_when=asyncio.FIRST_COMPLETED)
+        for w in waiters:
+            w.cancel()
+        if args.linger > 0 and not me.ended.is_set():
+            await me.depart_and_observe(args.linger)
+    finally:
+        report = await me.stop()
+        save_people(people)
+        await opened.close()
+    for sender, kinds in sorted(report.decoded.items()):
+        print(f"decoded from {sender}: video {kinds.get('video', 0)} audio {kinds.get('audio', 0)}")
+    if args.report:
+        with open(args.report, "w") as f:
+            json.dump(asdict(report), f)
+    return 0
