@@ -64,6 +64,7 @@ async def browse(args: argparse.Namespace) -> int:
         config=meeting_config(args),
         tab_grace=args.tab_grace,
         on_ended=ended,
+        relay_trust=opened.trust,
     )
 
     server = UIServer(bridge, port=args.port, launcher=True)
@@ -74,7 +75,8 @@ async def browse(args: argparse.Namespace) -> int:
             await server.start()
         except OSError as exc:
             raise CliError(
-                f"cannot serve the meeting page on 127.0.0.1:{args.port}: {exc.strerror}",
+                f"cannot serve the meeting page on 127.0.0.1:{args.port}: "
+                f"{os.strerror(exc.errno) if exc.errno else exc}",
                 EXIT_LOCAL,
             ) from None
         launcher = server.launcher_url

@@ -6,13 +6,41 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 from dataclasses import asdict
+from typing import TYPE_CHECKING
 
+from .errors import EXIT_NOT_ADMITTED, CliError
 from .meeting import meeting_config, on_stop_signals, open_meeting, open_store, print_invitation
+
+if TYPE_CHECKING:
+    from ..engine.headless import ParticipantReport
 
 JOIN_WAIT = 30.0
 """Seconds a headless participant waits to be admitted."""
+DECLINED = {
+    "declined": "not admitted: the host declined your request to join",
+    "locked": "not admitted: the meeting is locked (the host is not admitting anyone now)",
+    "full": "not admitted: the meeting's lobby is full (try again later)",
+}
+"""What ``join`` says for each answer a host can give (:class:`clave.meeting.lobby.Outcome`)."""
+ROOM_FULL = "not admitted: the meeting is full (its relay takes no more participants)"
+NOBODY_ANSWERED = (
+    "not admitted: nobody answered within {seconds:g} s (is a host in the meeting? "
+    "they admit you from the lobby)"
+)
+
+
+def not_admitted(report: ParticipantReport) -> str:
+    """The one line ``join`` ends with when it was not admitted."""
+    if report.declined:
+        return DECLINED.get(report.declined, f"not admitted: {report.ended_reason}")
+    if report.refused == "room_full":
+        return ROOM_FULL
+    if report.refused:
+        return f"not admitted: the relay refused ({report.ended_reason})"
+    if report.ended_reason:
+        return f"not admitted: {report.ended_reason}"
+    return NOBODY_ANSWERED.format(seconds=JOIN_WAIT)
 
 
 async def participate(args: argparse.Namespace) -> int:
@@ -32,6 +60,7 @@ async def participate(args: argparse.Namespace) -> int:
         identity=identity,
         people=people,
         config=meeting_config(args),
+        relay_trust=opened.trust,
     )
 
     stop = asyncio.Event()
@@ -40,8 +69,7 @@ async def participate(args: argparse.Namespace) -> int:
         await me.start()
         print_invitation(link, opened.host)
         if not await me.wait_joined(JOIN_WAIT):
-            print(f"clave: not admitted within {JOIN_WAIT:g} s", file=sys.stderr)
-            return 1
+            raise CliError(not_admitted(me.report), EXIT_NOT_ADMITTED)
         print(f"joined as {args.name}; security code {me.report.security_code}", flush=True)
         for text in args.chat:
             await me.chat(text)

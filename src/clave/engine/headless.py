@@ -42,6 +42,7 @@ from ..wire import StreamKind, WireError, decode_media, pack_payload, unpack_pay
 from .audit import base_key_opens
 from .connection import RelayConnectionError
 from .session import MeetingSession
+from .tls import RelayTrust
 
 log = logging.getLogger("clave.engine.headless")
 
@@ -101,6 +102,8 @@ class ParticipantReport:
     """Security alerts (counterfeit Welcomes, forged replies, ...): none in a healthy run."""
     declined: str = ""
     """A host's answer to our join request, if it turned us away."""
+    refused: str = ""
+    """The relay's error code (e.g. ``room_full``) if it refused us the room."""
     ordering_stalls: int = 0
     link_state: str = "connected"
     """The relay link when the report was taken: connected, reconnecting or closed."""
@@ -157,6 +160,7 @@ class HeadlessParticipant:
         owner_key: bytes | None = None,
         identity: Identity | None = None,
         people: PeopleBook | None = None,
+        relay_trust: RelayTrust | None = None,
     ) -> None:
         self.link = link
         self.name = name
@@ -166,6 +170,8 @@ class HeadlessParticipant:
         self.send_audio = audio
         self.config = config
         self.relay_url = relay_url
+        self.relay_trust = relay_trust
+        """How the relay's TLS certificate is checked (None: the system's CAs)."""
         self.owner_key = owner_key
         self.identity = identity
         self.people = people
@@ -217,6 +223,7 @@ class HeadlessParticipant:
             owner_key=self.owner_key,
             identity=self.identity,
             people=self.people,
+            trust=self.relay_trust,
         )
         if self.send_video:
             self._tasks.append(asyncio.create_task(self._video_loop(), name=f"video-{self.name}"))
@@ -235,11 +242,16 @@ class HeadlessParticipant:
         log.error("%s stopped: %s: %s", task.get_name(), type(exc).__name__, exc)
 
     async def wait_joined(self, timeout: float) -> bool:
-        try:
-            await asyncio.wait_for(self.in_meeting.wait(), timeout)
-        except TimeoutError:
-            return False
-        return True
+        """True once in the meeting; False if not within ``timeout`` seconds or once the
+        meeting is over for us before that (declined, refused: see :attr:`report`)."""
+        waiters = [
+            asyncio.create_task(self.in_meeting.wait()),
+            asyncio.create_task(self.ended.wait()),
+        ]
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        for w in waiters:
+            w.cancel()
+        return self.in_meeting.is_set()
 
     async def chat(self, text: str) -> None:
         assert self.session is not None
@@ -433,8 +445,12 @@ class HeadlessParticipant:
         elif isinstance(event, ev.MemberBack):
             if len(r.members_back) < _MAX_NAMES:
                 r.members_back.append(event.name)
-        elif isinstance(event, (ev.MeetingEnded, ev.JoinRefused)):
-            r.ended_reason = getattr(event, "reason", "")
+        elif isinstance(event, ev.MeetingEnded):
+            r.ended_reason = event.reason
+            self.ended.set()
+        elif isinstance(event, ev.JoinRefused):
+            r.refused = event.code
+            r.ended_reason = event.reason
             self.ended.set()
         elif isinstance(event, ev.JoinDeclined):
             r.declined = event.outcome
