@@ -1,107 +1,147 @@
 """An in-memory delivery service for sans-I/O meetings (tests and benchmarks).
 
-It applies the rules of the relay (docs/PROTOCOL.md, "Relay channel") without
-sockets: a room is named by ``room_id_for_token(token)`` and entered with
-``Enter`` (created when absent); connection ids from 1; per-connection FIFO
-delivery. Commit ordering is the relay's own
-(:class:`clave.relay.ordering.EpochSlots`): an entering member registers its
-epoch's credential hash until the room has ordered a commit, a ``Commit`` is
-ordered when SHA-256 of its credential is an open slot (``CommitAccepted`` to
-the sender and ``CommitFrom`` to everybody else), refused with ``stale_epoch``
-for a consumed slot and with ``bad_credential`` for an unknown one; ``Reopen``
-reopens a consumed slot; a member entering with the hash of a consumed slot is
-first replayed the commits ordered since. ``Rotate`` renames the room and drops
-connections; ``JoinRequest``, ``AppMessage`` and ``Manifest`` go to every other
-connection, media too (stamped with the sender's conn and filtered by
-``Subscribe``); ``WelcomeTo``, ``ReplyTo`` and ``KeyframeRequest`` go to one
-connection; ``Leave`` or a disconnect sends ``PeerLeft`` to the others;
-:meth:`MemoryRelay.restart` forgets every room, as a relay process restart does.
-No limits, queues or timing: the real relay (``clave.relay``) has those.
+It is the relay without sockets: admission, commit ordering, routing and fan-out
+are the relay's own I/O-free :class:`clave.relay.room.Rooms` and
+:class:`~clave.relay.room.Room` (docs/PROTOCOL.md, "Relay channel"), so what the
+meeting tests exercise cannot drift from what the relay does. Only the socket
+side is replaced: connection ids from 1; each connection's
+:class:`~clave.relay.queues.OutQueue` is drained at once into :attr:`inbox`
+(per-connection FIFO, every frame also appended to :attr:`log`); ``Leave`` or
+:meth:`disconnect` removes the peer as the relay's connection does.
+:meth:`restart` forgets every room, as a relay process restart does.
+
+The relay's limits stay on, generous by default (:data:`MEMORY_CONFIG`) so that
+tests with an injected clock are not rate limited; time is ``clock()`` (0 by
+default). ``check_tokens=False`` is a lax relay that lets any token into an
+existing room (an attack model, never the real relay's behaviour).
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 from clave import wire
-from clave.relay.ordering import EpochSlots, Verdict
+from clave.relay.config import RelayConfig
+from clave.relay.limits import TokenBucket
+from clave.relay.queues import OutQueue
+from clave.relay.room import HANDLERS, Peer, Room, Rooms
 
-_REFUSALS = {
-    Verdict.stale: wire.ErrorCode.stale_epoch,
-    Verdict.unknown: wire.ErrorCode.bad_credential,
-    Verdict.owner_limit: wire.ErrorCode.rate_limited,
-    Verdict.full: wire.ErrorCode.rate_limited,
+MEMORY_CONFIG = RelayConfig(
+    commit_rate=1e9,
+    commit_burst=1e9,
+    room_commit_rate=1e9,
+    room_commit_burst=1e9,
+    media_high_water=1 << 40,
+    media_hard_limit=1 << 40,
+    control_cap=1 << 40,
+)
+"""The relay's rules without its rate limits and queue caps (time may not pass)."""
+_REFUSAL_COUNTERS = {
+    wire.ErrorCode.stale_epoch: "stale_refusals",
+    wire.ErrorCode.bad_credential: "credential_refusals",
 }
 
 
-@dataclass
-class Room:
-    token_hash: bytes
-    conns: list[int] = field(default_factory=list)
-    slots: EpochSlots = field(default_factory=EpochSlots)
-
-
 class MemoryRelay:
-    def __init__(self, *, check_tokens: bool = True) -> None:
-        self.rooms: dict[str, Room] = {}
-        self.room_of: dict[int, str] = {}
-        self.inbox: dict[int, deque[bytes]] = {}
-        self.subscriptions: dict[int, set[int]] = {}
-        self.next_conn = 1
+    """The relay's rooms behind in-memory connections."""
+
+    def __init__(
+        self,
+        *,
+        check_tokens: bool = True,
+        config: RelayConfig = MEMORY_CONFIG,
+        clock: Callable[[], float] = lambda: 0.0,
+    ) -> None:
+        self.config = config
         self.check_tokens = check_tokens
-        self.log: list[bytes] = []  # every frame delivered, for fuzzing
+        self.clock = clock
+        self.rooms = Rooms(config)
+        self.peers: dict[int, Peer] = {}
+        """Connections admitted to a room."""
+        self.inbox: dict[int, deque[bytes]] = {}
+        """What each open connection has been sent and not yet read."""
+        self.next_conn = 1
+        self.log: list[bytes] = []
+        """Every frame delivered, in order (for fuzzing and audits)."""
         self.stale_refusals = 0
         self.credential_refusals = 0
         self.ordered = 0
+        """Commits ordered (answered ``CommitAccepted``)."""
 
     def connect(self) -> int:
         conn = self.next_conn
         self.next_conn += 1
         self.inbox[conn] = deque()
-        self.subscriptions[conn] = {0, 1, 2}
         return conn
 
     def restart(self) -> None:
         """Forget every room and connection without telling anyone (a crash and a
         restart: the connections are gone, their owners reconnect)."""
-        self.rooms.clear()
-        self.room_of.clear()
+        self.rooms = Rooms(self.config)
+        self.peers.clear()
         self.inbox.clear()
-        self.subscriptions.clear()
-
-    def _to(self, conn: int, frame: bytes) -> None:
-        if conn in self.inbox:
-            self.inbox[conn].append(frame)
-            self.log.append(frame)
-
-    def _send(self, conn: int, msg: Any) -> None:
-        self._to(conn, wire.encode(msg))
-
-    def _error(self, conn: int, code: wire.ErrorCode, message: str) -> None:
-        self._send(conn, wire.Error(code=code, message=message))
-
-    def _others(self, conn: int) -> list[int]:
-        room = self.rooms[self.room_of[conn]]
-        return [c for c in room.conns if c != conn]
-
-    def _to_others(self, conn: int, msg: Any) -> None:
-        for other in self._others(conn):
-            self._send(other, msg)
 
     def disconnect(self, conn: int) -> None:
-        name = self.room_of.pop(conn, None)
-        if name is not None:
-            room = self.rooms[name]
-            room.conns.remove(conn)
-            for other in room.conns:
-                self._send(other, wire.PeerLeft(conn=conn))
-            if not room.conns:
-                del self.rooms[name]
+        """The connection is gone: the others get ``PeerLeft``."""
+        self._leave(conn, "disconnected")
         self.inbox.pop(conn, None)
+
+    # ------------------------------------------------------------------ delivery
+
+    def _peer(self, conn: int) -> Peer:
+        queue = OutQueue(
+            self.config.media_high_water,
+            self.config.media_hard_limit,
+            self.config.control_cap,
+            self.config.keyframe_retry,
+        )
+        peer = Peer(conn, queue, TokenBucket(self.config.commit_rate, self.config.commit_burst,
+                                             self.clock()))  # fmt: skip
+        queue.on_ready = lambda: self._drain(peer)
+        peer.on_drop = lambda: self._dropped(conn)
+        return peer
+
+    def _drain(self, peer: Peer) -> None:
+        box = self.inbox.get(peer.conn)
+        while (frame := peer.queue.pop()) is not None:
+            if box is not None:
+                box.append(frame)
+                self.log.append(frame)
+                self._count(frame)
+
+    def _count(self, frame: bytes) -> None:
+        channel, body = wire.split_frame(frame)
+        if channel != wire.CONTROL:
+            return
+        msg = wire.decode_relay(body)
+        if isinstance(msg, wire.CommitAccepted):
+            self.ordered += 1
+        elif isinstance(msg, wire.Error) and msg.code in _REFUSAL_COUNTERS:
+            name = _REFUSAL_COUNTERS[msg.code]
+            setattr(self, name, getattr(self, name) + 1)
+
+    def _send(self, conn: int, msg: wire.RelayMessage) -> None:
+        """Deliver ``msg`` to ``conn`` directly (tests forging what a relay could send)."""
+        frame = wire.encode(msg)
+        box = self.inbox.get(conn)
+        if box is not None:
+            box.append(frame)
+            self.log.append(frame)
+
+    def _dropped(self, conn: int) -> None:
+        """Dropped by a rotation: the socket stays open in this model, with nothing new."""
+        self.peers.pop(conn, None)
+
+    def _leave(self, conn: int, reason: str) -> None:
+        peer = self.peers.pop(conn, None)
+        if peer is None or peer.room is None:
+            return
+        room = peer.room
+        room.remove(peer, reason)
+        self.rooms.discard_if_empty(room, self.clock())
+
+    # ------------------------------------------------------------------ input
 
     def handle(self, conn: int, frame: bytes) -> None:
         try:
@@ -111,120 +151,42 @@ class MemoryRelay:
                 return
             msg = wire.decode_client(body)
         except wire.WireError as exc:
-            self._error(conn, wire.ErrorCode.bad_message, str(exc)[:200])
+            self._send(conn, wire.Error(code=wire.ErrorCode.bad_message, message=str(exc)[:200]))
             return
+        peer = self.peers.get(conn)
         if isinstance(msg, wire.Enter):
             self._enter(conn, msg)
-        elif conn not in self.room_of:
-            self._error(conn, wire.ErrorCode.not_joined, "join first")
+        elif isinstance(msg, wire.Leave):
+            self._leave(conn, "left")
+            self.inbox[conn] = deque()  # the socket itself stays open in this model
+        elif peer is None or peer.room is None:
+            self._send(conn, wire.Error(code=wire.ErrorCode.not_joined, message="join first"))
         else:
-            _HANDLERS[type(msg)](self, conn, self.rooms[self.room_of[conn]], msg)
+            HANDLERS[type(msg)](peer.room, peer, msg, self.clock())
 
     def _media(self, conn: int, frame: bytes) -> None:
         media = wire.decode_media(frame)
-        if conn not in self.room_of:
+        peer = self.peers.get(conn)
+        if peer is None or peer.room is None:
             raise wire.WireError("not joined")
         stamped = wire.stamp_sender(frame, conn)
-        for other in self._others(conn):
-            if int(media.kind) in self.subscriptions[other]:
-                self._to(other, stamped)
+        peer.room.media(peer, stamped, int(media.kind), media.keyframe, self.clock())
 
     def _enter(self, conn: int, msg: wire.Enter) -> None:
-        if conn in self.room_of:
-            self._error(conn, wire.ErrorCode.bad_message, "already in")
+        if conn in self.peers:
+            self._send(conn, wire.Error(code=wire.ErrorCode.bad_message, message="already in"))
             return
-        if self.check_tokens and wire.room_id_for_token(msg.token) != msg.room:
-            self._error(conn, wire.ErrorCode.bad_token, "bad token")
-            return
-        room = self.rooms.get(msg.room)
+        room: Room | wire.Error | None = None
+        if not self.check_tokens:
+            room = self.rooms.get(msg.room)
         if room is None:
-            room = self.rooms[msg.room] = Room(hashlib.sha256(msg.token).digest())
-        elif self.check_tokens and hashlib.sha256(msg.token).digest() != room.token_hash:
-            self._error(conn, wire.ErrorCode.bad_token, "bad token")
+            room = self.rooms.enter(msg.room, msg.token, self.clock())
+        if isinstance(room, wire.Error):
+            self._send(conn, room)
             return
-        if msg.cred_hash is not None:
-            for sender, data in room.slots.chain(bytes(msg.cred_hash)):
-                self._send(conn, wire.CommitFrom(sender=sender, data=data))
-            room.slots.seed(bytes(msg.cred_hash), conn)
-        peers = list(room.conns)
-        room.conns.append(conn)
-        self.room_of[conn] = msg.room
-        self._send(conn, wire.Joined(conn=conn, peers=peers))
-        for other in peers:
-            self._send(other, wire.PeerJoined(conn=conn))
-
-    # ------------------------------------------------------------------ admitted
-
-    def _commit(self, conn: int, room: Room, msg: wire.Commit) -> None:
-        cred = wire.credential_hash(msg.cred)
-        verdict = room.slots.commit(cred, bytes(msg.next), conn, room.conns, bytes(msg.data))
-        if verdict is not Verdict.accepted:
-            self.stale_refusals += verdict is Verdict.stale
-            self.credential_refusals += verdict is Verdict.unknown
-            self._error(conn, _REFUSALS[verdict], verdict.value)
-            return
-        self.ordered += 1
-        self._send(conn, wire.CommitAccepted())
-        self._to_others(conn, wire.CommitFrom(sender=conn, data=msg.data))
-
-    def _reopen(self, conn: int, room: Room, msg: wire.Reopen) -> None:
-        room.slots.reopen(wire.credential_hash(msg.cred))
-
-    def _rotate(self, conn: int, room: Room, msg: wire.Rotate) -> None:
-        if not room.slots.is_open(wire.credential_hash(msg.cred)):
-            self._error(conn, wire.ErrorCode.bad_credential, "unknown")
-            return
-        old = self.room_of[conn]
-        new = wire.room_id_for_token(msg.token)
-        del self.rooms[old]
-        self.rooms[new] = room
-        room.token_hash = hashlib.sha256(msg.token).digest()
-        for c in room.conns:
-            self.room_of[c] = new
-        for c in list(msg.drop):
-            if c in room.conns and c != conn:
-                self._error(c, wire.ErrorCode.rotated, "rotated")
-                self.disconnect(c)
-                self.inbox[c] = deque()
-        self._to_others(conn, wire.Rotated(by=conn))
-
-    def _welcome(self, conn: int, room: Room, msg: wire.WelcomeTo) -> None:
-        if msg.to in room.conns:
-            self._send(msg.to, wire.WelcomeFor(sender=conn, data=msg.data))
-        else:
-            self._error(conn, wire.ErrorCode.unknown_peer, "gone")
-
-    def _reply(self, conn: int, room: Room, msg: wire.ReplyTo) -> None:
-        if msg.to in room.conns:
-            self._send(msg.to, wire.ReplyFrom(sender=conn, data=msg.data))
-
-    def _keyframe(self, conn: int, room: Room, msg: wire.KeyframeRequest) -> None:
-        if msg.to in room.conns:
-            self._send(msg.to, wire.KeyframeWanted(by=conn, kind=msg.kind))
-
-    def _subscribe(self, conn: int, room: Room, msg: wire.Subscribe) -> None:
-        wanted = (msg.audio, msg.video, msg.screen)
-        self.subscriptions[conn] = {kind for kind, on in enumerate(wanted) if on}
-
-    def _leave(self, conn: int, room: Room, msg: wire.Leave) -> None:
-        self.disconnect(conn)
-        self.inbox[conn] = deque()  # the socket itself stays open in this model
+        peer = self._peer(conn)
+        self.peers[conn] = peer
+        room.add(peer, msg.cred_hash)
 
 
-_HANDLERS: dict[type, Callable[[MemoryRelay, int, Room, Any], None]] = {
-    wire.Commit: MemoryRelay._commit,
-    wire.Reopen: MemoryRelay._reopen,
-    wire.Rotate: MemoryRelay._rotate,
-    wire.WelcomeTo: MemoryRelay._welcome,
-    wire.ReplyTo: MemoryRelay._reply,
-    wire.KeyframeRequest: MemoryRelay._keyframe,
-    wire.Subscribe: MemoryRelay._subscribe,
-    wire.Leave: MemoryRelay._leave,
-    wire.JoinRequest: lambda r, c, room, m: r._to_others(
-        c, wire.JoinRequestFrom(sender=c, data=m.data)
-    ),
-    wire.AppMessage: lambda r, c, room, m: r._to_others(c, wire.AppFrom(sender=c, data=m.data)),
-    wire.Manifest: lambda r, c, room, m: r._to_others(
-        c, wire.ManifestFrom(sender=c, data=m.data)
-    ),
-}
+__all__ = ["MEMORY_CONFIG", "MemoryRelay"]
