@@ -1,18 +1,9 @@
 """A tiny in-test delivery service for :class:`clave.meeting.Meeting` instances.
 
-``FakeRelay`` applies the relay rules that clave.wire and docs/PROTOCOL.md
-describe: a room is named by ``room_id_for_token(token)`` and entered with
-``Enter`` (created when absent; the first member credential hash registered);
-connection ids from 1; per-connection FIFO delivery; a ``Commit`` is ordered
-when SHA-256 of its credential is an open slot (the slot is consumed, the
-``next`` hash opened, ``CommitAccepted`` to the sender and ``CommitFrom`` to
-everybody else), refused with ``stale_epoch`` for a consumed slot and with
-``bad_credential`` for an unknown one; ``Reopen`` reopens a consumed slot;
-``Rotate`` renames the room and drops connections; ``JoinRequest``/
-``AppMessage`` and media go to every other connection (media stamped with
-the sender's conn and filtered by ``Subscribe``); ``WelcomeTo``/``ReplyTo``/
-``KeyframeRequest`` go to one connection; ``Leave`` or a disconnect sends
-``PeerLeft`` to the others.
+``FakeRelay`` is :class:`clave.devtools.memory_relay.MemoryRelay`: the relay's own
+I/O-free rooms (admission by token, commit ordering by epoch credential, commit
+replay, rotation, routing and fan-out) behind in-memory connections, so these
+tests follow the product's relay rules, not a copy of them.
 
 ``Net`` wires meetings to it with a deterministic rng, a fake monotonic clock
 and a fixed Unix time, and pumps frames until nothing moves. Outgoing
