@@ -24,7 +24,6 @@ import asyncio
 import contextlib
 import logging
 import socket
-from enum import IntEnum
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -46,6 +45,7 @@ from clave.wire import (
 )
 
 from .addresses import Account
+from .close_codes import CloseCode as CloseCode
 from .config import MAX_MESSAGE_BYTES
 from .limits import RateLimit, TokenBucket
 from .queues import OutQueue
@@ -54,23 +54,6 @@ from .state import RelayState
 from .stats import Refused
 
 log = logging.getLogger("clave.relay")
-
-
-class CloseCode(IntEnum):
-    """WebSocket close codes the relay uses (4000-4999 are for applications)."""
-
-    normal = 1000
-    going_away = 1001
-    bad_message = 4400
-    not_joined = 4403
-    too_slow = 4408
-    rotated = 4410
-    """Dropped by a member's ``Rotate`` (the invitation was replaced; HTTP 410 Gone)."""
-    too_large = 4413
-    rate_limited = 4429
-    internal = 4500
-    full = 4503
-    """The relay or the room is at its capacity (``room_full``); try again later."""
 
 
 _ABORTS: dict[int, tuple[ErrorCode, str, CloseCode]] = {

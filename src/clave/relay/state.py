@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import itertools
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from .addresses import Accounts
+from .close_codes import CloseCode
 from .config import RelayConfig
 from .room import Rooms
 from .stats import RelayStats
 
-if TYPE_CHECKING:
-    from .connection import Connection
+
+class LiveConnection(Protocol):
+    """What the relay needs of a live connection (:class:`.connection.Connection`):
+    closing it from the relay's side when shutting down."""
+
+    async def stop(self, code: CloseCode = CloseCode.going_away) -> None: ...
 
 
 class RelayState:
@@ -22,7 +27,7 @@ class RelayState:
         self.stats = RelayStats()
         self.accounts = Accounts(config, self.stats)
         self.rooms = Rooms(config, self.accounts, self.stats)
-        self.connections: set[Connection] = set()
+        self.connections: set[LiveConnection] = set()
         self._ids = itertools.count(1)
 
     def next_conn_id(self) -> int:
