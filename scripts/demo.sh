@@ -2,10 +2,9 @@
 # Installs Clave into .venv (idempotently) and runs the main job: `clave demo`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
-if [ ! -x .venv/bin/python ]; then
-    python3 -m venv .venv
-fi
-.venv/bin/python -m pip install -q .
+. scripts/venv.sh
+# Editable, like scripts/test.sh: running one after the other leaves the same install
+# (a plain `pip install .` would swap the checkout for a copy the tests then import).
+.venv/bin/python -m pip install -q -e .
 .venv/bin/clave --help
 exec .venv/bin/clave demo "$@"

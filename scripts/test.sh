@@ -4,11 +4,7 @@
 # interop). Exit status is non-zero if any step fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
-
-if [ ! -x .venv/bin/python ]; then
-    python3 -m venv .venv
-fi
+. scripts/venv.sh
 .venv/bin/python -m pip install -q -e '.[test]'
 
 # Browser tests: Debian's Chromium, driven by Python playwright (no browser download).

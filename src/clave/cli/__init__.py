@@ -15,6 +15,7 @@ import traceback
 from collections.abc import Callable, Sequence
 
 from .. import __version__
+from ..engine.first_run import register_handler_once
 from . import invitation, meeting, serve
 from .browse import browse
 from .errors import EXIT_BUG, EXIT_USAGE, CliError
@@ -37,6 +38,9 @@ def meet_or_join(args: argparse.Namespace) -> int:
     ]
     if used:
         raise CliError(f"{', '.join(used)}: only with --headless", EXIT_USAGE)
+    note = register_handler_once(invitation.clave_command())  # on a desktop, once
+    if note is not None:
+        print(note, flush=True)
     return asyncio.run(browse(args))
 
 

@@ -4,7 +4,9 @@ Everything lives in one directory (:func:`config_dir`, mode 0700):
 
 * ``identity.key``: the raw 32-byte Ed25519 private key (mode 0600), made once;
 * ``people.json``: the :class:`~clave.meeting.people.PeopleBook` (mode 0600),
-  replaced atomically on every save.
+  replaced atomically on every save;
+* ``handler-registered``: an empty marker (mode 0600) once the first run on a desktop
+  registered the ``clave:`` handler (:mod:`clave.engine.first_run`).
 
 Files that are symbolic links, belong to another user, or are open to group or
 others are refused with a :class:`StoreError` that says how to fix them.
