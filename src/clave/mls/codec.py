@@ -4,6 +4,12 @@ Fixed-width integers are big-endian. Variable-size vectors carry a length
 prefix in the QUIC-style varint of RFC 9420 section 2.1.2 (1, 2 or 4 bytes,
 minimal encoding required). ``optional<T>`` is a presence octet (0 or 1)
 followed by ``T`` when present.
+
+Besides :class:`Writer` / :class:`Reader`, the module has position-based
+primitives (:func:`read_varint`, :func:`truncated`, :func:`varint_prefix`) for
+decoders that work on ``(data, pos, end)`` directly, such as the ones that
+:mod:`clave.mls.structs` generates from its declared layouts; the Reader uses
+the same primitives, so both report malformed input identically.
 """
 
 from __future__ import annotations
@@ -29,6 +35,51 @@ def encode_varint(n: int) -> bytes:
     if n < 1 << 30:
         return (n | 0x80000000).to_bytes(4, "big")
     raise ValueError(f"length {n} does not fit in an MLS varint")
+
+
+SHORT_VARINTS: tuple[bytes, ...] = tuple(encode_varint(n) for n in range(1 << 14))
+"""``SHORT_VARINTS[n]`` is the varint of every ``n < 2**14`` (the 1- and 2-byte forms)."""
+
+
+def varint_prefix(n: int) -> bytes:
+    """The varint length prefix of an ``n``-byte vector."""
+    return SHORT_VARINTS[n] if 0 <= n < 1 << 14 else encode_varint(n)
+
+
+def truncated(n: int, pos: int, end: int) -> DecodeError:
+    """The error for a read of ``n`` bytes at ``pos`` past ``end``."""
+    return DecodeError(f"truncated input: need {n} bytes at offset {pos}, have {end - pos}")
+
+
+def truncated_vector(n: int, pos: int, end: int) -> DecodeError:
+    """The error for a vector of ``n`` bytes at ``pos`` running past ``end``."""
+    return DecodeError(f"truncated vector: length {n} at offset {pos}, have {end - pos}")
+
+
+def read_varint(data: bytes, pos: int, end: int) -> tuple[int, int]:
+    """Decode an MLS varint at ``pos``: ``(value, next position)``.
+
+    Rejects the reserved prefix 0b11 and non-minimal forms (RFC 9420 section 2.1.2).
+    """
+    if pos >= end:
+        raise truncated(1, pos, end)
+    first = data[pos]
+    prefix = first >> 6
+    if prefix == 0:
+        return first, pos + 1
+    if prefix == 3:
+        raise DecodeError("invalid varint: reserved two-bit prefix 0b11")
+    stop = pos + (1 << prefix)
+    if stop > end:
+        raise truncated(1, end, end)
+    value = int.from_bytes(data[pos:stop], "big") & 0x3FFFFFFF
+    if prefix == 1:
+        value &= 0x3FFF
+        if value < 1 << 6:
+            raise DecodeError(f"invalid varint: value {value} not minimally encoded")
+    elif value < 1 << 14:
+        raise DecodeError(f"invalid varint: value {value} not minimally encoded")
+    return value, stop
 
 
 class Writer:
@@ -61,7 +112,7 @@ class Writer:
 
     def opaque(self, data: bytes) -> Writer:
         """``opaque data<V>``: varint length then the bytes."""
-        self._parts.append(encode_varint(len(data)))
+        self._parts.append(varint_prefix(len(data)))
         self._parts.append(bytes(data))
         return self
 
@@ -93,7 +144,7 @@ class Reader:
     __slots__ = ("_data", "_end", "_pos")
 
     def __init__(self, data: bytes, pos: int = 0, end: int | None = None) -> None:
-        self._data = memoryview(bytes(data)) if not isinstance(data, bytes) else memoryview(data)
+        self._data = data if type(data) is bytes else bytes(data)
         self._pos = pos
         self._end = len(data) if end is None else end
 
@@ -106,19 +157,22 @@ class Reader:
         return self._pos
 
     def raw(self, n: int) -> bytes:
-        if n < 0 or self._pos + n > self._end:
-            raise DecodeError(
-                f"truncated input: need {n} bytes at offset {self._pos}, have {self.remaining}"
-            )
-        out = bytes(self._data[self._pos : self._pos + n])
-        self._pos += n
+        stop = self._pos + n
+        if n < 0 or stop > self._end:
+            raise truncated(n, self._pos, self._end)
+        out = self._data[self._pos : stop]
+        self._pos = stop
         return out
 
     def _uint(self, n: int) -> int:
         return int.from_bytes(self.raw(n), "big")
 
     def u8(self) -> int:
-        return self._uint(1)
+        pos = self._pos
+        if pos >= self._end:
+            raise truncated(1, pos, self._end)
+        self._pos = pos + 1
+        return self._data[pos]
 
     def u16(self) -> int:
         return self._uint(2)
@@ -131,16 +185,12 @@ class Reader:
 
     def varint(self) -> int:
         """Decode an MLS varint, rejecting the reserved prefix and non-minimal forms."""
-        first = self.u8()
-        prefix = first >> 6
-        if prefix == 3:
-            raise DecodeError("invalid varint: reserved two-bit prefix 0b11")
-        length = 1 << prefix
-        value = first & 0x3F
-        for _ in range(length - 1):
-            value = (value << 8) | self.u8()
-        if (prefix == 1 and value < 1 << 6) or (prefix == 2 and value < 1 << 14):
-            raise DecodeError(f"invalid varint: value {value} not minimally encoded")
+        value, self._pos = read_varint(self._data, self._pos, self._end)
+        return value
+
+    def decode_with(self, decode: Callable[..., tuple[T, int]], *args: object) -> T:
+        """Run a position-based decoder ``decode(data, pos, end, *args) -> (value, pos)``."""
+        value, self._pos = decode(self._data, self._pos, self._end, *args)
         return value
 
     def opaque(self) -> bytes:
@@ -150,9 +200,7 @@ class Reader:
         """Read a varint-prefixed region and return a Reader over it."""
         n = self.varint()
         if self._pos + n > self._end:
-            raise DecodeError(
-                f"truncated vector: length {n} at offset {self._pos}, have {self.remaining}"
-            )
+            raise truncated_vector(n, self._pos, self._end)
         r = Reader.__new__(Reader)
         r._data = self._data
         r._pos = self._pos

@@ -11,8 +11,8 @@ Service (RFC 9420 section 5.3.1) is the caller's ``credential_validator`` hook.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, TypeAlias
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Protocol, TypeAlias
 
 from .ciphersuite import CipherSuite
 from .errors import CryptoError, DecodeError, LeafNodeError, SignatureError
@@ -31,12 +31,10 @@ from .structs import (
     find_extension,
 )
 
-if TYPE_CHECKING:
-    from .ratchet_tree import RatchetTree
-
 __all__ = [
     "LEAF_NODE_LABEL",
     "CredentialValidator",
+    "MemberLeaves",
     "check_capabilities_support",
     "make_leaf_node",
     "sign_leaf_node",
@@ -54,6 +52,31 @@ Called with the leaf being validated and the leaf it replaces (None for a new
 member or a tree being joined); must return True iff the credential is valid
 for the leaf's ``signature_key`` (and, when replacing, a valid successor).
 """
+
+
+class MemberLeaves(Protocol):
+    """The view of a group's tree that leaf validation needs (RFC 9420 section 7.3).
+
+    :class:`~clave.mls.ratchet_tree.RatchetTree` provides it; leaf validation
+    does not depend on the tree class itself.
+    """
+
+    @property
+    def n_leaves(self) -> int:
+        """Number of leaf slots."""
+        ...
+
+    def leaf(self, i: int) -> LeafNode | None:
+        """The LeafNode at leaf index ``i``, or None if blank."""
+        ...
+
+    def leaf_nodes(self) -> Iterator[tuple[int, LeafNode]]:
+        """``(leaf_index, LeafNode)`` for every non-blank leaf."""
+        ...
+
+    def find_encryption_key(self, key: bytes) -> int | None:
+        """Node index of a non-blank node whose encryption key is ``key``, else None."""
+        ...
 
 
 def _needs_context(source: LeafNodeSource) -> bool:
@@ -242,7 +265,7 @@ def validate_leaf_node(
     group_id: bytes | None = None,
     leaf_index: int | None = None,
     group_context_extensions: Sequence[Extension] = (),
-    tree: RatchetTree | None = None,
+    tree: MemberLeaves | None = None,
     now: int | None = None,
     max_lifetime: int | None = None,
     credential_validator: CredentialValidator | None = None,
