@@ -58,6 +58,9 @@ VIEWPORT = {"width": 1280, "height": 720}
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
+DOC_SCREENSHOTS = "CLAVE_DOC_SCREENSHOTS"
+"""Environment variable: a directory that also gets the screenshots the documentation
+shows (``CLAVE_DOC_SCREENSHOTS=docs/img``); unset, they go to ARTIFACTS only."""
 CLI = [sys.executable, "-m", "clave.cli"]
 
 OPEN_LINE = re.compile(r"^open: (file:///\S+\.html)$")
@@ -483,6 +486,20 @@ def leaves_of(glass: Glass) -> dict[str, int]:
 
 def normalise_code(text: str | None) -> str:
     return " ".join((text or "").split())
+
+
+def screenshot(page: Page, name: str, *, full_page: bool = False, doc: bool = True) -> list[Path]:
+    """``name``.png of ``page`` in ARTIFACTS and, if ``doc``, in $CLAVE_DOC_SCREENSHOTS when
+    that is set (a directory, made if missing); the paths written."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=full_page)
+    paths = [path]
+    doc_dir = os.environ.get(DOC_SCREENSHOTS)
+    if doc and doc_dir:
+        Path(doc_dir).mkdir(parents=True, exist_ok=True)
+        paths.append(Path(shutil.copyfile(path, Path(doc_dir) / path.name)))
+    return paths
 
 
 @contextlib.contextmanager

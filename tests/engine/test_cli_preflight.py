@@ -214,3 +214,156 @@ def test_a_silent_port_times_out_and_a_real_relay_passes() -> None:
             await runner.cleanup()
 
     run(scenario(), timeout=30)
+
+
+# ---------------------------------------------------------------------- TLS
+
+USAGE = 2
+
+
+def _usage_error(result: tuple[int, str, str], expected: str) -> None:
+    """Exit status 2 and exactly ``expected`` as the one line on standard error."""
+    code, out, err = result
+    assert code == USAGE, (code, out, err)
+    assert err.splitlines() == [f"clave: {expected}"], err
+    assert "Traceback" not in err and "relay listening" not in out
+
+
+def test_serve_says_in_one_line_what_is_wrong_with_its_certificate(tmp_path: Path) -> None:
+    """Missing files, a key that is not the certificate's, both or neither: one line,
+    status 2, nothing served."""
+    from clave.cli.serve import self_signed_pem
+
+    cert_pem, key_pem = self_signed_pem("127.0.0.1")
+    cert, key, other = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "other.pem"
+    cert.write_bytes(cert_pem)
+    key.write_bytes(key_pem)
+    other.write_bytes(self_signed_pem("127.0.0.1")[1])
+    missing = tmp_path / "missing.pem"
+
+    async def scenario() -> None:
+        serve = ("serve", "--port", "0")
+        _usage_error(
+            await clave(*serve, "--tls-cert", str(missing), "--tls-key", "x", runtime=tmp_path),
+            f"--tls-cert: cannot read {missing}: No such file or directory",
+        )
+        mismatched = ("--tls-cert", str(cert), "--tls-key", str(other))
+        _usage_error(
+            await clave(*serve, *mismatched, runtime=tmp_path),
+            f"--tls-key: {other} is not the private key of the certificate in {cert}",
+        )
+        _usage_error(
+            await clave(*serve, "--tls-cert", str(cert), runtime=tmp_path),
+            "--tls-cert and --tls-key go together: give both",
+        )
+        _usage_error(
+            await clave(*serve, "--self-signed", "--tls-key", str(key), runtime=tmp_path),
+            "--self-signed makes its own certificate: not with --tls-cert/--tls-key",
+        )
+        _usage_error(
+            await clave(*serve, "--trusted-proxy", "proxy.example", runtime=tmp_path),
+            "--trusted-proxy: not an IP address or network: 'proxy.example'",
+        )
+
+    run(scenario(), timeout=60)
+
+
+def test_a_malformed_or_pointless_pin_is_a_usage_error(tmp_path: Path, live_relay: str) -> None:
+    async def scenario() -> None:
+        link = new_link(live_relay, os.urandom, os.urandom(32))
+        result = await clave("join", "--headless", "--relay-fingerprint", "WRONG",
+                             runtime=tmp_path, stdin=link.url.encode() + b"\n")  # fmt: skip
+        _usage_error(
+            result,
+            "--relay-fingerprint: expected a SHA-256 certificate fingerprint: 64 hex digits, "
+            "colons and a sha256: prefix optional",
+        )
+        result = await clave("meet", "--headless", "--relay", live_relay,
+                             "--relay-fingerprint", "ab" * 32, runtime=tmp_path)  # fmt: skip
+        _usage_error(
+            result,
+            f"--relay-fingerprint: the relay at {live_relay} is reached without TLS, so there "
+            "is no certificate to pin",
+        )
+
+    run(scenario(), timeout=60)
+
+
+def test_a_self_signed_relay_needs_its_exact_pin(tmp_path: Path) -> None:
+    """A relay with a ``--self-signed`` certificate: without a pin, and with a wrong one,
+    ``join`` and ``meet`` stop with the exact line and status 3 before anything is shown
+    (the pin is checked before any HTTP is sent); with the right pin, the check passes."""
+    import ssl
+
+    from clave.cli.serve import self_signed_pem
+    from clave.engine.tls import RelayTrust, certificate_fingerprint, tls_message
+    from clave.relay.tls import server_context
+
+    name = _non_loopback_name()
+    if name is None:
+        pytest.skip("this machine has no non-loopback name to reach itself by")
+    address = socket.gethostbyname(name)
+    cert_pem, key_pem = self_signed_pem(address)
+    (tmp_path / "cert.pem").write_bytes(cert_pem)
+    (tmp_path / "key.pem").write_bytes(key_pem)
+    context = server_context(str(tmp_path / "cert.pem"), str(tmp_path / "key.pem"))
+    real = certificate_fingerprint(ssl.PEM_cert_to_DER_cert(cert_pem.decode()))
+    wrong = "sha256:" + ":".join(["5A"] * 32)
+
+    async def scenario() -> None:
+        runner, port = await start_relay(address, 0, None, context)
+        try:
+            base = f"https://{name}:{port}"
+            link = new_link(base, os.urandom, os.urandom(32))
+            invitation = link.url.encode() + b"\n"
+            result = await clave("join", "--headless", "--relay-fingerprint", wrong,
+                                 runtime=tmp_path, stdin=invitation)  # fmt: skip
+            line = assert_refused(result, tmp_path)
+            assert line == "clave: " + tls_message(
+                "pin_mismatch", where=base, got=real, expected=wrong
+            )
+            result = await clave("meet", "--no-browser", "--relay", base,
+                                 "--relay-fingerprint", wrong, runtime=tmp_path)  # fmt: skip
+            assert assert_refused(result, tmp_path) == line
+            result = await clave("join", "--no-browser", runtime=tmp_path, stdin=invitation)
+            line = assert_refused(result, tmp_path)
+            assert line == "clave: " + tls_message("self_signed", where=base)
+            await check_relay(base, link.relay_url, trust=RelayTrust.pinned(real))
+        finally:
+            await runner.cleanup()
+
+    run(scenario(), timeout=90)
+
+
+def test_serve_options_make_the_relay_config_and_a_self_signed_certificate() -> None:
+    """``--trusted-proxy`` and ``--set`` reach the relay's settings; ``--self-signed``
+    names the bound address, localhost and the loopback addresses, for a short time."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+
+    from clave.cli import parser
+    from clave.cli.serve import SELF_SIGNED_DAYS, _config, self_signed_pem
+
+    args = parser().parse_args(
+        ["serve", "--trusted-proxy", "127.0.0.1", "--trusted-proxy", "10.0.0.0/8",
+         "--set", "max_rooms=5", "--heartbeat", "2"]
+    )  # fmt: skip
+    config = _config(args)
+    assert config is not None
+    assert config.trusted_proxies == ("127.0.0.1", "10.0.0.0/8")
+    assert (config.max_rooms, config.heartbeat) == (5, 2.0)
+    assert _config(parser().parse_args(["serve"])) is None
+
+    cert = x509.load_pem_x509_certificate(self_signed_pem("192.0.2.7")[0])
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sans.get_values_for_type(x509.DNSName) == ["localhost"]
+    assert set(sans.get_values_for_type(x509.IPAddress)) == {
+        ipaddress.ip_address(a) for a in ("192.0.2.7", "127.0.0.1", "::1")
+    }
+    lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
+    assert lifetime <= datetime.timedelta(days=SELF_SIGNED_DAYS, minutes=5)
+    named = x509.load_pem_x509_certificate(self_signed_pem("relay.test")[0])
+    sans = named.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sans.get_values_for_type(x509.DNSName) == ["localhost", "relay.test"]

@@ -20,20 +20,31 @@ ROOM = "ffOKPyH7kiTSDb16Q-DsLw"
 EXTERNAL = re.compile(r"(https?:)?//[A-Za-z0-9.-]+\.[A-Za-z]{2,}|url\(|@import", re.I)
 INSTRUCTIONS = (
     "end-to-end encrypted",
+    "cannot see, hear or read the meeting",
     "clave://",
-    "never by a web page",
+    "Your own Clave opens it",
+    "This page never asks for it",
     "holds no secret",
-    "Linux",
-    "macOS",
-    "Windows",
-    "pipx install clave",
-    "pip install --user clave",
-    "python -m build",
+    "Python 3.11 or newer",
+    "pipx",
+    "not published on PyPI",
+    "Ask the person who invited you for the Clave wheel file",
+    "build it from the source with <code>python -m build</code>",
     "clave setup",
     "clave join",
     "paste the invitation at the prompt",
     "clave join &lt; invitation.txt",
 )
+WHEEL = "pipx install clave-&lt;version&gt;-py3-none-any.whl"
+PLATFORMS = {
+    # section id: (heading, what that section must say)
+    "linux": ("Linux", ("sudo apt install python3 pipx", "pipx ensurepath", WHEEL,
+                        "clave setup")),
+    "macos": ("macOS", ("brew install python pipx", "pipx ensurepath", WHEEL,
+                        "<code>clave join</code> and paste it")),
+    "windows": ("Windows", ("py -m pip install --user pipx", "py -m pipx ensurepath", WHEEL,
+                            "clave setup")),
+}
 
 
 async def get(port: int, path: str) -> tuple[int, dict[str, str], str]:
@@ -106,7 +117,33 @@ def test_the_page_is_static_scriptless_and_explains_the_invitation() -> None:
             text = re.sub(r"\s+", " ", html)
             for words in INSTRUCTIONS:
                 assert words in text, words
+            assert "pip install ." not in text  # no more "from a checkout of its source"
             assert ROOM not in html
+
+    run(scenario())
+
+
+def platform_section(html: str, section_id: str) -> str:
+    """The text of ``<section class="platform" id=...>`` (whitespace collapsed)."""
+    match = re.search(
+        rf'<section class="platform" id="{section_id}">(.*?)</section>', html, re.S
+    )
+    assert match is not None, section_id
+    return re.sub(r"\s+", " ", match.group(1))
+
+
+def test_the_page_says_how_to_install_on_linux_macos_and_windows() -> None:
+    async def scenario() -> None:
+        async with landing_only() as port:
+            _, _, html = await get(port, f"/m/{ROOM}")
+            for section_id, (heading, musts) in PLATFORMS.items():
+                section = platform_section(html, section_id)
+                assert f"<h3>{heading}</h3>" in section, heading
+                for words in musts:
+                    assert words in section, (heading, words)
+            # macOS has no clave:// handler yet: the page does not promise one there.
+            assert "clave setup" not in platform_section(html, "macos")
+            assert "does not work yet" in platform_section(html, "macos")
 
     run(scenario())
 

@@ -64,6 +64,7 @@ async def browse(args: argparse.Namespace) -> int:
         config=meeting_config(args),
         tab_grace=args.tab_grace,
         on_ended=ended,
+        relay_trust=opened.trust,
     )
 
     server = UIServer(bridge, port=args.port, launcher=True)

@@ -60,6 +60,7 @@ async def participate(args: argparse.Namespace) -> int:
         identity=identity,
         people=people,
         config=meeting_config(args),
+        relay_trust=opened.trust,
     )
 
     stop = asyncio.Event()

@@ -25,6 +25,7 @@ from .reach import reach_warning
 if TYPE_CHECKING:
     from aiohttp import web
 
+    from ..engine.tls import RelayTrust
     from ..meeting.config import MeetingConfig
     from ..meeting.identity import Identity
     from ..meeting.link import MeetingLink
@@ -101,6 +102,13 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         help="seconds a member whose connection dropped keeps its place before a host "
         "removes it (default 15)",
     )
+    p.add_argument(
+        "--relay-fingerprint",
+        metavar="SHA256",
+        help="accept exactly the relay certificate with this SHA-256 fingerprint (a "
+        "self-signed relay; `clave serve --self-signed` prints it) instead of checking "
+        "it against the system's CAs",
+    )
     p.add_argument("--no-video", action="store_true")
     p.add_argument("--no-audio", action="store_true")
     p.add_argument("--chat", action="append", default=[], help="send this chat message")
@@ -123,6 +131,8 @@ class Opened:
     """The owner's private key: we host (``meet``)."""
     runner: web.AppRunner | None
     """The embedded relay, if we started one."""
+    trust: RelayTrust | None = None
+    """How the relay's TLS certificate is checked (None: the system's CAs)."""
 
     @property
     def host(self) -> bool:
@@ -138,6 +148,8 @@ async def open_meeting(args: argparse.Namespace) -> Opened:
     checked against its relay (an embedded one is not asked)."""
     from ..meeting.errors import LinkError
     from ..meeting.link import new_link, parse_link
+
+    trust = relay_trust(args)
 
     if args.command != "meet":
         try:
@@ -161,16 +173,37 @@ async def open_meeting(args: argparse.Namespace) -> Opened:
             if runner is not None:
                 await runner.cleanup()
             raise CliError(str(exc), EXIT_USAGE) from None
+    opened.trust = trust
+    if trust is not None and opened.link.loopback:
+        await opened.close()
+        raise CliError(
+            f"--relay-fingerprint: the relay at {opened.link.base_url} is reached without "
+            "TLS, so there is no certificate to pin",
+            EXIT_USAGE,
+        )
     if opened.runner is None:
         await _check_relay(opened)
     return opened
+
+
+def relay_trust(args: argparse.Namespace) -> RelayTrust | None:
+    """The trust ``--relay-fingerprint`` asks for (None: the system's CAs)."""
+    text = getattr(args, "relay_fingerprint", None)
+    if text is None:
+        return None
+    from ..engine.tls import RelayTrust
+
+    try:
+        return RelayTrust.pinned(text)
+    except ValueError as exc:
+        raise CliError(f"--relay-fingerprint: {exc}", EXIT_USAGE) from None
 
 
 async def _check_relay(opened: Opened) -> None:
     from ..engine.preflight import RelayUnusable, check_relay
 
     try:
-        await check_relay(opened.link.base_url, opened.link.relay_url)
+        await check_relay(opened.link.base_url, opened.link.relay_url, trust=opened.trust)
     except RelayUnusable as exc:
         raise CliError(str(exc), EXIT_RELAY) from None
 

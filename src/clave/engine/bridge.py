@@ -54,10 +54,11 @@ from .glass_channel import (
     Json,
     parse_control,
 )
-from .glass_events import EVENT_HANDLERS, QUIET_EVENTS
+from .glass_events import EVENT_HANDLERS, QUIET_EVENTS, relay_failure, start_failure
 from .glass_media import BridgeCounters, ChunkSender, FrameForwarder
 from .glass_view import CONNECTED, RECONNECTING, View, padlock_message, state_message
 from .session import MeetingSession
+from .tls import RelayTrust
 
 log = logging.getLogger("clave.engine.bridge")
 
@@ -84,6 +85,7 @@ class GlassBridge:
         on_people_changed: Callable[[PeopleBook], None] | None = None,
         tab_grace: float = TAB_GRACE,
         on_ended: Callable[[str, bool], None] | None = None,
+        relay_trust: RelayTrust | None = None,
     ) -> None:
         """``on_ended(reason, joined)``: a meeting is over (``joined``: we had been in it);
         not called when the engine stops (:meth:`close`)."""
@@ -98,6 +100,8 @@ class GlassBridge:
         self.auto_admit = auto_admit
         self.config = config
         self.relay_url = relay_url
+        self.relay_trust = relay_trust
+        """How the relay's TLS certificate is checked (None: the system's CAs)."""
         self.tab_grace = tab_grace
         self.grace_timer: Callable[[float], Awaitable[None]] = asyncio.sleep
         """How the grace is waited for (tests replace it with a gate they open)."""
@@ -190,9 +194,7 @@ class GlassBridge:
         for alert in self.alerts:
             outbox.put_control(alert)
         if self.ended_reason is not None:
-            outbox.put_control(
-                {"type": "ended", "reason": self.ended_reason, "outcome": self.ended_outcome}
-            )
+            outbox.put_control(self._ended_message())
         self._want_keyframes()  # a (re)connected glass has no decoder state
         return outbox
 
@@ -384,8 +386,11 @@ class GlassBridge:
             raise BadMessage(f"cannot {what}: reconnecting to the relay")
         try:
             return await session.act(action)
-        except (MeetingError, ValueError) as exc:
+        except MeetingError as exc:  # the meeting core's own sentences
             raise BadMessage(f"cannot {what}: {exc}") from None
+        except ValueError as exc:
+            log.info("could not %s: %s", what, type(exc).__name__)  # texts may carry names
+            raise BadMessage(f"could not {what}: the meeting did not accept it") from None
         except RelayConnectionError:
             raise BadMessage(f"cannot {what}: the relay connection is lost") from None
 
@@ -442,16 +447,15 @@ class GlassBridge:
                 identity=self.identity,
                 people=self.people,
                 on_change=self._on_change,
+                trust=self.relay_trust,
             )
         except RelayConnectionError as exc:
             self._joining = False
-            self._error(str(exc))
-            self.end("could not reach the relay")
+            self.end(relay_failure(exc))
             return
         except (MeetingError, ValueError) as exc:
             self._joining = False
-            self._error(f"could not start the meeting: {exc}")
-            self.end("could not start the meeting")
+            self.end(start_failure(exc))
             return
         self._joining = False
         if self.ended_reason is not None:  # the glass left while we were connecting
@@ -533,6 +537,16 @@ class GlassBridge:
             except Exception:  # a full disk must not end the meeting
                 log.exception("could not save the people this engine met")
 
+    def _ended_message(self) -> Json:
+        """``ended``: why, the lobby answer if a host turned us away, and whether we had
+        been in the meeting (the glass says "Meeting ended" only then)."""
+        return {
+            "type": "ended",
+            "reason": self.ended_reason,
+            "outcome": self.ended_outcome,
+            "joined": self._in_meeting_once,
+        }
+
     def end(self, reason: str, outcome: str | None = None) -> None:
         """The meeting is over for us; ``outcome`` is a lobby answer ("declined", "locked",
         "full") when a host turned us away."""
@@ -542,7 +556,7 @@ class GlassBridge:
             reason, outcome = self._leave_reason, None
         self.ended_reason = reason
         self.ended_outcome = outcome
-        self.send({"type": "ended", "reason": reason, "outcome": outcome})
+        self.send(self._ended_message())
         self._refresh()
         self.ended.set()
         if self._on_ended is not None and not self._shut:

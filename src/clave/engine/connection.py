@@ -1,4 +1,5 @@
-"""The WebSocket connection from an engine to the relay."""
+"""The WebSocket connection from an engine to the relay (its certificate checked as a
+:class:`~clave.engine.tls.RelayTrust` says)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 
 from ..wire import MAX_CONTROL_BYTES
+from .tls import SYSTEM_TRUST, RelayTrust, tls_failure
 
 
 class RelayConnectionError(Exception):
@@ -17,8 +19,16 @@ class RelayConnectionError(Exception):
 class RelayConnection:
     """One binary WebSocket to the relay (no compression, so nothing is hidden from audits)."""
 
-    def __init__(self, url: str, *, heartbeat: float = 5.0, open_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        heartbeat: float = 5.0,
+        open_timeout: float = 10.0,
+        trust: RelayTrust | None = None,
+    ) -> None:
         self._url = url
+        self._trust = trust or SYSTEM_TRUST
         self._heartbeat = heartbeat
         """Seconds between pings; a relay that does not answer within half of it is gone."""
         self._open_timeout = open_timeout
@@ -34,12 +44,14 @@ class RelayConnection:
                     compress=0,
                     heartbeat=self._heartbeat,
                     max_msg_size=MAX_CONTROL_BYTES + 1024,
+                    ssl=self._trust.aiohttp_ssl(),
                 ),
                 self._open_timeout,
             )
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             await self._session.close()
-            raise RelayConnectionError(f"cannot reach the relay at {self._url}: {exc}") from exc
+            message = tls_failure(self._url, exc) or f"cannot reach the relay at {self._url}: {exc}"
+            raise RelayConnectionError(message) from exc
 
     @property
     def closed(self) -> bool:

@@ -7,11 +7,17 @@ change, says it. ``Reconnected`` and ``MemberBack`` are when keyframes can be as
 for again (a member's connection is known only once it is back). ``Stranded`` only
 marks the short while until the session swaps in a fresh joiner (then its
 ``rejoining`` says why).
+
+What the glass is told is plain language: a relay's own error text, a library's
+exception message or a Python error string never reaches it (they are logged,
+without names, for whoever debugs). :func:`refusal_reason`, :func:`error_text` and
+:func:`ended_reason` do the translating.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -24,8 +30,83 @@ log = logging.getLogger("clave.engine.bridge")
 
 MAX_ALERTS = 50
 """Security alerts kept for a tab that reconnects."""
-_FORWARDED_ERRORS = (ev.ErrorCode.commit_failed, ev.ErrorCode.relay_error, ev.ErrorCode.lobby_full)
 _KIND_NAMES = {StreamKind.video: "video", StreamKind.screen: "screen"}
+
+REFUSALS = {
+    "room_full": "the meeting is full, or the relay has no room for more people; "
+    "try again later",
+    "rate_limited": "the relay is turning away connections from your network for now; "
+    "try again in a minute",
+    "bad_token": "the relay does not accept this invitation; ask the host for a new one",
+    "rotated": "the invitation was replaced; ask the host for the new one",
+    "bad_credential": "the relay does not accept this invitation; ask the host for a new one",
+}
+"""Why the relay turned a join away, by its error code, in words (its own text is not
+shown: a relay is not trusted, and its words are for engineers)."""
+REFUSED_OTHERWISE = "the relay turned the request away; try again, or ask the host"
+COULD_NOT_JOIN = "could not join the meeting: "
+"""How every ``ended`` reason for a join turned away before admission starts."""
+COMMIT_FAILED = (
+    "A change to the meeting (admitting, removing, locking or new keys) could not be "
+    "made. Try again."
+)
+RATE_LIMITED = (
+    "The relay is slowing this meeting's changes down: the last one may not have gone "
+    "through. Wait a moment and try again."
+)
+LOBBY_FULL = (
+    "The lobby is full: someone who asked to join was turned away. Admit or decline the "
+    "people waiting to make room."
+)
+_RELAY_ERROR = re.compile(r"relay error (\w+):")
+_UNREACHABLE = re.compile(r"the relay has been unreachable for ([\d.]+ s)\b")
+
+
+def refusal_reason(code: str) -> str:
+    """The ``ended`` reason for a join the relay refused (``code``: its error code)."""
+    return COULD_NOT_JOIN + REFUSALS.get(code, REFUSED_OTHERWISE)
+
+
+def error_text(event: ev.Error) -> str | None:
+    """What the glass is told about a meeting error, or None: only what the user can act
+    on (retry a change, make room in the lobby) is shown, never the raw text."""
+    if event.code is ev.ErrorCode.commit_failed:
+        return COMMIT_FAILED
+    if event.code is ev.ErrorCode.lobby_full:
+        return LOBBY_FULL
+    if event.code is ev.ErrorCode.relay_error:
+        match = _RELAY_ERROR.match(event.message)
+        if match is not None and match.group(1) == "rate_limited":
+            return RATE_LIMITED
+    return None
+
+
+def ended_reason(reason: str) -> str:
+    """An ``ended`` reason in words: the meeting core's own sentences as they are, the
+    engine giving up on the relay without the connection library's error text."""
+    match = _UNREACHABLE.match(reason)
+    if match is not None:
+        return (
+            "the connection to the relay was lost and it could not be reached again "
+            f"for {match.group(1)}"
+        )
+    return reason
+
+
+def relay_failure(exc: BaseException) -> str:
+    """The ``ended`` reason for a join whose relay connection could not be opened: one
+    plain line (the connection library's text goes to the log, by type only)."""
+    log.info("relay connection failed: %s", type(exc.__cause__ or exc).__name__)
+    return COULD_NOT_JOIN + (
+        "the relay could not be reached; check this computer's network connection and "
+        "that the relay is running, then press Rejoin"
+    )
+
+
+def start_failure(exc: BaseException) -> str:
+    """The ``ended`` reason for a meeting that could not be set up on this computer."""
+    log.info("could not start the meeting: %s", type(exc).__name__)
+    return COULD_NOT_JOIN + "Clave could not set it up on this computer; press Rejoin to try again"
 
 
 def on_frame(bridge: GlassPort, event: ev.MediaFrameDecrypted) -> None:
@@ -77,7 +158,7 @@ def on_meeting_ended(bridge: GlassPort, event: ev.MeetingEnded) -> None:
     if bridge.nobody_answered():
         bridge.restart()  # the owner starts its meeting again under the same invitation
         return
-    bridge.end(event.reason)
+    bridge.end(ended_reason(event.reason))
 
 
 def on_stranded(bridge: GlassPort, event: ev.Stranded) -> None:
@@ -98,7 +179,8 @@ def on_alert(bridge: GlassPort, event: ev.SecurityAlert) -> None:
 
 
 def on_refused(bridge: GlassPort, event: ev.JoinRefused) -> None:
-    bridge.end(f"the relay refused: {event.reason}")
+    log.info("the relay refused to let us in (%s)", event.code)  # its text: not shown
+    bridge.end(refusal_reason(event.code))
 
 
 def on_away(bridge: GlassPort, event: ev.MemberAway) -> None:
@@ -119,8 +201,9 @@ def on_reconnected(bridge: GlassPort, event: ev.Reconnected) -> None:
 
 def on_error(bridge: GlassPort, event: ev.Error) -> None:
     log.info("meeting reported %s", event.code)  # messages may carry names: not logged
-    if event.code in _FORWARDED_ERRORS:
-        bridge.send({"type": "error", "message": event.message})
+    text = error_text(event)
+    if text is not None:
+        bridge.send({"type": "error", "message": text})
 
 
 EVENT_HANDLERS: dict[type[Any], Callable[[GlassPort, Any], None]] = {
@@ -144,4 +227,12 @@ EVENT_HANDLERS: dict[type[Any], Callable[[GlassPort, Any], None]] = {
 QUIET_EVENTS = frozenset({ev.MediaFrameDecrypted, ev.FrameRejected})
 """Events that change nothing the ``state`` or ``padlock`` shows."""
 
-__all__ = ["EVENT_HANDLERS", "QUIET_EVENTS"]
+__all__ = [
+    "EVENT_HANDLERS",
+    "QUIET_EVENTS",
+    "ended_reason",
+    "error_text",
+    "refusal_reason",
+    "relay_failure",
+    "start_failure",
+]

@@ -6,6 +6,7 @@ kept: a chunk or frame lives until it is protected or queued for the glass)."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,12 +24,22 @@ from .glass_channel import (
 )
 from .session import MeetingSession
 
+log = logging.getLogger("clave.engine.bridge")
+
 FRAME_FAILED_PER_SECOND = 3
 """``frame_failed`` messages per sender and second at most."""
 KEYFRAME_ASK_INTERVAL = 0.5
 """Seconds between two keyframe requests for the same sender and stream."""
 NOTICE_INTERVAL = 1.0
 """Seconds between two notices about dropped or malformed chunks."""
+MALFORMED_CHUNK = (
+    "Some of your audio or video was not sent: this page sent something Clave did not "
+    "understand. If it goes on, reload the page."
+)
+OVERSIZED_CHUNK = (
+    "Some of your video was too large to send and was left out. If the picture freezes "
+    "for the others, turn your camera or screen share off and on again."
+)
 
 
 @dataclass
@@ -197,7 +208,7 @@ class ChunkSender:
             now = time.monotonic()
             if now - self._last_malformed_notice >= NOTICE_INTERVAL:
                 self._last_malformed_notice = now
-                self._error("malformed media chunk dropped (see Local UI channel in PROTOCOL.md)")
+                self._error(MALFORMED_CHUNK)
             return
         kind_b, flags, capture_us = GLASS_CHUNK_HEADER.unpack_from(data)
         sent = False
@@ -209,7 +220,11 @@ class ChunkSender:
                     pack_payload(capture_us, data[head:]),
                 )
             except WireError as exc:
-                self._error(f"media chunk not sent: {exc}")
+                log.info("media chunk not sent: %s", exc)  # sizes only, no content
+                now = time.monotonic()
+                if now - self._last_malformed_notice >= NOTICE_INTERVAL:
+                    self._last_malformed_notice = now
+                    self._error(OVERSIZED_CHUNK)
                 return
             except RelayConnectionError:
                 sent = False

@@ -42,6 +42,7 @@ from ..wire import StreamKind, WireError, decode_media, pack_payload, unpack_pay
 from .audit import base_key_opens
 from .connection import RelayConnectionError
 from .session import MeetingSession
+from .tls import RelayTrust
 
 log = logging.getLogger("clave.engine.headless")
 
@@ -159,6 +160,7 @@ class HeadlessParticipant:
         owner_key: bytes | None = None,
         identity: Identity | None = None,
         people: PeopleBook | None = None,
+        relay_trust: RelayTrust | None = None,
     ) -> None:
         self.link = link
         self.name = name
@@ -168,6 +170,8 @@ class HeadlessParticipant:
         self.send_audio = audio
         self.config = config
         self.relay_url = relay_url
+        self.relay_trust = relay_trust
+        """How the relay's TLS certificate is checked (None: the system's CAs)."""
         self.owner_key = owner_key
         self.identity = identity
         self.people = people
@@ -219,6 +223,7 @@ class HeadlessParticipant:
             owner_key=self.owner_key,
             identity=self.identity,
             people=self.people,
+            trust=self.relay_trust,
         )
         if self.send_video:
             self._tasks.append(asyncio.create_task(self._video_loop(), name=f"video-{self.name}"))

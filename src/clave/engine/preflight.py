@@ -12,6 +12,9 @@ for a meeting never joined. Two requests, each bounded by a short timeout:
    plain requests but not WebSocket upgrades fails here.
 
 Nothing secret is sent: neither request carries the invitation, a token or a room id.
+Both requests check the relay's certificate as the :class:`~clave.engine.tls.RelayTrust`
+says (CAs and host name, or a pinned fingerprint); a TLS failure is one of the lines
+of :data:`clave.engine.tls.MESSAGES`.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import contextlib
 from urllib.parse import urlsplit
 
 import aiohttp
+
+from .tls import SYSTEM_TRUST, AiohttpSsl, RelayTrust, tls_failure
 
 TIMEOUT = 5.0
 """Seconds each request may take."""
@@ -33,19 +38,33 @@ class RelayUnusable(Exception):
     """The relay cannot be used; the message is one line for the user."""
 
 
-async def check_relay(base_url: str, ws_url: str, *, timeout: float = TIMEOUT) -> None:
+async def check_relay(
+    base_url: str,
+    ws_url: str,
+    *,
+    timeout: float = TIMEOUT,
+    trust: RelayTrust | None = None,
+) -> None:
     """Raise :class:`RelayUnusable` unless a Clave relay answers at ``base_url``
-    (``https://HOST[:PORT]``) and accepts a WebSocket at ``ws_url``."""
+    (``https://HOST[:PORT]``) and accepts a WebSocket at ``ws_url``, with a certificate
+    ``trust`` accepts (default: the system's CAs)."""
     limit = aiohttp.ClientTimeout(total=timeout)
+    ssl = (trust or SYSTEM_TRUST).aiohttp_ssl()
     async with aiohttp.ClientSession(timeout=limit) as http:
-        await _check_health(http, base_url, timeout)
-        await _check_websocket(http, base_url, ws_url, timeout)
+        await _check_health(http, base_url, timeout, ssl)
+        await _check_websocket(http, base_url, ws_url, timeout, ssl)
 
 
-async def _check_health(http: aiohttp.ClientSession, base_url: str, timeout: float) -> None:
+async def _check_health(
+    http: aiohttp.ClientSession,
+    base_url: str,
+    timeout: float,
+    ssl: AiohttpSsl,
+) -> None:
     where = base_url.rstrip("/")
     try:
-        async with http.get(f"{where}{HEALTH_PATH}", allow_redirects=False) as response:
+        url = f"{where}{HEALTH_PATH}"
+        async with http.get(url, allow_redirects=False, ssl=ssl) as response:
             status = response.status
             body = (await response.content.read(_MAX_BODY)).decode("utf-8", "replace")
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
@@ -59,11 +78,15 @@ async def _check_health(http: aiohttp.ClientSession, base_url: str, timeout: flo
 
 
 async def _check_websocket(
-    http: aiohttp.ClientSession, base_url: str, ws_url: str, timeout: float
+    http: aiohttp.ClientSession,
+    base_url: str,
+    ws_url: str,
+    timeout: float,
+    ssl: AiohttpSsl,
 ) -> None:
     where = base_url.rstrip("/")
     try:
-        ws = await http.ws_connect(ws_url, compress=0, autoping=False)
+        ws = await http.ws_connect(ws_url, compress=0, autoping=False, ssl=ssl)
     except aiohttp.WSServerHandshakeError as exc:
         raise RelayUnusable(
             f"{where} is a Clave relay, but its WebSocket at {urlsplit(ws_url).path} refused "
@@ -82,13 +105,9 @@ def _unreachable(where: str, exc: BaseException, timeout: float) -> str:
     secure = where.startswith("https:")
     if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
         return f"no answer from the relay at {where} within {timeout:g} s"
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-        return f"the relay at {where} has a TLS certificate this computer does not trust"
-    if isinstance(exc, aiohttp.ClientSSLError):
-        return (
-            f"no TLS at {where}: the port answers, but not with https (a plain-http port?); "
-            "a relay reached over the internet needs TLS in front of it"
-        )
+    tls = tls_failure(where, exc)
+    if tls is not None:
+        return tls
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
         return f"cannot find the relay's host {urlsplit(where).hostname!r} (name not found)"
     if isinstance(exc, aiohttp.ClientConnectorError):

@@ -35,6 +35,7 @@ from ..meeting.meeting import Meeting, MeetingConfig, Phase
 from ..meeting.people import PeopleBook
 from ..wire import MEDIA, StreamKind
 from .connection import RelayConnection, RelayConnectionError
+from .tls import RelayTrust
 
 log = logging.getLogger("clave.engine")
 _MEDIA = bytes((MEDIA,))
@@ -144,9 +145,11 @@ class MeetingSession:
         people: PeopleBook | None = None,
         on_change: Callable[[], None] | None = None,
         backoff: Backoff | None = None,
+        trust: RelayTrust | None = None,
     ) -> MeetingSession:
         """Connect to the link's relay and create (``host``, with the ``owner_key`` the
-        invitation names) or join the meeting."""
+        invitation names) or join the meeting; every connection, reconnections included,
+        checks the relay's certificate as ``trust`` says (default: the system's CAs)."""
         if host and owner_key is None:
             raise ValueError("hosting a new meeting needs its owner key")
         start: Callable[..., Meeting] = Meeting.join
@@ -155,7 +158,7 @@ class MeetingSession:
         url = relay_url or link.relay_url
 
         async def connect() -> RelayConnection:
-            conn = RelayConnection(url)
+            conn = RelayConnection(url, trust=trust)
             await conn.open()
             return conn
 

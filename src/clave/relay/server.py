@@ -7,8 +7,10 @@
 * :func:`serve_forever` (alias :func:`run`) runs it on uvloop until SIGINT
   or SIGTERM; ``clave serve`` calls it.
 
-No access log is written and nothing is stored on disk. Serve it behind a TLS
-terminating proxy in production.
+Each of them takes an optional server-side :class:`ssl.SSLContext`
+(:func:`clave.relay.tls.server_context`) to serve https and wss directly;
+without one, put a TLS-terminating proxy in front of it (docs/OPERATORS.md).
+No access log is written and nothing is stored on disk.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import ssl
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -62,9 +65,13 @@ def create_app(config: RelayConfig | None = None) -> web.Application:
 
 
 async def start_relay(
-    host: str, port: int, config: RelayConfig | None = None
+    host: str,
+    port: int,
+    config: RelayConfig | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> tuple[web.AppRunner, int]:
-    """Start serving on ``host:port`` (0: any free port); return the runner and the bound port.
+    """Start serving on ``host:port`` (0: any free port), over TLS with ``ssl_context``;
+    return the runner and the bound port.
 
     Stop with ``await runner.cleanup()``.
     """
@@ -75,7 +82,7 @@ async def start_relay(
         shutdown_timeout=5.0,
     )
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
     try:
         await site.start()
     except BaseException:
@@ -90,10 +97,11 @@ async def serve(
     port: int,
     config: RelayConfig | None = None,
     on_ready: Callable[[int], None] | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> None:
     """Serve until SIGINT or SIGTERM; ``on_ready(bound_port)`` once listening."""
-    runner, bound = await start_relay(host, port, config)
-    log.info("relay listening on port %d", bound)
+    runner, bound = await start_relay(host, port, config, ssl_context)
+    log.info("relay listening on port %d (%s)", bound, "TLS" if ssl_context else "no TLS")
     if on_ready is not None:
         on_ready(bound)
     stop = asyncio.Event()
@@ -121,9 +129,10 @@ def serve_forever(
     port: int,
     config: RelayConfig | None = None,
     on_ready: Callable[[int], None] | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> None:
-    """Run the relay on uvloop until SIGINT or SIGTERM."""
-    _run(serve(host, port, config, on_ready))
+    """Run the relay on uvloop until SIGINT or SIGTERM (over TLS with ``ssl_context``)."""
+    _run(serve(host, port, config, on_ready, ssl_context))
 
 
 run = serve_forever

@@ -22,6 +22,7 @@
 //   ui/activity.js         media worker status; clock, active speaker, tile states
 //   ui/keys.js             keyboard shortcuts
 //   ui/alerts.js, toast.js security alerts, toasts
+//   ui/problems.js         what the user is told when something fails (in words)
 // Media worker (media/worker.js): WebSocket, media/video.js (VideoEncoder,
 // VideoDecoder per sender+kind drawing into OffscreenCanvas), media/audio.js
 // (AudioEncoder, AudioDecoder per sender), media/clock.js (capture times).
@@ -39,11 +40,12 @@ import { AudioPlayout } from './media/playout.js';
 import { $ } from './ui/dom.js';
 import { SecurityAlerts } from './ui/alerts.js';
 import { initToasts, toast, toastError } from './ui/toast.js';
+import { AUDIO_PROMPT, Problems } from './ui/problems.js';
 import { Prejoin } from './ui/prejoin.js';
 import { Stage } from './ui/grid.js';
 import { Padlock } from './ui/padlock.js';
 import { ConnectionBanner } from './ui/connection.js';
-import { EndedScreen, endedTitle, sentence } from './ui/ended.js';
+import { EndedScreen, describeEnd, sentence } from './ui/ended.js';
 import { Screens } from './ui/screens.js';
 import { InviteTools } from './ui/invite.js';
 import { LocalControls } from './ui/controls.js';
@@ -75,6 +77,7 @@ const state = {
   rejoin: null,        // after the end: what Rejoin does ("knock" | "restart"), from the engine
   rejoining: null,     // why the engine is being admitted afresh (it missed too much while away)
   outcome: null,       // a host's lobby answer that ended the meeting
+  joined: null,        // in the meeting since the last Join (false: not yet; null: unknown, a reload)
   meetingStart: 0,
   speaker: null,
   speakerLoudAt: 0,
@@ -93,6 +96,12 @@ function showError(message) {
   recordError(message);
   toastError(message);
 }
+
+const problems = new Problems({
+  showError,
+  inMeeting: () => state.phase === 'in_meeting' && !state.ended && !state.dead,
+  playout: () => playout,
+});
 
 let helloArrived;
 const helloReady = new Promise((resolve) => { helloArrived = resolve; });
@@ -116,7 +125,8 @@ const link = new EngineLink({
     } else if (state.ended && !state.rejoinRequested) {
       engineGone(null, null);
     } else {
-      engineGone('Disconnected', `Lost the connection to Clave on this computer${ev.reason ? ` (${ev.reason})` : ''}. `
+      if (ev.reason) console.warn('clave: the engine closed the connection:', ev.code, ev.reason);
+      engineGone('Disconnected', 'Lost the connection to Clave on this computer. '
         + 'If the Clave program was closed, start it again to rejoin.');
     }
   },
@@ -125,13 +135,12 @@ const link = new EngineLink({
     const now = performance.now();
     if (now - lastBadMessageToast > 10000) {
       lastBadMessageToast = now;
-      showError('Ignored a malformed message from the engine.');
+      showError('Clave on this computer sent something this page did not understand. '
+        + 'If the meeting looks wrong, reload the page.');
     }
   },
-  onMediaError: (what, message) => {
-    console.warn(`clave: ${what}: ${message}`);
-    showError(`${what} problem: ${message}`);
-  },
+  onMediaError: (what, message) => problems.media(what, message),
+  onUnexpected: (err) => problems.unexpected(err),
 });
 
 // ---------- playback ----------
@@ -141,7 +150,8 @@ const playout = new AudioPlayout({
     stats.audio = streams;
     link.setAudioStats(streams);
   },
-  onError: (err) => showError(`Audio output problem: ${err && err.message ? err.message : err}`),
+  onPort: (port) => link.setAudioPort(port),
+  onFailed: () => problems.audioFailed(),
 });
 
 function nameOf(leaf) {
@@ -196,7 +206,8 @@ const prejoin = new Prejoin({
     try {
       await playout.setSinkId(id);
     } catch (err) {
-      showError(`Could not switch speaker: ${err.message}`);
+      console.warn('clave: setSinkId failed:', err);
+      showError('Could not switch to that speaker: it may be unplugged or in use. Choose another one.');
     }
   },
 });
@@ -295,6 +306,8 @@ function enterPhase(phase) {
   const previous = state.phase;
   state.phase = phase;
   stats.phase = phase;
+  if (phase === 'in_meeting') state.joined = true;
+  else if ((phase === 'connecting' || phase === 'lobby') && state.joined === null) state.joined = false;
   if (state.ended) return;
   if (previous === 'in_meeting' && phase !== 'in_meeting') forgetOthers(); // a new core comes
   switch (phase) {
@@ -311,9 +324,11 @@ function enterPhase(phase) {
     case 'in_meeting':
       if (previous !== 'in_meeting') startMeetingView();
       break;
-    case 'ended':
-      endMeeting('Meeting ended', 'The meeting has ended.');
+    case 'ended': { // the reason follows in the engine's `ended` message
+      const { title, text } = describeEnd('', null, state.joined);
+      endMeeting(title, state.joined === null ? '' : text);
       break;
+    }
     default:
       break;
   }
@@ -329,7 +344,7 @@ function startMeetingView() {
     startAudio();
   }
   playout.resumeOnGesture(() => {
-    if (!state.ended) toast('Click anywhere to turn on meeting audio.', { ms: 8000, iconName: 'speaker' });
+    if (!state.ended) toast(AUDIO_PROMPT, { ms: 8000, iconName: 'speaker' });
   });
   const self = stage.ensure('p:self', { name: state.name || 'You', self: true, colorKey: 'self' });
   self.setStream(controls.camOn ? controls.media.videoTrack : null);
@@ -360,7 +375,7 @@ function endMeeting(heading, text) {
   stats.phase = 'ended';
   endedScreen.show(heading, text, rejoinOffer());
   screens.show('ended', 'ended');
-  document.title = 'Clave — meeting ended';
+  document.title = state.joined === true ? 'Clave — meeting ended' : 'Clave — not in the meeting';
   members.dialog.close();
   controls.stopAll(); // nothing captured or sent any more (the camera light goes out)
   forgetOthers();
@@ -441,10 +456,10 @@ function handleControl(msg) {
       stats.keyframeRequestsReceived++; // the media worker already acted on it
       break;
     case 'ended':
-      if (!state.rejoinRequested) enterPhaseEnded(msg.reason, msg.outcome);
+      if (!state.rejoinRequested) enterPhaseEnded(msg.reason, msg.outcome, msg.joined);
       break;
     case 'error':
-      showError(msg.message);
+      showError(sentence(msg.message));
       if (state.rejoinRequested) { // the engine did not start again: back to why it ended
         state.rejoinRequested = false;
         endedScreen.setRejoin(rejoinOffer());
@@ -460,30 +475,33 @@ function handleControl(msg) {
   }
 }
 
-function enterPhaseEnded(rawReason, outcome = null) {
-  const reason = sentence(rawReason);
+function enterPhaseEnded(rawReason, outcome = null, joined = null) {
+  if (joined !== null) state.joined = joined;
+  const { title, text } = describeEnd(rawReason, outcome, state.joined);
   state.outcome = outcome;
-  if (state.ended && !state.leaving && reason) {
+  if (state.ended && !state.leaving && sentence(rawReason)) {
     // The reason may follow the "ended" phase (a reloaded tab gets state first).
-    endedScreen.show(endedTitle(rawReason, outcome), reason, rejoinOffer());
+    endedScreen.show(title, text, rejoinOffer());
     return;
   }
   state.phase = 'ended';
-  endMeeting(state.leaving ? 'You left the meeting' : endedTitle(rawReason, outcome), reason || 'The meeting has ended.');
+  endMeeting(state.leaving ? leftTitle() : title, text);
+}
+
+function leftTitle() {
+  return state.joined === false ? 'You stopped waiting to join' : 'You left the meeting';
 }
 
 // ---------- actions ----------
 
 function startAudio() {
-  const first = !playout.ctx;
-  const ready = playout.start();
-  if (first) ready.then((port) => { if (port) link.setAudioPort(port); });
-  return ready;
+  return playout.start(); // a new worklet's port reaches the media worker through onPort
 }
 
 async function join(name) {
   state.name = name;
   state.joinRequested = true;
+  state.joined = false;
   prejoin.setBusy(true);
   // The AudioContext must be created in the click (user gesture).
   const worklet = startAudio();
@@ -513,6 +531,7 @@ async function rejoin() {
   // state.ended stays true until the engine's first state after the join (see applyState).
   state.rejoinRequested = true;
   state.joinRequested = true;
+  state.joined = false;
   state.leaving = false;
   state.outcome = null;
   screens.wait('Rejoining…', 'Setting up encryption keys with the meeting again.', state.phase);
@@ -524,7 +543,7 @@ function leave() {
   if (state.ended) return;
   state.leaving = true;
   link.send({ type: 'leave' });
-  endMeeting('You left the meeting', '');
+  endMeeting(leftTitle(), '');
 }
 
 // ---------- wiring ----------
@@ -555,13 +574,11 @@ bindKeys({
 });
 
 window.addEventListener('error', (ev) => {
-  showError(`Unexpected error: ${ev.message || 'unknown'}`);
+  problems.unexpected(ev.error || ev.message || 'unknown');
 });
 window.addEventListener('unhandledrejection', (ev) => {
   ev.preventDefault();
-  const reason = ev.reason && ev.reason.message ? ev.reason.message : String(ev.reason);
-  console.warn('clave: unhandled rejection:', ev.reason);
-  showError(`Unexpected error: ${reason}`);
+  problems.unexpected(ev.reason);
 });
 // No "leave" on unload: the engine keeps the meeting for a short grace when its
 // tab goes away, so a reload reconnects to it; a tab that stays closed makes it leave.
@@ -592,4 +609,8 @@ async function start() {
   navigator.mediaDevices?.addEventListener?.('devicechange', () => controls.refreshDevices());
 }
 
-start().catch((err) => showError(`Could not start: ${err.message}`));
+start().catch((err) => {
+  console.error('clave: the page could not start:', err);
+  showError('This page could not start. Reload it; if that does not help, open it in a current '
+    + 'Chrome, Chromium or Edge.');
+});

@@ -8,7 +8,8 @@ import { parseControl } from './protocol.js';
 export class EngineLink {
   /**
    * handlers: onOpen(), onClose({code, reason}), onControl(msg), onBadMessage(problem),
-   * onStatus(status), onNeedTile({id, sender, screen}), onMediaError(what, message)
+   * onStatus(status), onNeedTile({id, sender, screen}), onMediaError(what, message),
+   * onUnexpected(err) (a bug in one of these handlers)
    */
   constructor(handlers) {
     this.handlers = handlers;
@@ -57,7 +58,8 @@ export class EngineLink {
       }
     } catch (err) {
       // A bug in a handler must not stop the stream of messages; report and go on.
-      h.onBadMessage?.(`handler failed: ${err && err.message ? err.message : err}`);
+      if (h.onUnexpected) h.onUnexpected(err);
+      else console.error('clave: a message handler failed:', err);
     }
   }
 

@@ -198,6 +198,8 @@ const VALIDATORS = {
     type: 'ended',
     reason: str(m.reason, 500),
     outcome: oneOf(m.outcome, ['declined', 'locked', 'full'], null),
+    // Whether we had been in the meeting (an engine may say; else the page keeps track).
+    joined: typeof m.joined === 'boolean' ? m.joined : null,
   }),
   error: (m) => ({ type: 'error', message: str(m.message, 500) || 'Unknown error' }),
 };

@@ -38,6 +38,9 @@ export const stats = {
   keyframeRequestsSent: 0,
   keyframeRequestsReceived: 0,
   errors: [],           // messages shown as error toasts
+  mediaErrors: [],      // {what, at}: encoder/decoder errors from the media worker (details in the console)
+  audioFailures: 0,     // times audio output could not start
+  ended: null,          // {title, text} of the ended screen, once shown
   audio: {},            // jitter buffer state per sender (from the worklet)
   codec: null,
   encoder: {},          // encoder counters from the media worker

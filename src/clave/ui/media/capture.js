@@ -15,13 +15,22 @@ const VIDEO_CONSTRAINTS = {
   frameRate: { ideal: 30, max: 30 },
 };
 
-/** A readable sentence for a getUserMedia failure. */
+/** A sentence for a getUserMedia failure that says what to do; the browser's own
+ * message goes to the console only. */
 export function describeMediaError(err, what) {
   const name = err && err.name;
-  if (name === 'NotAllowedError' || name === 'SecurityError') return `Permission to use the ${what} was denied.`;
-  if (name === 'NotFoundError' || name === 'OverconstrainedError') return `No ${what} was found.`;
-  if (name === 'NotReadableError' || name === 'AbortError') return `The ${what} is in use by another application.`;
-  return `Could not start the ${what}${err && err.message ? `: ${err.message}` : '.'}`;
+  console.warn(`clave: could not start the ${what}:`, err);
+  if (name === 'NotAllowedError' || name === 'SecurityError') {
+    return `Permission to use the ${what} was denied. Allow it in the browser's site settings `
+      + '(the icon left of the address), then try again.';
+  }
+  if (name === 'NotFoundError' || name === 'OverconstrainedError') {
+    return `No ${what} was found. Check that it is connected, or choose another one.`;
+  }
+  if (name === 'NotReadableError' || name === 'AbortError') {
+    return `The ${what} is in use by another application. Close that application, then try again.`;
+  }
+  return `Could not start the ${what}. Check that it is connected and not in use, then try again.`;
 }
 
 export class LocalMedia {

@@ -1,79 +1,126 @@
 // Playback on the main thread: one AudioContext (48 kHz, interactive) with the
 // jitter-buffer worklet. Decoded PCM reaches the worklet directly from the
 // media worker through a MessagePort, never through this thread.
+//
+// Browsers hold audio back until the user clicks on the page (autoplay rules):
+// that is not a failure, the page just asks for a click (resumeOnGesture). A
+// failure is audio that could not start at all; a context closed while its
+// worklet was still loading (the page is shutting audio down) is neither.
 
 export class AudioPlayout {
-  constructor({ onStats, onError }) {
+  /**
+   * onPort(port): a new worklet is ready, hand `port` to the media worker;
+   * onFailed(err): audio output could not start (the raw error is for the console; the
+   * next start(), in a click, tries again); onStats(streams): the jitter buffers' state.
+   */
+  constructor({ onStats, onPort, onFailed }) {
     this.onStats = onStats;
-    this.onError = onError || ((err) => console.warn('clave audio output:', err));
+    this.onPort = onPort;
+    this.onFailed = onFailed || (() => {});
     this.ctx = null;
     this.node = null;
+    this.failed = false;
     this.workletStats = {};
     this._starting = null;
+    this._armed = false;
+    this._closed = false;
   }
 
   /**
-   * Create the AudioContext. Call it in a user gesture (the join click) so the
-   * browser lets it run. Resolves to a MessagePort for the media worker's PCM
-   * (null if the worklet could not start).
+   * Create the AudioContext (or resume it). Call it in a user gesture (the join click)
+   * so the browser lets it run. Resolves to the MessagePort for the media worker's PCM,
+   * or null if audio could not start.
    */
   start() {
+    if (this._closed) return Promise.resolve(null);
     if (!this.ctx) {
-      this.ctx = new AudioContext({ sampleRate: 48000, latencyHint: 'interactive' });
-      this._starting = this._loadWorklet();
+      let ctx;
+      try {
+        ctx = new AudioContext({ sampleRate: 48000, latencyHint: 'interactive' });
+      } catch (err) {
+        this._fail(err);
+        return Promise.resolve(null);
+      }
+      this.ctx = ctx;
+      this.failed = false;
+      this._starting = this._loadWorklet(ctx);
     }
     if (this.ctx.state === 'suspended') this.ctx.resume().catch(() => {});
     return this._starting;
   }
 
-  async _loadWorklet() {
+  async _loadWorklet(ctx) {
     try {
-      await this.ctx.audioWorklet.addModule(new URL('./jitter-worklet.js', import.meta.url));
-      this.node = new AudioWorkletNode(this.ctx, 'clave-jitter', {
+      await ctx.audioWorklet.addModule(new URL('./jitter-worklet.js', import.meta.url));
+      if (ctx !== this.ctx) return null; // closed meanwhile: nothing to play into
+      const node = new AudioWorkletNode(ctx, 'clave-jitter', {
         numberOfInputs: 0,
         numberOfOutputs: 1,
         outputChannelCount: [1],
         processorOptions: { targetMs: 50 },
       });
-      this.node.port.onmessage = (ev) => {
+      node.port.onmessage = (ev) => {
         if (ev.data && ev.data.t === 'stats') {
           this.workletStats = ev.data.streams;
           this.onStats?.(ev.data.streams);
         }
       };
-      this.node.connect(this.ctx.destination);
+      node.connect(ctx.destination);
+      this.node = node;
       const channel = new MessageChannel();
-      this.node.port.postMessage({ t: 'port', port: channel.port1 }, [channel.port1]);
+      node.port.postMessage({ t: 'port', port: channel.port1 }, [channel.port1]);
+      this.onPort?.(channel.port2);
       return channel.port2;
     } catch (err) {
-      this.onError(err);
+      if (ctx !== this.ctx || ctx.state === 'closed') return null; // shut down meanwhile
+      this._fail(err);
+      ctx.close().catch(() => {});
       return null;
     }
   }
 
-  /** Soon after the meeting shows: if the browser still holds audio back (no click on
-   * this page yet), call `prompt()` and resume on the next click or key press. */
+  _fail(err) {
+    console.warn('clave: audio output could not start:', err);
+    this.ctx = null;
+    this.node = null;
+    this.failed = true;
+    this.onFailed(err);
+  }
+
+  /** Soon after the meeting shows: if audio is still held back (no click on this page
+   * yet), call `prompt()` and start audio on the next click or key press. */
   resumeOnGesture(prompt) {
     setTimeout(() => {
-      if (!this.ctx || this.ctx.state !== 'suspended') return;
+      if (!this.ctx || this.ctx.state !== 'suspended') return; // a failure is told by onFailed
       prompt();
-      const resume = () => {
-        this.start();
-        document.removeEventListener('pointerdown', resume, true);
-        document.removeEventListener('keydown', resume, true);
-      };
-      document.addEventListener('pointerdown', resume, true);
-      document.addEventListener('keydown', resume, true);
+      this.startOnGesture();
     }, 800);
+  }
+
+  /** Start (or resume) audio on the next click or key press on the page. */
+  startOnGesture() {
+    if (this._armed) return;
+    this._armed = true;
+    const resume = () => {
+      this._armed = false;
+      document.removeEventListener('pointerdown', resume, true);
+      document.removeEventListener('keydown', resume, true);
+      this.start();
+    };
+    document.addEventListener('pointerdown', resume, true);
+    document.addEventListener('keydown', resume, true);
   }
 
   async setSinkId(id) {
     if (this.ctx && typeof this.ctx.setSinkId === 'function') await this.ctx.setSinkId(id || '');
   }
 
+  /** For good: the page is done (its engine is gone). */
   close() {
-    if (this.ctx) this.ctx.close().catch(() => {});
+    this._closed = true;
+    const ctx = this.ctx;
     this.ctx = null;
     this.node = null;
+    if (ctx) ctx.close().catch(() => {});
   }
 }

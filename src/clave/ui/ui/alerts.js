@@ -37,6 +37,15 @@ function sentence(text) {
   return t[0].toUpperCase() + t.slice(1) + (/[.!?]$/.test(t) ? '' : '.');
 }
 
+/** What the alert says beyond its title and advice. The engine's message ends with
+ * the refused input's technical error, for the console only; of a known kind only who
+ * tried is shown (a takeover names them). */
+function plainText(kind, message) {
+  if (!KINDS[kind]) return sentence(message);
+  const who = /^(.{1,80}) tried to act as a host\b/.exec(String(message || ''));
+  return kind === 'refused_takeover' && who ? `${who[1]} tried to act as a host.` : '';
+}
+
 export class SecurityAlerts {
   /** root: an element with aria-live="assertive" (#security-alerts). */
   constructor(root, { onChange = null } = {}) {
@@ -59,6 +68,8 @@ export class SecurityAlerts {
       return;
     }
     const info = KINDS[kind] || UNKNOWN;
+    console.warn('clave: security alert:', kind, message);
+    const text = plainText(kind, message);
     const id = `security-alert-${++serial}`;
     const countEl = h('span', { class: 'alert-count' });
     const close = h('button', {
@@ -72,7 +83,7 @@ export class SecurityAlerts {
       h('div', { class: 'alert-body' },
         h('strong', { class: 'alert-title', id },
           h('span', { class: 'visually-hidden' }, 'Security alert: '), info.title, countEl),
-        h('span', { class: 'alert-text' }, sentence(message)),
+        text ? h('span', { class: 'alert-text' }, text) : null,
         info.advice ? h('span', { class: 'alert-advice' }, info.advice) : null),
       close);
     close.addEventListener('click', () => this._dismiss(key));

@@ -7,6 +7,7 @@
 // group while others are still in it, so with people left it knocks too.
 
 import { $ } from './dom.js';
+import { stats } from '../stats.js';
 
 const OUTCOME_TITLES = {
   declined: 'Your request to join was declined',
@@ -20,6 +21,10 @@ export function sentence(text) {
   if (!t) return '';
   return t[0].toUpperCase() + t.slice(1) + (/[.!?]$/.test(t) ? '' : '.');
 }
+
+const COULD_NOT_JOIN = 'could not join the meeting: ';
+/** Headings that would claim a meeting we were never in had ended. */
+const NEVER_IN = new Set(['Meeting ended', 'Connection lost', 'The relay refused to let you in']);
 
 /** A heading for the ended screen: a host's lobby answer, else from the engine's reason. */
 export function endedTitle(rawReason, outcome) {
@@ -37,6 +42,27 @@ export function endedTitle(rawReason, outcome) {
   if (r.includes('tab was closed')) return 'You left the meeting';
   if (r.startsWith('you left')) return 'You left the meeting';
   return 'Meeting ended';
+}
+
+/**
+ * The ended screen's heading and text. `joined`: true if we had been in the meeting
+ * since the last Join, false if not (turned away, failed, cancelled while waiting), null
+ * if unknown (this tab was opened after the end): "Meeting ended" is said only for a
+ * meeting we were in.
+ */
+export function describeEnd(rawReason, outcome, joined) {
+  let title = endedTitle(rawReason, outcome);
+  const raw = String(rawReason || '').trim();
+  let text = raw.toLowerCase().startsWith(COULD_NOT_JOIN)
+    ? sentence(raw.slice(COULD_NOT_JOIN.length))
+    : sentence(raw);
+  if (joined !== true) {
+    if (title === 'You left the meeting' && joined === false) title = 'You stopped waiting to join';
+    else if (NEVER_IN.has(title)) title = joined === false ? 'Could not join the meeting' : 'You are not in the meeting';
+  }
+  if (!text) text = joined === false ? 'Clave could not get you into the meeting.' : 'The meeting has ended.';
+  if (joined === null && title === 'You are not in the meeting' && !raw) text = '';
+  return { title, text };
 }
 
 /** What Rejoin will do, in words (mode from the engine; wasHost: this engine hosted). */
@@ -70,6 +96,7 @@ export class EndedScreen {
 
   /** Show why; `rejoin`: {mode, wasHost, outcome} while the engine can start again, else null. */
   show(heading, text, rejoin) {
+    stats.ended = { title: heading, text: text || '' };
     this.title.textContent = heading;
     this.text.textContent = text || '';
     this.text.hidden = !text;

@@ -85,12 +85,15 @@ export class Padlock {
         'Someone else may be trying to impersonate them.',
       );
     } else {
+      // The engine's reason is for engineers (the console); people get what it means.
+      if (reason) console.warn('clave: could not decrypt media from leaf', sender, reason);
       entry.textEl.replaceChildren(
         'Could not decrypt ',
         frames,
         ' from ',
         h('strong', null, who),
-        `. Their media is being dropped, not shown unencrypted${reason ? ` (${reason})` : ''}.`,
+        '. Their media is being dropped, never shown unencrypted. If it goes on, ask them to '
+          + 'leave and rejoin.',
       );
     }
     this.warnDot.hidden = false;
