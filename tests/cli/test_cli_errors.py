@@ -166,6 +166,20 @@ def test_a_meeting_page_port_in_use_says_so(tmp_path: Path) -> None:
     run(scenario())
 
 
+def test_a_relay_port_in_use_says_so(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            status, out, err = await clave("serve", "--port", str(port), cwd=tmp_path)
+        assert status == EXIT_LOCAL
+        assert one_line(err) == f"clave: cannot listen on 127.0.0.1:{port}: Address already in use"
+        assert "relay listening" not in out
+
+    run(scenario())
+
+
 @pytest.mark.parametrize(
     ("text", "line"),
     [
