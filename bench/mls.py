@@ -21,10 +21,19 @@ handshake messages as PrivateMessage, the default):
   - sizes in bytes of the add commit, Welcome, remove commit, update commit and
     a GroupInfo carrying the ratchet tree.
 
-Each time is the median of several repetitions (5 below 1000 members, 3 at 1000),
-wall-clock (``time.perf_counter``) after a ``gc.collect()``. Every measured
-commit is then merged and checked to give all parties the same epoch secrets.
-Run: ``python bench/mls.py [--sizes 10,100,1000] [--state memory|saved]``.
+Each time is the median of several repetitions (5 below 1000 members, 3 at 1000,
+or ``--reps``), wall-clock (``time.perf_counter``) after a ``gc.collect()``. Every
+measured commit is then merged and checked to give all parties the same epoch
+secrets. Run: ``python bench/mls.py [--sizes 10,100,1000] [--state memory|saved]``.
+
+Side by side: ``python bench/mls.py --baseline REV [--rounds R]`` checks out
+commit REV in a temporary ``git worktree`` under /tmp and runs these same
+measurements (this script) in subprocesses, once with ``PYTHONPATH`` on the
+worktree's ``src`` and once on this tree's ``src``, alternating old and new
+for each size (R times, default 1; of the R medians the lowest is kept, the
+run least disturbed by other load on a shared machine). It prints
+old / new / new÷old per operation and size, and the message sizes of both (they
+should match: the protocol output is the same). The worktree is removed after.
 """
 
 from __future__ import annotations
@@ -32,11 +41,16 @@ from __future__ import annotations
 import argparse
 import copy
 import gc
+import json
 import os
+import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -200,31 +214,12 @@ def bench_size(n: int, reps: int) -> tuple[dict[str, float], dict[str, int]]:
     return ms, sizes
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--sizes",
-        default=",".join(str(n) for n in DEFAULT_SIZES),
-        help="comma-separated group sizes (default 10,100,1000)",
-    )
-    parser.add_argument(
-        "--state",
-        choices=("memory", "saved"),
-        default="memory",
-        help="start each run from a deep copy of the in-memory state (default) or from "
-        "the state saved with Group.to_bytes() and restored with Group.from_bytes()",
-    )
-    args = parser.parse_args(argv)
-    global CLONE_MODE
-    CLONE_MODE = args.state
-    ns = [int(x) for x in args.sizes.split(",") if x.strip()]
-    results: dict[int, tuple[dict[str, float], dict[str, int]]] = {}
-    for n in ns:
-        reps = 3 if n >= 1000 else 5
-        t0 = time.perf_counter()
-        results[n] = bench_size(n, reps)
-        print(f"# N={n}: done in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+SizeResult = tuple[dict[str, float], dict[str, int]]
+"""Median ms per operation and message sizes in bytes, for one group size."""
+Results = dict[int, SizeResult]
 
+
+def print_tables(results: Results, ns: list[int]) -> None:
     print(
         f"MLS cipher suite {SUITE_ID} (MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519), "
         f"PrivateMessage handshakes; state: {CLONE_MODE}; median ms"
@@ -240,6 +235,10 @@ def main(argv: list[str] | None = None) -> int:
     for key, label in SIZE_ROWS:
         print(f"| {label} | " + " | ".join(str(results[n][1][key]) for n in ns) + " |")
     print()
+    print_goals(results)
+
+
+def print_goals(results: Results) -> None:
     labels = dict(OPERATIONS)
     for key, n, limit in GOALS:
         if n not in results:
@@ -248,6 +247,145 @@ def main(argv: list[str] | None = None) -> int:
         value = results[n][0][key]
         verdict = "met" if value <= limit else "NOT met"
         print(f"goal: {labels[key]} at N={n} <= {limit:.0f} ms: {value:.1f} ms, {verdict}")
+
+
+# -- side by side with an older commit ---------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _git(*args: str, cwd: Path = ROOT) -> str:
+    done = subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True)
+    return done.stdout.strip()
+
+
+@contextmanager
+def worktree(rev: str) -> Iterator[tuple[str, Path]]:
+    """A detached ``git worktree`` of ``rev`` under /tmp: (full commit id, its src)."""
+    commit = _git("rev-parse", "--verify", f"{rev}^{{commit}}")
+    parent = Path(tempfile.mkdtemp(prefix=f"clave-bench-{commit[:9]}-", dir="/tmp"))
+    tree = parent / "tree"
+    _git("worktree", "add", "--detach", str(tree), commit)
+    try:
+        yield commit, tree / "src"
+    finally:
+        _git("worktree", "remove", "--force", str(tree))
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+def measure_in(src: Path, n: int, reps: int | None) -> SizeResult:
+    """Run this script at size ``n`` in a subprocess importing clave from ``src``."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")]))
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--sizes", str(n)]
+    cmd += ["--state", CLONE_MODE, "--json"]
+    if reps is not None:
+        cmd += ["--reps", str(reps)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.stderr.write(done.stderr)
+        raise RuntimeError(f"the run for {src} at N={n} failed (exit status {done.returncode})")
+    out = json.loads(done.stdout)
+    imported = Path(out["clave"]).resolve()
+    if not imported.is_relative_to(src.resolve()):
+        raise RuntimeError(f"the run for {src} imported clave from {imported}")
+    ms, sizes = out["results"][str(n)]
+    return ms, sizes
+
+
+def _best_of(runs: list[SizeResult]) -> SizeResult:
+    ms = {key: min(r[0][key] for r in runs) for key, _ in OPERATIONS}
+    return ms, runs[-1][1]
+
+
+def side_by_side(rev: str, ns: list[int], rounds: int, reps: int | None) -> int:
+    here = ROOT / "src"
+    old: Results = {}
+    new: Results = {}
+    with worktree(rev) as (commit, old_src):
+        for n in ns:
+            old_runs = []
+            new_runs = []
+            for r in range(rounds):
+                t0 = time.perf_counter()
+                old_runs.append(measure_in(old_src, n, reps))
+                new_runs.append(measure_in(here, n, reps))
+                took = time.perf_counter() - t0
+                print(f"# N={n} round {r + 1}/{rounds}: {took:.1f} s", file=sys.stderr, flush=True)
+            old[n] = _best_of(old_runs)
+            new[n] = _best_of(new_runs)
+    head = _git("rev-parse", "--short", "HEAD")
+    dirty = " + uncommitted changes" if _git("status", "--porcelain", "--", "src") else ""
+    print(
+        f"MLS cipher suite {SUITE_ID}, PrivateMessage handshakes; state: {CLONE_MODE}; "
+        f"median ms{f' (lowest of {rounds} runs)' if rounds > 1 else ''}"
+    )
+    print(f"old: {commit[:9]}; new: {head}{dirty}; new/old < 1 is faster")
+    print()
+    print("| operation | N | old ms | new ms | new/old |")
+    print("|---|---:|---:|---:|---:|")
+    for key, label in OPERATIONS:
+        for n in ns:
+            a, b = old[n][0][key], new[n][0][key]
+            print(f"| {label} | {n} | {a:.1f} | {b:.1f} | {b / a:.2f} |")
+    print()
+    print("| message size (bytes) | N | old | new |")
+    print("|---|---:|---:|---:|")
+    for key, label in SIZE_ROWS:
+        for n in ns:
+            print(f"| {label} | {n} | {old[n][1][key]} | {new[n][1][key]} |")
+    print()
+    print_goals(new)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--sizes",
+        default=",".join(str(n) for n in DEFAULT_SIZES),
+        help="comma-separated group sizes (default 10,100,1000)",
+    )
+    parser.add_argument(
+        "--state",
+        choices=("memory", "saved"),
+        default="memory",
+        help="start each run from a deep copy of the in-memory state (default) or from "
+        "the state saved with Group.to_bytes() and restored with Group.from_bytes()",
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also measure commit REV (in a temporary git worktree) and print old/new ratios",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="with --baseline: alternate old and new this many times per size (best kept)",
+    )
+    parser.add_argument(
+        "--reps",
+        type=int,
+        default=None,
+        help="repetitions per measurement (default 5, 3 from 1000 members)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    args = parser.parse_args(argv)
+    global CLONE_MODE
+    CLONE_MODE = args.state
+    ns = [int(x) for x in args.sizes.split(",") if x.strip()]
+    if args.baseline is not None:
+        return side_by_side(args.baseline, ns, max(1, args.rounds), args.reps)
+    results: Results = {}
+    for n in ns:
+        reps = args.reps or (3 if n >= 1000 else 5)
+        t0 = time.perf_counter()
+        results[n] = bench_size(n, reps)
+        print(f"# N={n}: done in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+    if args.json:
+        json.dump({"clave": sys.modules["clave"].__file__, "results": results}, sys.stdout)
+        return 0
+    print_tables(results, ns)
     return 0
 
 

@@ -45,7 +45,8 @@ from group_helpers import (
     snapshot,
 )
 
-import clave.mls.group as group_module
+import clave.mls.commit_build as commit_build
+import clave.mls.commit_stage as commit_stage
 from clave.mls import framing, proposals
 from clave.mls.errors import (
     CommitError,
@@ -492,9 +493,9 @@ def test_update_and_remove_of_the_same_leaf(monkeypatch: pytest.MonkeyPatch) -> 
     _w, alice, bob, carol = _trio()
     deliver(bob.propose_update(), [alice, carol])
     with monkeypatch.context() as m:
-        m.setattr(group_module, "validate_proposal_list", _lenient)
+        m.setattr(commit_stage, "validate_proposal_list", _lenient)
         # Also keep the committer from dropping the Update (a Remove wins, section 12.2).
-        m.setattr(group_module, "_select_cached", lambda cached, *_: list(cached))
+        m.setattr(commit_build, "_select_cached", lambda cached, *_: list(cached))
         out = carol.commit(remove=[1])
     assert out.summary.updated == (1,) and out.summary.removed[0].leaf_index == 1
     carol.discard_pending_commit()
@@ -551,7 +552,7 @@ def test_add_of_an_existing_member(monkeypatch: pytest.MonkeyPatch) -> None:
     impostor = create_key_package(w.suite, Credential.basic(b"carol"), rng=w.rng, now=NOW)
     assert impostor.signature_priv != carol._signer.signature_private_key
     with monkeypatch.context() as m:
-        m.setattr(group_module, "validate_proposal_list", _lenient)
+        m.setattr(commit_stage, "validate_proposal_list", _lenient)
         out = bob.commit(add=[impostor.key_package.to_bytes()])
     bob.discard_pending_commit()
     assert [a.identity for a in out.summary.added] == [b"carol"]
@@ -586,7 +587,7 @@ def test_external_init_in_a_regular_commit(monkeypatch: pytest.MonkeyPatch) -> N
         return original(self, base, [*by_value, Sourced(init, self.own_leaf_index)], **kw)
 
     with monkeypatch.context() as m:
-        m.setattr(group_module, "validate_proposal_list", _lenient)
+        m.setattr(commit_stage, "validate_proposal_list", _lenient)
         m.setattr(Group, "_build_commit", with_external_init)
         out = bob.commit(wire_format=PUBLIC)
     bob.discard_pending_commit()
@@ -599,7 +600,7 @@ def test_commit_without_path_but_with_a_remove(monkeypatch: pytest.MonkeyPatch) 
     the API produces a path-less Remove commit with a correct confirmation tag."""
     _w, alice, bob, carol = _trio()
     with monkeypatch.context() as m:
-        m.setattr(group_module, "path_required", lambda _: False)
+        m.setattr(commit_build, "path_required", lambda _: False)
         out = bob.commit(remove=[2], wire_format=PUBLIC)
     bob.discard_pending_commit()
     assert not out.summary.has_path

@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
+from typing import cast
 
 from .ciphersuite import CipherSuite, Rng
 from .errors import CommitError, CryptoError, TreeError
@@ -46,6 +47,7 @@ __all__ = [
     "UPDATE_PATH_LABEL",
     "CreatedUpdatePath",
     "KeyPair",
+    "MemberIndex",
     "PathDerivation",
     "TreePrivateKeys",
     "create_update_path",
@@ -146,6 +148,41 @@ class TreePrivateKeys:
         stale = [x for x in self._keys if self.private_key_for(tree, x) is None]
         for x in stale:
             del self._keys[x]
+
+
+class MemberIndex:
+    """A tree's members as leaf validation sees them (:class:`~clave.mls.leaf_node.MemberLeaves`).
+
+    Answers exactly as the tree would, but the members are listed once and the
+    encryption keys gathered into a set, so the uniqueness and compatibility
+    checks of RFC 9420 section 7.3 take one pass over the members instead of
+    several over the whole node array. A snapshot: build it again once the tree
+    changes.
+    """
+
+    __slots__ = ("_leaves", "_tree", "encryption_keys")
+
+    def __init__(self, tree: RatchetTree) -> None:
+        nodes = tree.nodes()
+        self._tree = tree
+        self._leaves = [(i, cast(LeafNode, v)) for i, v in enumerate(nodes[::2]) if v is not None]
+        self.encryption_keys = {v.encryption_key for v in nodes if v is not None}
+        """Every encryption key held by a non-blank node."""
+
+    @property
+    def n_leaves(self) -> int:
+        return self._tree.n_leaves
+
+    def leaf(self, i: int) -> LeafNode | None:
+        return self._tree.leaf(i)
+
+    def leaf_nodes(self) -> Iterator[tuple[int, LeafNode]]:
+        return iter(self._leaves)
+
+    def find_encryption_key(self, key: bytes) -> int | None:
+        if key not in self.encryption_keys:
+            return None
+        return self._tree.find_encryption_key(key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,6 +318,7 @@ def merge_update_path(
     if not 0 <= sender < tree.n_leaves:
         raise CommitError(f"UpdatePath sender {sender} is outside the tree")
     leaf = path.leaf_node
+    members = MemberIndex(tree)
     validate_leaf_node(
         suite,
         leaf,
@@ -288,11 +326,11 @@ def merge_update_path(
         group_id=group_id,
         leaf_index=sender,
         group_context_extensions=tuple(group_context_extensions),
-        tree=tree,
+        tree=members,
         credential_validator=credential_validator,
     )
     keys = [n.encryption_key for n in path.nodes]
-    in_tree = tree.encryption_keys()
+    in_tree = members.encryption_keys
     seen = {leaf.encryption_key}
     for k in keys:
         if k in in_tree or k in seen:
