@@ -33,7 +33,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from ..mls.events import Member
-from ..mls.group import Group
 from .errors import RoleError
 from .lobby import LobbyEntry
 from .policy import TAKEOVER_AFTER, TAKEOVER_AFTER_GONE, MeetingPolicy
@@ -89,7 +88,6 @@ class Inflight:
     """SHA-256 of the next epoch's credential (sent with the commit, and again after a
     reconnection)."""
     sent_at: float
-    snapshot: Group | None
     superseded: bool = False
     """Another commit won our epoch: ours is void, its refusal still to come."""
 

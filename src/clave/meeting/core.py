@@ -18,7 +18,7 @@ from enum import StrEnum
 from typing import Any
 
 from .. import wire
-from ..mls.errors import MLSError, PolicyError
+from ..mls.errors import MLSError
 from ..mls.events import CommitSummary, Member, PolicyInput
 from ..mls.group import Group, GroupConfig, Signer
 from ..mls.structs import MLSMessage, PrivateMessage
@@ -99,9 +99,8 @@ class _Incoming:
 
 @dataclass(slots=True)
 class _Previous:
-    """The previous epoch's group state, kept to read late application messages."""
+    """Until when the group's kept past epoch may open late application messages."""
 
-    group: Group
     deadline: float
 
 
@@ -151,7 +150,9 @@ class MeetingCore:
         self._sig_pub = sig_pub
         self._signer = Signer(make_credential(self._identity, self._name, sig_pub), sig_priv)
         self._group_config = GroupConfig(
-            capabilities=CAPABILITIES, credential_validator=credential_validator
+            capabilities=CAPABILITIES,
+            credential_validator=credential_validator,
+            max_past_epochs=1 if config.grace_period > 0 else 0,
         )
         self._media = MediaPlane(
             config.sframe_suite,
@@ -511,34 +512,22 @@ class MeetingCore:
                 self._send_app(Alive())
             self._timers.set(Timer.alive, self._clock() + ALIVE_INTERVAL)
 
-    def _snapshot(self, group: Group) -> Group | None:
-        """A copy of this epoch's group to read its late application messages."""
+    def _set_previous(self) -> None:
+        """A commit was merged: the group keeps the epoch before it (RFC 9420 §14) for
+        late application messages until the grace period ends."""
         if self._config.grace_period <= 0:
-            return None
-        try:
-            copy = Group.from_bytes(
-                group.to_bytes(),
-                rng=self._rng,
-                now=self._now,
-                policy=_refuse_everything,
-                config=self._group_config,
-            )
-        except MLSError:  # pragma: no cover - our own state always round-trips
-            return None
-        return copy
-
-    def _set_previous(self, snapshot: Group | None) -> None:
-        if snapshot is None:
             self._previous = None
             return
         deadline = self._clock() + self._config.grace_period
-        self._previous = _Previous(snapshot, deadline)
+        self._previous = _Previous(deadline)
         self._timers.set(Timer.previous, deadline)
 
     def _timer_previous(self) -> None:
         prev = self._previous
         if prev is not None and self._clock() >= prev.deadline:
             self._previous = None
+            if self._group is not None:
+                self._group.forget_past_epochs()
 
     def _lobby_request(self, entry: LobbyEntry) -> LobbyRequest:
         return lobby_request(
@@ -557,6 +546,3 @@ class MeetingCore:
 
 MLS_CIPHER_SUITE_ID = 1
 
-
-def _refuse_everything(info: PolicyInput) -> None:
-    raise PolicyError("a retained past epoch only decrypts application messages")

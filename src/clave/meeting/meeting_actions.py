@@ -351,7 +351,6 @@ class MeetingActions(MeetingCore):
             return
         if todo is None:
             return
-        snapshot = self._snapshot(group)
         try:
             out = group.commit(
                 add=[e.key_package for e in todo.adds],
@@ -367,7 +366,9 @@ class MeetingActions(MeetingCore):
         cred = self._credential(group)
         nxt = hashlib.sha256(group.pending_export_secret(CREDENTIAL_LABEL, b"", 32)).digest()
         now = self._clock()
-        self._inflight = Inflight(todo, out.commit, out.welcome, cred, nxt, now, snapshot)
+        self._inflight = Inflight(
+            plan=todo, commit=out.commit, welcome=out.welcome, cred=cred, next=nxt, sent_at=now
+        )
         if not self._send(wire.Commit(cred=cred, next=nxt, data=out.commit)):
             group.discard_pending_commit()
             self._inflight = None
@@ -435,7 +436,7 @@ class MeetingActions(MeetingCore):
             for e in inflight.plan.adds:
                 if e.request_id in self._presence.peers:
                     self._send(wire.WelcomeTo(to=e.request_id, data=inflight.welcome))
-        self._set_previous(inflight.snapshot)
+        self._set_previous()
         self._enter_epoch(summary)
         self._done(inflight.plan)
         if inflight.plan.handover:

@@ -253,7 +253,6 @@ class MeetingInput(MeetingResume):
         superseding = group.has_pending_commit
         if superseding:
             group.discard_pending_commit()
-        snapshot = self._snapshot(group)
         cred = self._credential(group)
         try:
             event = group.process(item.data)
@@ -271,7 +270,6 @@ class MeetingInput(MeetingResume):
         if superseding and inflight is not None:
             # Another member's commit was ordered first for this epoch: ours is void.
             inflight.superseded = True
-            inflight.snapshot = None
         summary = event.summary
         if summary.removed_self:
             who = self._name_of(summary.committer)
@@ -289,7 +287,7 @@ class MeetingInput(MeetingResume):
             return
         nxt = hashlib.sha256(self._credential(group)).digest()
         self._last_commit = wire.Commit(cred=cred, next=nxt, data=item.data)
-        self._set_previous(snapshot)
+        self._set_previous()
         if self._stalled is not None and inflight is None:
             self._stalled = None
             self._emit(OrderingResumed())
@@ -298,8 +296,14 @@ class MeetingInput(MeetingResume):
 
     def _process_late_app(self, item: _Incoming, epoch: int) -> None:
         prev = self._previous
-        if prev is not None and prev.group.epoch == epoch and self._clock() < prev.deadline:
-            self._process_app(prev.group, item, epoch)
+        group = self._group
+        if (
+            prev is not None
+            and group is not None
+            and epoch in group.past_epochs
+            and self._clock() < prev.deadline
+        ):
+            self._process_app(group, item, epoch)
         elif not item.from_lobby:
             self._emit(
                 FrameRejected(
@@ -321,7 +325,7 @@ class MeetingInput(MeetingResume):
             self._emit(FrameRejected("replayed application message", event.sender))
             return
         seen.add((event.sender, event.generation))
-        if group is self._group:
+        if event.epoch == group.epoch:
             self._confirmed = True  # a member of our epoch: we are not behind
         entry = self._rosters.get(epoch, {}).get(event.sender)
         if entry is None:  # pragma: no cover - MLS only decrypts messages of members
