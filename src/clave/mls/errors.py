@@ -72,6 +72,22 @@ class WelcomeError(ValidationError):
     """Welcome could not be processed (RFC 9420 section 12.4.3.1)."""
 
 
+class WelcomeNotForUsError(WelcomeError):
+    """A Welcome has no entry for any of the KeyPackages it was tried with (section 12.4.3.1)."""
+
+
+class MemberLookupError(MLSError, LookupError):
+    """A member named by its credential identity could not be singled out."""
+
+
+class UnknownMemberError(MemberLookupError):
+    """No member of the group has the given identity."""
+
+
+class AmbiguousMemberError(MemberLookupError):
+    """Several members (leaves) have the given identity; name one by leaf index."""
+
+
 class PolicyError(MLSError):
     """The application policy hook rejected a proposal or commit."""
 

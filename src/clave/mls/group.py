@@ -156,7 +156,7 @@ class Group(GroupView):
     @classmethod
     def create(
         cls,
-        suite_id: int,
+        suite: CipherSuite | int,
         group_id: bytes,
         signer: Signer,
         *,
@@ -166,17 +166,21 @@ class Group(GroupView):
         policy: Policy = allow_all,
         config: GroupConfig = DEFAULT_CONFIG,
     ) -> Group:
-        """Create a one-member group at epoch 0 (RFC 9420 section 11)."""
-        suite, epoch = create_epoch(
-            suite_id, group_id, signer, rng=rng, now=now(), extensions=extensions, config=config
+        """Create a one-member group at epoch 0 (RFC 9420 section 11).
+
+        ``suite`` is a :class:`CipherSuite` or its id; ``now`` is the clock the
+        group reads whenever it needs the time.
+        """
+        cs, epoch = create_epoch(
+            suite, group_id, signer, rng=rng, now=now(), extensions=extensions, config=config
         )
-        return cls(suite, signer, epoch, rng=rng, now=now, policy=policy, config=config)
+        return cls(cs, signer, epoch, rng=rng, now=now, policy=policy, config=config)
 
     @classmethod
     def join(
         cls,
         welcome_bytes: bytes,
-        bundle: KeyPackageBundle,
+        bundles: KeyPackageBundle | Sequence[KeyPackageBundle],
         *,
         rng: Rng,
         now: Clock,
@@ -187,13 +191,15 @@ class Group(GroupView):
     ) -> Group:
         """Join from a Welcome (RFC 9420 section 12.4.3.1).
 
+        ``bundles`` is one KeyPackageBundle or several: the one whose KeyPackageRef
+        the Welcome has an entry for is used (WelcomeNotForUsError if none).
         ``ratchet_tree`` is the encoded ``optional<Node> ratchet_tree<V>`` when
         the Welcome's GroupInfo does not carry it; external PSKs are looked up
         in ``psks`` by psk_id.
         """
         known = dict(psks or {})
         joined = join_from_welcome(
-            welcome_bytes, bundle, ratchet_tree=ratchet_tree, psks=known, config=config
+            welcome_bytes, bundles, ratchet_tree=ratchet_tree, psks=known, config=config
         )
         group = cls(
             joined.suite,
@@ -330,8 +336,13 @@ class Group(GroupView):
         validate_key_package(self._env(), kp, self._epoch.tree, self._epoch.context)
         return self._propose(Add(kp), wire_format)[0]
 
-    def propose_remove(self, leaf_index: int, wire_format: WireFormat | None = None) -> bytes:
-        """Send a Remove proposal (section 12.1.3)."""
+    def leaf_of(self, identity: bytes) -> int:
+        """The leaf of the one member with this credential identity (else MemberLookupError)."""
+        return self._epoch.members().leaf_of(identity)
+
+    def propose_remove(self, member: int | bytes, wire_format: WireFormat | None = None) -> bytes:
+        """Send a Remove proposal (section 12.1.3) for a leaf index or an identity."""
+        leaf_index = member if isinstance(member, int) else self.leaf_of(member)
         self.member(leaf_index)
         if leaf_index == self.own_leaf_index:
             raise StateError("a member cannot propose to remove itself in a commit it makes")
@@ -349,7 +360,7 @@ class Group(GroupView):
         self,
         *,
         add: Sequence[bytes] = (),
-        remove: Sequence[int] = (),
+        remove: Sequence[int | bytes] = (),
         extensions: Sequence[Extension] | None = None,
         psks: Sequence[PreSharedKeyID] = (),
         include_pending: bool = True,
@@ -359,7 +370,8 @@ class Group(GroupView):
     ) -> CommitOutput:
         """Create a commit (RFC 9420 section 12.4.1); it stays pending until merged.
 
-        ``add`` are encoded KeyPackages (bare or in an MLSMessage). With nothing
+        ``add`` are encoded KeyPackages (bare or in an MLSMessage); ``remove`` are
+        leaf indices or credential identities (see :meth:`leaf_of`). With nothing
         to commit this is a self-update: a commit carrying only a path. Cached
         proposals of this epoch are included by reference unless
         ``include_pending`` is false. The output's ``group_info`` is signed when
@@ -372,7 +384,8 @@ class Group(GroupView):
         by_value: list[Sourced] = []
         if extensions is not None:
             by_value.append(Sourced(proposal=GroupContextExtensions(tuple(extensions)), sender=me))
-        by_value += [Sourced(proposal=Remove(r), sender=me) for r in remove]
+        leaves = self._epoch.members().leaves(remove)
+        by_value += [Sourced(proposal=Remove(r), sender=me) for r in leaves]
         by_value += [Sourced(proposal=Add(key_package_from(kp)), sender=me) for kp in add]
         by_value += [Sourced(proposal=PreSharedKey(pid), sender=me) for pid in psks]
         built = self._build_commit(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from . import treekem
 from .ciphersuite import CipherSuite, get_suite
-from .errors import WelcomeError
+from .errors import WelcomeError, WelcomeNotForUsError
 from .group_records import (
     EpochState,
     GroupConfig,
@@ -23,7 +23,7 @@ from .group_records import (
     new_secret_tree,
     tree_from,
 )
-from .key_package import KeyPackageBundle, create_key_package
+from .key_package import KeyPackageBundle, create_key_package, key_package_ref, suite_of
 from .key_schedule import confirmation_tag, derive_epoch, interim_transcript_hash
 from .ratchet_tree import RatchetTree
 from .structs import Extension, GroupContext, GroupInfo, PreSharedKeyID, PSKType, Welcome
@@ -33,7 +33,7 @@ from .welcome import process_welcome
 
 
 def create_epoch(
-    suite_id: int,
+    suite: CipherSuite | int,
     group_id: bytes,
     signer: Signer,
     *,
@@ -43,20 +43,13 @@ def create_epoch(
     config: GroupConfig,
 ) -> tuple[CipherSuite, EpochState]:
     """The cipher suite and epoch 0 of a one-member group (RFC 9420 section 11)."""
-    suite = get_suite(suite_id)
-    own = create_key_package(
-        suite,
-        signer.credential,
-        rng=rng,
-        now=now,
-        signature_priv=signer.signature_private_key,
-        capabilities=config.capabilities,
-    )
+    suite = suite_of(suite)
+    own = create_key_package(suite, signer, rng=rng, now=now, capabilities=config.capabilities)
     leaf = own.key_package.leaf_node
     tree = RatchetTree.create(suite, leaf)
     context = GroupContext(
         version=own.key_package.version,
-        cipher_suite=suite_id,
+        cipher_suite=suite.id,
         group_id=group_id,
         epoch=0,
         tree_hash=tree.tree_hash(),
@@ -89,9 +82,33 @@ class Joined:
     welcome_signer: int
 
 
+def bundle_for(
+    welcome: Welcome, bundles: KeyPackageBundle | Sequence[KeyPackageBundle]
+) -> KeyPackageBundle:
+    """The bundle whose KeyPackageRef has an entry in the Welcome's secrets (section 12.4.3.1).
+
+    WelcomeNotForUsError if none has (a KeyPackage of another cipher suite never has).
+    """
+    candidates = [bundles] if isinstance(bundles, KeyPackageBundle) else list(bundles)
+    if not candidates:
+        raise ValueError("Group.join needs at least one KeyPackageBundle")
+    cs = welcome.cipher_suite
+    wanted = {entry.new_member for entry in welcome.secrets}
+    for bundle in candidates:
+        kp = bundle.key_package
+        if kp.cipher_suite == cs and key_package_ref(kp) in wanted:
+            return bundle
+    suites = sorted({b.key_package.cipher_suite for b in candidates})
+    n = len(candidates)
+    which = "our KeyPackage" if n == 1 else f"any of our {n} KeyPackages"
+    raise WelcomeNotForUsError(
+        f"Welcome (cipher suite {cs}) has no entry for {which} (cipher suites {suites})"
+    )
+
+
 def join_from_welcome(
     welcome_bytes: bytes,
-    bundle: KeyPackageBundle,
+    bundles: KeyPackageBundle | Sequence[KeyPackageBundle],
     *,
     ratchet_tree: bytes | None,
     psks: dict[bytes, bytes],
@@ -99,6 +116,7 @@ def join_from_welcome(
 ) -> Joined:
     """Join from a Welcome (RFC 9420 section 12.4.3.1); see :meth:`Group.join`."""
     welcome = decode_body(welcome_bytes, Welcome, WelcomeError)
+    bundle = bundle_for(welcome, bundles)
     kp = bundle.key_package
     suite = get_suite(kp.cipher_suite)
     trees: list[RatchetTree] = []

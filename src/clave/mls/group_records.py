@@ -10,7 +10,7 @@ facade, so the group modules import in one direction only::
     group (the facade)
       -> group_view, group_create, external_join, group_state, group_messages, commit_build
       -> commit_stage, past_epochs
-      -> group_records -> group_info
+      -> group_records -> group_info, key_package (Signer, Clock)
 """
 
 from __future__ import annotations
@@ -20,9 +20,18 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from .ciphersuite import CipherSuite
-from .errors import MLSError, ProposalError, ValidationError
+from .errors import (
+    AmbiguousMemberError,
+    MLSError,
+    ProposalError,
+    UnknownMemberError,
+    ValidationError,
+)
 from .events import CommitSummary, Member, Policy
 from .group_info import RatchetTreeEncoder
+from .key_package import Clock as Clock
+from .key_package import Signer as Signer
+from .key_package import decode_key_package
 from .key_schedule import EpochSecrets
 from .leaf_node import CredentialValidator
 from .psk import psk_secret
@@ -31,7 +40,6 @@ from .secret_tree import SecretTree
 from .structs import (
     AuthenticatedContent,
     Capabilities,
-    Credential,
     Extension,
     ExtensionType,
     ExternalInit,
@@ -48,19 +56,7 @@ from .structs import (
 from .treekem import TreePrivateKeys
 
 Rng = Callable[[int], bytes]
-Clock = Callable[[], int]
 _Body = TypeVar("_Body")
-
-
-@dataclass(frozen=True, slots=True)
-class Signer:
-    """A member's identity: credential and signature key pair (RFC 9420 section 5.3)."""
-
-    credential: Credential
-    signature_private_key: bytes
-
-    def public_key(self, suite: CipherSuite) -> bytes:
-        return suite.signature_public_key(self.signature_private_key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +129,28 @@ class Roster:
         if m is None:
             raise ValidationError(f"leaf {index} is not a member")
         return m
+
+    def leaf_of(self, identity: bytes) -> int:
+        """The leaf of the one member whose basic credential identity is ``identity``.
+
+        UnknownMemberError if no member has it, AmbiguousMemberError if several do.
+        """
+        identity = bytes(identity)
+        shown = repr(identity[:24]) + ("..." if len(identity) > 24 else "")
+        leaves = [m.leaf_index for m in self.members() if identity and m.identity == identity]
+        if not leaves:
+            raise UnknownMemberError(f"no member has the identity {shown}")
+        if len(leaves) > 1:
+            raise AmbiguousMemberError(
+                f"the identity {shown} is held by leaves {leaves}; name one by leaf index"
+            )
+        return leaves[0]
+
+    def leaves(self, targets: Sequence[int | bytes]) -> list[int]:
+        """Leaf indices as given, identities resolved with :meth:`leaf_of`."""
+        if isinstance(targets, bytes | bytearray):
+            raise TypeError("expected a list of leaf indices or identities, not one bytes string")
+        return [t if isinstance(t, int) else self.leaf_of(t) for t in targets]
 
     def changed(self, tree: RatchetTree, leaves: Iterable[int]) -> Roster:
         """The roster of ``tree``, which differs from ours at most at ``leaves``."""
@@ -322,13 +340,7 @@ def decode_body(data: bytes, kind: type[_Body], error: type[MLSError]) -> _Body:
 
 def key_package_from(data: bytes) -> KeyPackage:
     """A KeyPackage, bare or wrapped in an MLSMessage (RFC 9420 section 6)."""
-    try:
-        msg = MLSMessage.from_bytes(bytes(data))
-    except MLSError:
-        return KeyPackage.from_bytes(bytes(data))
-    if not isinstance(msg.body, KeyPackage):
-        raise ValidationError(f"expected a KeyPackage, got a {msg.wire_format.name}")
-    return msg.body
+    return decode_key_package(data)
 
 
 def tree_from(

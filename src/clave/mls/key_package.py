@@ -1,7 +1,9 @@
 """KeyPackage creation and validation (RFC 9420 sections 10, 10.1).
 
-:func:`create_key_package` builds and signs a KeyPackage from an injected
-``rng`` and ``now`` and returns it with its private keys.
+:func:`create_key_package` builds and signs a KeyPackage for a :class:`Signer`
+from an injected ``rng`` and ``now`` and returns it with its private keys;
+:meth:`KeyPackageBundle.to_message_bytes` encodes it for the wire and
+:func:`decode_key_package` reads it back.
 :func:`validate_key_package` performs the checks of section 10.1 that need
 no group state (plus the KeyPackage-relevant leaf node checks of section
 7.3); each failure raises :class:`KeyPackageError` naming the check. Checks
@@ -13,9 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import overload
 
 from .ciphersuite import CipherSuite, Rng, get_suite
-from .errors import CryptoError, KeyPackageError, MLSError, SignatureError
+from .errors import CryptoError, KeyPackageError, MLSError, SignatureError, ValidationError
 from .structs import (
     DEFAULT_EXTENSION_TYPES,
     DEFAULT_PROPOSAL_TYPES,
@@ -27,6 +30,7 @@ from .structs import (
     LeafNode,
     LeafNodeSource,
     Lifetime,
+    MLSMessage,
     ProtocolVersion,
     RequiredCapabilities,
     find_extension,
@@ -34,10 +38,14 @@ from .structs import (
 
 __all__ = [
     "DEFAULT_LIFETIME",
+    "Clock",
     "KeyPackageBundle",
     "KeyPackageHook",
+    "Signer",
     "create_key_package",
+    "decode_key_package",
     "key_package_ref",
+    "suite_of",
     "validate_key_package",
     "validate_key_package_for_group",
 ]
@@ -51,6 +59,31 @@ _MAX_U64 = (1 << 64) - 1
 
 KeyPackageHook = Callable[[KeyPackage], None]
 """Extra validation (credential / group checks); raises an MLSError to reject."""
+
+Clock = Callable[[], int]
+"""The current time in Unix seconds (e.g. ``lambda: int(time.time())``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Signer:
+    """A member's identity: credential and signature key pair (RFC 9420 section 5.3)."""
+
+    credential: Credential
+    signature_private_key: bytes
+
+    @classmethod
+    def generate(cls, suite: CipherSuite | int, credential: Credential, *, rng: Rng) -> Signer:
+        """A Signer for ``credential`` with a fresh signature key pair of ``suite``."""
+        signature_private_key, _ = suite_of(suite).generate_signature_key_pair(rng)
+        return cls(credential, signature_private_key)
+
+    def public_key(self, suite: CipherSuite) -> bytes:
+        return suite.signature_public_key(self.signature_private_key)
+
+
+def suite_of(suite: CipherSuite | int) -> CipherSuite:
+    """A cipher suite given as an object or as its code point (RFC 9420 section 17.1)."""
+    return suite if isinstance(suite, CipherSuite) else get_suite(suite)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +100,27 @@ class KeyPackageBundle:
         """The KeyPackageRef of :attr:`key_package` (RFC 9420 section 5.2)."""
         return key_package_ref(self.key_package)
 
+    def to_message_bytes(self) -> bytes:
+        """The KeyPackage as an encoded MLSMessage (RFC 9420 section 6): what a client
+        publishes and what ``Group.commit(add=...)`` takes. No private key is included."""
+        return MLSMessage(self.key_package).to_bytes()
+
+
+def decode_key_package(data: bytes) -> KeyPackage:
+    """A KeyPackage from its encoding, bare or in an MLSMessage (RFC 9420 sections 6, 10).
+
+    Only decodes: validation against a group happens when it is added. Raises
+    DecodeError on malformed bytes, ValidationError for an MLSMessage carrying
+    something else.
+    """
+    try:
+        msg = MLSMessage.from_bytes(bytes(data))
+    except MLSError:
+        return KeyPackage.from_bytes(bytes(data))
+    if not isinstance(msg.body, KeyPackage):
+        raise ValidationError(f"expected a KeyPackage, got a {msg.wire_format.name}")
+    return msg.body
+
 
 def key_package_ref(key_package: KeyPackage, suite: CipherSuite | None = None) -> bytes:
     """``MakeKeyPackageRef`` (RFC 9420 section 5.2), by default with the package's own suite."""
@@ -82,12 +136,46 @@ def _non_default(types: Iterable[int]) -> tuple[int, ...]:
     return tuple(out)
 
 
+@overload
 def create_key_package(
-    suite: CipherSuite,
-    credential: Credential,
+    suite: CipherSuite | int,
+    signer: Signer,
+    /,
     *,
     rng: Rng,
-    now: int,
+    now: int | Clock,
+    lifetime: int = DEFAULT_LIFETIME,
+    not_before: int | None = None,
+    capabilities: Capabilities | None = None,
+    leaf_extensions: Sequence[Extension] = (),
+    extensions: Sequence[Extension] = (),
+) -> KeyPackageBundle: ...
+
+
+@overload
+def create_key_package(
+    suite: CipherSuite | int,
+    credential: Credential,
+    /,
+    *,
+    rng: Rng,
+    now: int | Clock,
+    signature_priv: bytes | None = None,
+    lifetime: int = DEFAULT_LIFETIME,
+    not_before: int | None = None,
+    capabilities: Capabilities | None = None,
+    leaf_extensions: Sequence[Extension] = (),
+    extensions: Sequence[Extension] = (),
+) -> KeyPackageBundle: ...
+
+
+def create_key_package(
+    suite: CipherSuite | int,
+    signer: Signer | Credential,
+    /,
+    *,
+    rng: Rng,
+    now: int | Clock,
     signature_priv: bytes | None = None,
     lifetime: int = DEFAULT_LIFETIME,
     not_before: int | None = None,
@@ -97,12 +185,25 @@ def create_key_package(
 ) -> KeyPackageBundle:
     """Create and sign a KeyPackage (RFC 9420 sections 7.2, 10).
 
+    ``suite`` is a :class:`CipherSuite` or its id; ``now`` is Unix seconds or a
+    :data:`Clock` (read once). With a :class:`Signer` its key signs; with a bare
+    :class:`Credential`, ``signature_priv`` does, or a fresh key pair if it is None.
+
     Draws from ``rng`` the init key pair, then the leaf encryption key pair,
-    then (if ``signature_priv`` is None) a signature key pair. The lifetime is
+    then (if no signature key is given) a signature key pair. The lifetime is
     ``[not_before or now, now + lifetime]``. Default capabilities list mls10,
     this suite, the credential's type and the non-default types of the given
     extensions. The result is checked with :func:`validate_key_package`.
     """
+    suite = suite_of(suite)
+    if isinstance(signer, Signer):
+        if signature_priv is not None:
+            raise TypeError("signature_priv is for a bare Credential; a Signer carries its key")
+        credential, signature_priv = signer.credential, signer.signature_private_key
+    else:
+        credential = signer
+    if callable(now):
+        now = now()
     if lifetime <= 0:
         raise ValueError("lifetime must be positive")
     start = now if not_before is None else not_before
