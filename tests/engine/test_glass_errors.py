@@ -14,7 +14,7 @@ import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from engine_helpers import Glass, Json, run
+from engine_helpers import Glass, run
 
 from clave.engine.bridge import GlassBridge
 from clave.engine.glass_events import (
@@ -27,6 +27,7 @@ from clave.engine.glass_events import (
     relay_failure,
 )
 from clave.engine.glass_media import BridgeCounters, FrameForwarder
+from clave.engine.glass_messages import Alert, Error, MediaSwitches, Stats, ToGlass
 from clave.engine.headless import HeadlessParticipant
 from clave.engine.session import MeetingSession
 from clave.engine.ui_server import UIServer
@@ -51,20 +52,20 @@ class RecordingPort:
     def __init__(self) -> None:
         self.session: MeetingSession | None = None
         self.frames = FrameForwarder(BridgeCounters(), lambda: None, self.send, lambda _: False)
-        self.alerts: list[Json] = []
+        self.alerts: list[Alert] = []
         self.away: set[int] = set()
         self.known_leaves: set[int] = set()
-        self.media_state: dict[str, bool] | None = None
-        self.last_stats: Json | None = None
+        self.media_state: MediaSwitches | None = None
+        self.last_stats: Stats | None = None
         self.stranded: str | None = None
-        self.sent: list[Json] = []
+        self.sent: list[ToGlass] = []
         self.ended: list[tuple[str, str | None]] = []
 
     @property
     def link_up(self) -> bool:
         return False
 
-    def send(self, message: Json) -> None:
+    def send(self, message: ToGlass) -> None:
         self.sent.append(message)
 
     async def act(self, what: str, action: Callable[[Meeting], object]) -> object:
@@ -124,7 +125,7 @@ def test_meeting_errors_reach_the_glass_only_as_plain_actionable_words() -> None
     ]
     for event, words in cases:
         port = told(event)
-        assert port.sent == [{"type": "error", "message": words}], event
+        assert port.sent == [Error(message=words)], event
         assert event.message not in words
     # Nothing the user can act on: nothing shown (the log has the code).
     for event in (

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from engine_helpers import Glass, Json, run, until
 
 from clave.engine.bridge import GlassBridge
+from clave.engine.glass_messages import MediaSwitches
 from clave.engine.headless import HeadlessParticipant
 from clave.engine.ui_server import UIServer
 from clave.meeting.link import MeetingLink, new_link
@@ -104,7 +105,8 @@ def test_a_reload_keeps_the_meeting_and_the_switches_a_closed_tab_leaves() -> No
                     await glass.send({"type": "media_state", **SWITCHES})
                     await glass.send({"type": "media_state", "mic": False})
                     await glass.wait_message("error", lambda m: '"cam"' in m["message"])
-                    assert bridge.media_state == SWITCHES  # the bad one changed nothing
+                    # The bad one changed nothing.
+                    assert bridge.media_state == MediaSwitches(**SWITCHES)
 
                     # The reload: the tab goes, the grace starts, the tab is back.
                     glass = await reconnect(server, glass)

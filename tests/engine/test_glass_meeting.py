@@ -263,7 +263,7 @@ def test_glass_host_admits_denies_locks_and_removes() -> None:
                 epoch = meeting.epoch
                 assert epoch is not None
                 meeting.refresh_keys()  # queued, not yet sent
-                assert server.bridge.padlock()["state"] == "rekeying" and meeting.encrypted
+                assert server.bridge.padlock().state == "rekeying" and meeting.encrypted
                 await glass.wait_message("padlock", lambda p: p["state"] == "rekeying")
                 await server.bridge.session.flush()
                 await glass.wait_state(lambda s: s["epoch"] == epoch + 1)

@@ -14,6 +14,7 @@ import aiohttp
 from engine_helpers import Glass, cookie_header, raw_request, run
 
 from clave.engine.bridge import GlassBridge
+from clave.engine.glass_messages import Stats
 from clave.engine.ui_server import MIME_TYPES, UIServer, index_files, package_ui_files
 from clave.meeting.link import new_link
 
@@ -474,10 +475,10 @@ def test_prejoin_chunks_are_dropped_and_bad_messages_answered(tmp_path: Path) ->
                 await glass.send({"type": "nonsense"})
                 await glass.send({"type": "admit", "id": "x"})
                 await glass.send({"type": "join", "name": ""})
-                await glass.send({"type": "stats", "rtt_ms": 12.5})
+                await glass.send({"type": "stats", "interval_ms": 2000, "lag_skips": 1})
                 await glass.wait_message("error", lambda m: "display name" in m["message"])
                 assert bridge.counters.chunks_malformed == 2
-                assert bridge.last_stats == {"type": "stats", "rtt_ms": 12.5}
+                assert bridge.last_stats == Stats(interval_ms=2000, lag_skips=1)
                 assert len(glass.of_type("error")) >= 5
             finally:
                 await glass.close()

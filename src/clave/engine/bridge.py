@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import asdict
@@ -42,6 +41,7 @@ from ..meeting.identity import Identity
 from ..meeting.link import MeetingLink
 from ..meeting.meeting import Meeting, MeetingConfig, Phase
 from ..meeting.people import PeopleBook
+from . import glass_messages as gm
 from .connection import RelayConnectionError
 from .glass_actions import HANDLERS
 from .glass_channel import (
@@ -51,12 +51,20 @@ from .glass_channel import (
     BadMessage,
     GlassBusy,
     GlassOutbox,
-    Json,
     parse_control,
 )
 from .glass_events import EVENT_HANDLERS, QUIET_EVENTS, relay_failure, start_failure
 from .glass_media import BridgeCounters, ChunkSender, FrameForwarder
-from .glass_view import CONNECTED, RECONNECTING, View, padlock_message, state_message
+from .glass_view import (
+    CONNECTED,
+    MEETING_PHASES,
+    RECONNECTING,
+    View,
+    ended_message,
+    hello_message,
+    padlock_message,
+    state_message,
+)
 from .session import MeetingSession
 from .tls import RelayTrust
 
@@ -116,12 +124,12 @@ class GlassBridge:
         self.abandoned = asyncio.Event()
         """Set once the tab has been gone for :attr:`tab_grace` seconds with the meeting over
         (or left because of it): nobody is looking, the engine may stop."""
-        self.media_state: dict[str, bool] | None = None
+        self.media_state: gm.MediaSwitches | None = None
         """The glass's microphone, camera and screen switches (``media_state``), handed back
         in ``hello`` so a reloaded tab starts as it was."""
-        self.last_stats: Json | None = None
+        self.last_stats: gm.Stats | None = None
         """The last ``stats`` object the glass sent (latency measurements), if any."""
-        self.alerts: list[Json] = []
+        self.alerts: list[gm.Alert] = []
         """Security alerts reported to the glass (kept for a reconnecting tab)."""
         self._name: str | None = None
         self._outbox: GlassOutbox | None = None
@@ -129,8 +137,8 @@ class GlassBridge:
         self._closing = False
         self._leave_reason: str | None = None
         self._shut = False
-        self._sent_state: str | None = None
-        self._sent_padlock: Json | None = None
+        self._sent_state: gm.State | None = None
+        self._sent_padlock: gm.Padlock | None = None
         self.chunks = ChunkSender(self.counters, self._dropped_notice, self._error)
         self.frames = FrameForwarder(
             self.counters, self._current_meeting, self.send, lambda leaf: leaf in self.away
@@ -178,23 +186,18 @@ class GlassBridge:
             self._grace = None
             self.counters.tabs_returned += 1
         outbox = self._outbox = self.frames.outbox = GlassOutbox()
+        name = self._name or self.default_name
         outbox.put_control(
-            {
-                "type": "hello",
-                "role": "host" if self.host else "guest",
-                "link": self.current_link.url,
-                "info_url": self.current_link.info_url,
-                "default_name": self._name or self.default_name,
-                "fingerprint": self.identity.fingerprint if self.identity else None,
-                "media": self.media_state,
-            }
+            hello_message(self.host, self.current_link, name, self.identity, self.media_state)
         )
         self._sent_state = self._sent_padlock = None
         self._refresh()
         for alert in self.alerts:
             outbox.put_control(alert)
         if self.ended_reason is not None:
-            outbox.put_control(self._ended_message())
+            outbox.put_control(
+                ended_message(self.ended_reason, self.ended_outcome, self._in_meeting_once)
+            )
         self._want_keyframes()  # a (re)connected glass has no decoder state
         return outbox
 
@@ -232,7 +235,7 @@ class GlassBridge:
         """The invitation as it is now (a host may have replaced it)."""
         return self.session.meeting.link if self.session is not None else self.link
 
-    def send(self, message: Json) -> None:
+    def send(self, message: gm.ToGlass) -> None:
         """Queue a control message for the glass, if one is connected."""
         if self._outbox is not None:
             self._outbox.put_control(message)
@@ -240,13 +243,13 @@ class GlassBridge:
     # ------------------------------------------------------------------ what the glass sees
 
     @property
-    def phase(self) -> str:
+    def phase(self) -> gm.GlassPhase:
         if self.ended_reason is not None:
             return "ended"
         if self.session is not None:
             if self.stranded is not None:
                 return "connecting"  # the session is about to knock again
-            return self.session.meeting.phase.value
+            return MEETING_PHASES[self.session.meeting.phase]
         return "connecting" if self._joining else "prejoin"
 
     @property
@@ -255,7 +258,7 @@ class GlassBridge:
         return self.session is not None and self.session.link_state == CONNECTED
 
     @property
-    def rejoin_mode(self) -> str:
+    def rejoin_mode(self) -> gm.RejoinMode:
         """What a ``join`` after the meeting ended does: ``restart`` (the owner, alone,
         starts its meeting again under the same invitation) or ``knock`` (ask through the
         lobby: an MLS group cannot be re-created under members who are still in it)."""
@@ -281,17 +284,14 @@ class GlassBridge:
             reconnects=session.reconnects if session is not None else 0,
             rejoining=rejoining,
             rejoin=self.rejoin_mode,
+            away=frozenset(self.away),
         )
 
-    def state(self) -> Json:
-        """The ``state`` message (engine -> glass)."""
-        message = state_message(self._view())
-        if self.away:
-            for entry in message["roster"]:
-                entry["away"] = entry["leaf"] in self.away
-        return message
+    def state(self) -> gm.State:
+        """The ``state`` message (:func:`.glass_view.state_message`)."""
+        return state_message(self._view())
 
-    def padlock(self) -> Json:
+    def padlock(self) -> gm.Padlock:
         """The ``padlock`` message (:func:`.glass_view.padlock_message`)."""
         return padlock_message(self._view())
 
@@ -300,9 +300,8 @@ class GlassBridge:
         if self._outbox is None:
             return
         state = self.state()
-        text = json.dumps(state, sort_keys=True)
-        if text != self._sent_state:
-            self._sent_state = text
+        if state != self._sent_state:
+            self._sent_state = state
             self.send(state)
         padlock = self.padlock()
         if padlock != self._sent_padlock:
@@ -342,8 +341,8 @@ class GlassBridge:
         sends keyframes; members still connected are asked for theirs (the others when
         they are back, ``MemberBack``: their connection is not known until then)."""
         self.counters.reconnects_seen += 1
-        self.send({"type": "keyframe_request", "kind": "video"})
-        self.send({"type": "keyframe_request", "kind": "screen"})
+        self.send(gm.KeyframeRequest(kind="video"))
+        self.send(gm.KeyframeRequest(kind="screen"))
         self._want_keyframes()
 
     def member_back(self, leaf: int) -> None:
@@ -356,13 +355,11 @@ class GlassBridge:
     # ------------------------------------------------------------------ glass -> engine
 
     async def handle_text(self, text: str) -> None:
-        """One JSON control message from the glass. Bad input gets an ``error`` reply."""
+        """One JSON control message from the glass, to its handler (:data:`.glass_actions.
+        HANDLERS`). Bad input gets an ``error`` reply."""
         try:
             msg = parse_control(text)
-            handler = HANDLERS.get(msg["type"])
-            if handler is None:
-                raise BadMessage(f"unknown message type {msg['type'][:40]!r}")
-            await handler(self, msg)
+            await HANDLERS[type(msg)](self, msg)
         except BadMessage as exc:
             self._error(str(exc))
         self._refresh()
@@ -527,7 +524,7 @@ class GlassBridge:
             await session.flush()
 
     def _error(self, message: str) -> None:
-        self.send({"type": "error", "message": message})
+        self.send(gm.Error(message=message))
 
     def people_changed(self) -> None:
         """Hand the people book to the store (whom we met, whom we verified)."""
@@ -536,16 +533,6 @@ class GlassBridge:
                 self._on_people_changed(self.people)
             except Exception:  # a full disk must not end the meeting
                 log.exception("could not save the people this engine met")
-
-    def _ended_message(self) -> Json:
-        """``ended``: why, the lobby answer if a host turned us away, and whether we had
-        been in the meeting (the glass says "Meeting ended" only then)."""
-        return {
-            "type": "ended",
-            "reason": self.ended_reason,
-            "outcome": self.ended_outcome,
-            "joined": self._in_meeting_once,
-        }
 
     def end(self, reason: str, outcome: str | None = None) -> None:
         """The meeting is over for us; ``outcome`` is a lobby answer ("declined", "locked",
@@ -556,7 +543,7 @@ class GlassBridge:
             reason, outcome = self._leave_reason, None
         self.ended_reason = reason
         self.ended_outcome = outcome
-        self.send(self._ended_message())
+        self.send(ended_message(reason, outcome, self._in_meeting_once))
         self._refresh()
         self.ended.set()
         if self._on_ended is not None and not self._shut:

@@ -1,18 +1,18 @@
 """The Local UI channel's framing (docs/PROTOCOL.md, "Local UI channel"): binary
-media headers, the bounded outbox of one glass connection, and the checks of the
-fields a glass sends."""
+media headers, the bounded outbox of one glass connection, and the one place where
+a control message from the glass is decoded and checked (:func:`parse_control`)."""
 
 from __future__ import annotations
 
 import asyncio
-import json
+import re
 import struct
 from collections import deque
-from typing import Any
+from typing import get_args
 
-from ..wire import StreamKind
+import msgspec
 
-Json = dict[str, Any]
+from .glass_messages import GlassMessage, ToGlass
 
 GLASS_CHUNK_HEADER = struct.Struct(">BBQ")
 """glass -> engine binary: kind, flags (bit 0 keyframe), capture time (µs since the Unix epoch)."""
@@ -34,6 +34,10 @@ class BadMessage(Exception):
     """A control message from the glass was refused; the text goes back as ``error``."""
 
 
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(GlassMessage)
+
+
 class GlassOutbox:
     """Messages for one glass connection: JSON control first, then media (bounded)."""
 
@@ -44,9 +48,9 @@ class GlassOutbox:
         self._wake = asyncio.Event()
         self.closed = False
 
-    def put_control(self, message: Json) -> None:
+    def put_control(self, message: ToGlass) -> None:
         if not self.closed:
-            self._control.append(json.dumps(message, separators=(",", ":"), ensure_ascii=False))
+            self._control.append(_encoder.encode(message).decode())
             self._wake.set()
 
     def put_media(self, data: bytes) -> bool:
@@ -76,53 +80,83 @@ class GlassOutbox:
             await self._wake.wait()
 
 
-def parse_control(text: str) -> Json:
-    """One JSON control message: an object with a string ``type``, else :class:`BadMessage`."""
+def parse_control(text: str) -> GlassMessage:
+    """One JSON control message from the glass, decoded and checked (types, bounds, no
+    unknown field), else :class:`BadMessage` saying what was wrong in one line."""
     if len(text) > MAX_TEXT_CHARS:
         raise BadMessage("control message too large")
     try:
-        msg = json.loads(text)
-    except ValueError:
+        return _decoder.decode(text)
+    except msgspec.ValidationError as exc:
+        raise BadMessage(refusal(str(exc))) from None
+    except (msgspec.DecodeError, UnicodeError):  # a lone surrogate cannot be UTF-8
         raise BadMessage("control message is not JSON") from None
-    if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
-        raise BadMessage('control message must be an object with a string "type"')
-    return msg
 
 
-def int_field(msg: Json, key: str) -> int:
-    """A non-negative integer field; a decimal string is accepted too (JavaScript glasses
-    may keep ids as strings)."""
-    value = msg.get(key)
-    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 10:
-        value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**32:
-        raise BadMessage(f'"{key}" must be an integer')
-    return value
+NOT_A_MESSAGE = 'control message must be an object with a string "type"'
+_WHERE = re.compile(r"^(?P<problem>.*?)(?: - at `\$(?:\.(?P<path>[^`]*))?`)?$", re.DOTALL)
+_TYPE_WORDS = {
+    "bool": "true or false",
+    "int": "an integer",
+    "int | str": "an integer",
+    "str": "a string",
+    "str | null": "a string or null",
+    "float": "a number",
+    "float | null": "a number or null",
+    "object": "an object",
+    "array": "a list",
+}
+_PROBLEMS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"Object missing required field `(?P<field>\w+)`"), "is missing"),
+    (re.compile(r"Object contains unknown field `(?P<field>[^`]*)`"), "is not expected here"),
+    (re.compile(r"Expected `(?P<type>[^`]*)`, got `[^`]*`"), "must be {type}"),
+    (re.compile(r"Expected `(?P<type>[^`]*)`$"), "must be {type}"),
+    (re.compile(r"Expected `[^`]*` of length >= 1$"), "must not be empty"),
+    (re.compile(r"Expected `[^`]*` of length <= (?P<n>\d+)$"), "is too long (at most {n})"),
+    (re.compile(r"Expected `[^`]*` >= (?P<n>-?\d+)$"), "must be at least {n}"),
+    (re.compile(r"Expected `[^`]*` <= (?P<n>-?\d+)$"), "must be at most {n}"),
+    (re.compile(r"Expected `str` matching regex"), "must be an integer"),  # only ids match
+    (re.compile(r"Invalid enum value "), "must be {choices}"),
+)
+"""msgspec's descriptions of a refusal, in the engine's words (its own are a library's)."""
 
 
-def bool_field(msg: Json, key: str) -> bool:
-    value = msg.get(key)
-    if not isinstance(value, bool):
-        raise BadMessage(f'"{key}" must be true or false')
-    return value
+def _choices() -> dict[str, str]:
+    """The allowed values of each enumerated field of a glass message, in words."""
+    words: dict[str, str] = {}
+    for info in msgspec.inspect.multi_type_info(get_args(GlassMessage)):
+        assert isinstance(info, msgspec.inspect.StructType)
+        for field in info.fields:
+            if isinstance(field.type, msgspec.inspect.LiteralType):
+                words[field.name] = " or ".join(f'"{v}"' for v in field.type.values)
+    return words
 
 
-def stream_kind_field(msg: Json) -> StreamKind:
-    kind = msg.get("kind")
-    if kind == "video":
-        return StreamKind.video
-    if kind == "screen":
-        return StreamKind.screen
-    raise BadMessage('"kind" must be "video" or "screen"')
+_CHOICES = _choices()
 
 
-MEDIA_SWITCHES = ("mic", "cam", "screen")
-"""The glass's own capture switches, remembered by the engine across reloads."""
-
-
-def media_state_field(msg: Json) -> dict[str, bool]:
-    """``{"mic": bool, "cam": bool, "screen": bool}`` of a ``media_state`` message."""
-    return {key: bool_field(msg, key) for key in MEDIA_SWITCHES}
+def refusal(error: str) -> str:
+    """The one-line ``error`` for a message msgspec refused (``error``: its description)."""
+    match = _WHERE.match(error)
+    problem = match.group("problem") if match else error
+    path = match.group("path") if match else None
+    if path == "type":
+        tag = re.match(r"Invalid value '(.*)'$", problem, re.DOTALL)
+        return f"unknown message type {tag.group(1)[:40]!r}" if tag else NOT_A_MESSAGE
+    if path is None and (
+        problem.startswith("Expected `object`") or problem.endswith("field `type`")
+    ):
+        return NOT_A_MESSAGE
+    for pattern, words in _PROBLEMS:
+        found = pattern.match(problem)
+        if found is not None:
+            parts = found.groupdict()
+            field = parts.pop("field", None) or path or "message"
+            if "type" in parts:
+                parts["type"] = _TYPE_WORDS.get(parts["type"], f"of type {parts['type']}")
+            parts["choices"] = _CHOICES.get(field, "one of the values the engine knows")
+            return f'"{field[:40]}" {words.format(**parts)}'
+    return f'"{(path or "message")[:40]}" is not valid'
 
 
 __all__ = [
@@ -131,14 +165,9 @@ __all__ = [
     "GLASS_CHUNK_HEADER",
     "MAX_MEDIA_QUEUE",
     "MAX_TEXT_CHARS",
-    "MEDIA_SWITCHES",
     "BadMessage",
     "GlassBusy",
     "GlassOutbox",
-    "Json",
-    "bool_field",
-    "int_field",
-    "media_state_field",
     "parse_control",
-    "stream_kind_field",
+    "refusal",
 ]

@@ -24,13 +24,17 @@ from typing import Any
 
 from ..meeting import events as ev
 from ..wire import StreamKind
+from .glass_messages import Alert, ChatMessage, Error, KeyframeRequest, VideoKind
 from .glass_port import GlassPort
 
 log = logging.getLogger("clave.engine.bridge")
 
 MAX_ALERTS = 50
 """Security alerts kept for a tab that reconnects."""
-_KIND_NAMES = {StreamKind.video: "video", StreamKind.screen: "screen"}
+_KIND_NAMES: dict[StreamKind, VideoKind] = {
+    StreamKind.video: "video",
+    StreamKind.screen: "screen",
+}
 
 REFUSALS = {
     "room_full": "the meeting is full, or the relay has no room for more people; "
@@ -119,28 +123,24 @@ def on_frame_rejected(bridge: GlassPort, event: ev.FrameRejected) -> None:
 
 def on_chat(bridge: GlassPort, event: ev.ChatReceived) -> None:
     bridge.send(
-        {
-            "type": "chat",
-            "sender": event.sender,
-            "name": event.name,
-            "text": event.text,
-            "ts": time.time_ns() // 1_000_000,
-        }
+        ChatMessage(
+            sender=event.sender, name=event.name, text=event.text, ts=time.time_ns() // 1_000_000
+        )
     )
 
 
 def on_keyframe_requested(bridge: GlassPort, event: ev.KeyframeRequested) -> None:
     name = _KIND_NAMES.get(event.kind)
     if name is not None:
-        bridge.send({"type": "keyframe_request", "kind": name})
+        bridge.send(KeyframeRequest(kind=name))
 
 
 def on_epoch(bridge: GlassPort, event: ev.EpochChanged) -> None:
     leaves = {e.leaf for e in event.roster}
     if leaves - bridge.known_leaves:
         # Newcomers (or we ourselves, just admitted) need a keyframe to start decoding.
-        bridge.send({"type": "keyframe_request", "kind": "video"})
-        bridge.send({"type": "keyframe_request", "kind": "screen"})
+        bridge.send(KeyframeRequest(kind="video"))
+        bridge.send(KeyframeRequest(kind="screen"))
         bridge.people_changed()  # whom we met: the core remembered them
     bridge.known_leaves = leaves
     bridge.away &= leaves
@@ -167,12 +167,7 @@ def on_stranded(bridge: GlassPort, event: ev.Stranded) -> None:
 
 
 def on_alert(bridge: GlassPort, event: ev.SecurityAlert) -> None:
-    alert = {
-        "type": "alert",
-        "id": len(bridge.alerts) + 1,
-        "kind": event.kind.value,
-        "message": event.message,
-    }
+    alert = Alert(id=len(bridge.alerts) + 1, kind=event.kind, message=event.message)
     if len(bridge.alerts) < MAX_ALERTS:
         bridge.alerts.append(alert)
     bridge.send(alert)
@@ -203,7 +198,7 @@ def on_error(bridge: GlassPort, event: ev.Error) -> None:
     log.info("meeting reported %s", event.code)  # messages may carry names: not logged
     text = error_text(event)
     if text is not None:
-        bridge.send({"type": "error", "message": text})
+        bridge.send(Error(message=text))
 
 
 EVENT_HANDLERS: dict[type[Any], Callable[[GlassPort, Any], None]] = {

@@ -15,13 +15,8 @@ from ..meeting import events as ev
 from ..meeting.meeting import Meeting, Phase
 from ..wire import StreamKind, WireError, pack_payload, unpack_payload
 from .connection import RelayConnectionError
-from .glass_channel import (
-    ENGINE_FRAME_HEADER,
-    FLAG_KEYFRAME,
-    GLASS_CHUNK_HEADER,
-    GlassOutbox,
-    Json,
-)
+from .glass_channel import ENGINE_FRAME_HEADER, FLAG_KEYFRAME, GLASS_CHUNK_HEADER, GlassOutbox
+from .glass_messages import FrameFailed, ToGlass
 from .session import MeetingSession
 
 log = logging.getLogger("clave.engine.bridge")
@@ -73,7 +68,7 @@ class FrameForwarder:
         self,
         counters: BridgeCounters,
         meeting: Callable[[], Meeting | None],
-        send: Callable[[Json], None],
+        send: Callable[[ToGlass], None],
         away: Callable[[int], bool],
     ) -> None:
         self.counters = counters
@@ -176,9 +171,7 @@ class FrameForwarder:
             for entry in meeting.roster:
                 if entry.leaf == event.sender:
                     name = entry.name
-        self._send(
-            {"type": "frame_failed", "sender": event.sender, "name": name, "reason": event.reason}
-        )
+        self._send(FrameFailed(sender=event.sender, name=name, reason=event.reason))
 
 
 class ChunkSender:

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from typing import Protocol
 
 from ..meeting.meeting import Meeting
-from .glass_channel import Json
 from .glass_media import FrameForwarder
+from .glass_messages import Alert, MediaSwitches, Stats, ToGlass
 from .session import MeetingSession
 
 
@@ -18,17 +18,17 @@ class GlassPort(Protocol):
 
     session: MeetingSession | None
     frames: FrameForwarder
-    alerts: list[Json]
+    alerts: list[Alert]
     away: set[int]
     known_leaves: set[int]
-    media_state: dict[str, bool] | None
-    last_stats: Json | None
+    media_state: MediaSwitches | None
+    last_stats: Stats | None
     stranded: str | None
 
     @property
     def link_up(self) -> bool: ...
 
-    def send(self, message: Json) -> None: ...
+    def send(self, message: ToGlass) -> None: ...
 
     async def act(self, what: str, action: Callable[[Meeting], object]) -> object: ...
 

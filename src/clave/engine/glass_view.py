@@ -1,5 +1,6 @@
-"""What the glass is shown: the ``state`` and ``padlock`` messages of the Local UI
-channel (docs/PROTOCOL.md), built from the meeting core and the relay link.
+"""What the glass is shown: the ``hello``, ``state``, ``padlock`` and ``ended`` messages
+of the Local UI channel (docs/PROTOCOL.md), built from the meeting core and the relay
+link as :mod:`.glass_messages` structs.
 
 The padlock says "encrypted" only while media is protected under the current
 epoch (:attr:`Meeting.encrypted`) *and* the relay link is up; while the engine
@@ -11,21 +12,51 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import msgspec
+
+from ..meeting.identity import Identity
 from ..meeting.link import MeetingLink
 from ..meeting.meeting import Meeting, Phase
-from .glass_channel import Json
+from .glass_messages import (
+    Connection,
+    Ended,
+    GlassPhase,
+    Hello,
+    LobbyEntry,
+    MediaSwitches,
+    Outcome,
+    Padlock,
+    PadlockState,
+    Policy,
+    RejoinMode,
+    RosterEntry,
+    State,
+)
 
 CONNECTED = "connected"
 RECONNECTING = "reconnecting"
 CLOSED = "closed"
+
+MEETING_PHASES: dict[Phase, GlassPhase] = {
+    Phase.connecting: "connecting",
+    Phase.lobby: "lobby",
+    Phase.in_meeting: "in_meeting",
+    Phase.ended: "ended",
+}
+"""The meeting core's phases as the glass names them (it adds ``prejoin``)."""
+_CONNECTIONS: dict[str, Connection] = {
+    CONNECTED: "connected",
+    RECONNECTING: "reconnecting",
+    CLOSED: "closed",
+}
+_OUTCOMES: dict[str, Outcome] = {"declined": "declined", "locked": "locked", "full": "full"}
 
 
 @dataclass(frozen=True, slots=True)
 class View:
     """Everything the two messages are made of."""
 
-    phase: str
-    """``prejoin``, ``connecting``, ``lobby``, ``in_meeting`` or ``ended``."""
+    phase: GlassPhase
     meeting: Meeting | None
     link: MeetingLink
     """The invitation as it is now (a host may have replaced it)."""
@@ -38,72 +69,105 @@ class View:
     reconnects: int = 0
     rejoining: str | None = None
     """Why the engine is being admitted afresh (it missed too much while away)."""
-    rejoin: str | None = None
+    rejoin: RejoinMode | None = None
     """After the meeting ended: what "Rejoin" does, ``knock`` (ask through the lobby) or
     ``restart`` (the owner starts its meeting again); None while not offered."""
+    away: frozenset[int] = frozenset()
+    """Leaves whose relay connection is gone without a goodbye (``MemberAway``)."""
 
 
-def state_message(view: View) -> Json:
-    """The ``state`` message (engine -> glass)."""
+def hello_message(
+    host: bool,
+    link: MeetingLink,
+    default_name: str,
+    identity: Identity | None,
+    media: MediaSwitches | None,
+) -> Hello:
+    """The ``hello`` message (engine -> glass, first on connect): our role, the invitation,
+    the name to offer, our identity's fingerprint and the switches the glass last reported."""
+    return Hello(
+        role="host" if host else "guest",
+        link=link.url,
+        info_url=link.info_url,
+        default_name=default_name,
+        fingerprint=identity.fingerprint if identity is not None else None,
+        media=media,
+    )
+
+
+def ended_message(reason: str, outcome: str | None, joined: bool) -> Ended:
+    """``ended``: why, the lobby answer if a host turned us away, and whether we had
+    been in the meeting (the glass says "Meeting ended" only then)."""
+    return Ended(
+        reason=reason,
+        outcome=_OUTCOMES.get(outcome) if outcome is not None else None,
+        joined=joined,
+    )
+
+
+def state_message(view: View) -> State:
+    """The ``state`` message (engine -> glass). Roster entries say ``away`` only while
+    somebody is away."""
     meeting = view.meeting
     in_meeting = meeting is not None and meeting.phase is Phase.in_meeting
     is_host = bool(in_meeting and meeting is not None and meeting.is_host)
-    roster: list[Json] = []
-    lobby: list[Json] = []
-    policy = {"locked": False, "auto_admit": view.auto_admit}
+    roster: list[RosterEntry] = []
+    lobby: list[LobbyEntry] = []
+    policy = Policy(locked=False, auto_admit=view.auto_admit)
     pending: list[int] = []
+    away = view.away
     if meeting is not None and in_meeting:
         roster = [
-            {
-                "leaf": e.leaf,
-                "name": e.name,
-                "fingerprint": e.fingerprint,
-                "is_host": e.is_host,
-                "is_self": e.is_self,
-                "role": e.role.value,
-                "familiarity": e.familiarity,
-                "verified": e.verified,
-                "confusable_with": e.confusable_with,
-            }
+            RosterEntry(
+                leaf=e.leaf,
+                name=e.name,
+                fingerprint=e.fingerprint,
+                is_host=e.is_host,
+                is_self=e.is_self,
+                role=e.role,
+                familiarity=e.familiarity,
+                verified=e.verified,
+                confusable_with=e.confusable_with,
+                away=e.leaf in away if away else msgspec.UNSET,
+            )
             for e in meeting.roster
         ]
         if is_host:
             lobby = [
-                {
-                    "id": r.request_id,
-                    "name": r.display_name,
-                    "fingerprint": r.fingerprint,
-                    "familiarity": r.familiarity,
-                    "confusable_with": r.confusable_with,
-                }
+                LobbyEntry(
+                    id=r.request_id,
+                    name=r.display_name,
+                    fingerprint=r.fingerprint,
+                    familiarity=r.familiarity,
+                    confusable_with=r.confusable_with,
+                )
                 for r in meeting.lobby
             ]
         p = meeting.policy
         if p is not None:
-            policy = {"locked": p.locked, "auto_admit": p.auto_admit}
+            policy = Policy(locked=p.locked, auto_admit=p.auto_admit)
         pending = list(meeting.pending_removals)
-    return {
-        "type": "state",
-        "phase": view.phase,
-        "self_leaf": meeting.own_leaf if meeting is not None else None,
-        "is_host": is_host,
-        "epoch": meeting.epoch if meeting is not None else None,
-        "security_code": meeting.security_code if meeting is not None else None,
-        "roster": roster,
-        "lobby": lobby,
-        "policy": policy,
-        "pending_removals": pending,
-        "ordering": meeting.ordering_stalled if meeting is not None else None,
-        "link": view.link.url if in_meeting else None,
-        "info_url": view.link.info_url,
-        "connection": view.connection,
-        "reconnects": view.reconnects,
-        "rejoining": view.rejoining,
-        "rejoin": view.rejoin if view.phase == "ended" else None,
-    }
+    return State(
+        phase=view.phase,
+        self_leaf=meeting.own_leaf if meeting is not None else None,
+        is_host=is_host,
+        epoch=meeting.epoch if meeting is not None else None,
+        security_code=meeting.security_code if meeting is not None else None,
+        roster=roster,
+        lobby=lobby,
+        policy=policy,
+        pending_removals=pending,
+        ordering=meeting.ordering_stalled if meeting is not None else None,
+        link=view.link.url if in_meeting else None,
+        info_url=view.link.info_url,
+        connection=_CONNECTIONS.get(view.connection) if view.connection is not None else None,
+        reconnects=view.reconnects,
+        rejoining=view.rejoining,
+        rejoin=view.rejoin if view.phase == "ended" else None,
+    )
 
 
-def padlock_message(view: View) -> Json:
+def padlock_message(view: View) -> Padlock:
     """The ``padlock`` message: what is true about media right now."""
     meeting = view.meeting
     if view.phase == "ended" or (meeting is not None and meeting.phase is Phase.ended):
@@ -148,8 +212,18 @@ def padlock_message(view: View) -> Json:
     )
 
 
-def _padlock(state: str, detail: str) -> Json:
-    return {"type": "padlock", "state": state, "detail": detail}
+def _padlock(state: PadlockState, detail: str) -> Padlock:
+    return Padlock(state=state, detail=detail)
 
 
-__all__ = ["CLOSED", "CONNECTED", "RECONNECTING", "View", "padlock_message", "state_message"]
+__all__ = [
+    "CLOSED",
+    "CONNECTED",
+    "MEETING_PHASES",
+    "RECONNECTING",
+    "View",
+    "ended_message",
+    "hello_message",
+    "padlock_message",
+    "state_message",
+]

@@ -5,7 +5,7 @@
 // Module map (page thread):
 //   app.js                 phases, control messages, wiring
 //   engine-link.js         talks to the media worker (which owns the WebSocket)
-//   protocol.js            message validation and media framing (shared with the worker)
+//   protocol.js            control messages (SCHEMA) and media framing (shared with the worker)
 //   stats.js               window.claveStats
 //   media/capture.js       getUserMedia / enumerateDevices / getDisplayMedia
 //   media/playout.js       AudioContext + jitter-buffer worklet
@@ -15,6 +15,7 @@
 //   ui/padlock.js          the honest padlock and decryption warnings
 //   ui/connection.js       the "Reconnecting…" banner (relay link state)
 //   ui/screens.js, ended.js   the screens; the ended one with its Rejoin button
+//   ui/control.js          what the page does with each engine message
 //   ui/meeting-state.js    one engine `state` into the page
 //   ui/roster.js, panels.js   who joined or left; people, lobby, host tools, chat
 //   ui/members.js, remove-dialog.js   verify, host role, remove
@@ -33,7 +34,7 @@
 // meeting stays on screen under a "Reconnecting…" banner.
 
 import { EngineLink } from './engine-link.js';
-import { recordChat, recordError, stats } from './stats.js';
+import { recordError, stats } from './stats.js';
 import { describeMediaError } from './media/capture.js';
 import { VIDEO_CODECS, videoCodecSupported } from './media/video.js';
 import { AudioPlayout } from './media/playout.js';
@@ -50,7 +51,7 @@ import { Screens } from './ui/screens.js';
 import { InviteTools } from './ui/invite.js';
 import { LocalControls } from './ui/controls.js';
 import { MemberActions } from './ui/members.js';
-import { applyState } from './ui/meeting-state.js';
+import { controlHandlers } from './ui/control.js';
 import { TICK_MS, applyStatus, tick } from './ui/activity.js';
 import { bindKeys } from './ui/keys.js';
 import { ChatLog, SidePanel } from './ui/panels.js';
@@ -283,10 +284,12 @@ const members = new MemberActions({
   onError: (message) => showError(message),
 });
 
-/** What ui/meeting-state.js needs of this page. */
+/** What ui/meeting-state.js and ui/control.js need of this page. */
 const page = {
   state, link, stage, chat, invite, members, connection, controls, endedScreen,
   forgetSender, enterPhase, rejoinOffer,
+  prejoin, padlock, securityAlerts, side, showScreen, showError, nameOf, renderUnread,
+  enterPhaseEnded, helloArrived: () => helloArrived(),
 };
 
 function renderUnread() {
@@ -402,77 +405,11 @@ function engineGone(heading, text) {
 
 // ---------- control messages ----------
 
+const ON_CONTROL = controlHandlers(page);
+
+/** One engine -> glass message, already read by protocol.js (SCHEMA.toGlass). */
 function handleControl(msg) {
-  switch (msg.type) {
-    case 'hello': {
-      const first = !state.hello;
-      state.hello = msg;
-      state.wasHost = state.wasHost || msg.role === 'host';
-      prejoin.setHello(msg);
-      invite.renderInfoUrl();
-      if (first) {
-        controls.applyPrefs(msg.media);
-        helloArrived();
-      }
-      if (!state.joinRequested && !state.ended) {
-        state.phase = 'prejoin';
-        stats.phase = 'prejoin';
-        showScreen('prejoin');
-      }
-      break;
-    }
-    case 'state':
-      applyState(msg, page);
-      break;
-    case 'padlock':
-      stats.padlock = msg.state;
-      stats.padlockDetail = msg.detail;
-      padlock.set(msg.state, msg.detail);
-      break;
-    case 'frame_failed': {
-      const name = msg.name || (msg.sender !== null ? nameOf(msg.sender) : '');
-      stats.frameFailures.push({ sender: msg.sender, name, reason: msg.reason, at: Date.now() });
-      if (stats.frameFailures.length > 200) stats.frameFailures.shift();
-      padlock.frameFailed({ sender: msg.sender, name, reason: msg.reason });
-      break;
-    }
-    case 'chat': {
-      if (!msg.text) break;
-      recordChat({ sender: msg.sender, name: msg.name, text: msg.text, ts: msg.ts });
-      const isNew = chat.receive(msg, state.selfLeaf);
-      if (isNew && msg.sender !== state.selfLeaf && side.current !== 'chat') {
-        state.unread++;
-        renderUnread();
-        toast(`${msg.name}: ${msg.text}`, { ms: 4000, iconName: 'chat' });
-      }
-      break;
-    }
-    case 'alert':
-      stats.alerts.push({ kind: msg.kind, message: msg.message, at: Date.now() });
-      if (stats.alerts.length > 100) stats.alerts.shift();
-      securityAlerts.add(msg);
-      break;
-    case 'keyframe_request':
-      stats.keyframeRequestsReceived++; // the media worker already acted on it
-      break;
-    case 'ended':
-      if (!state.rejoinRequested) enterPhaseEnded(msg.reason, msg.outcome, msg.joined);
-      break;
-    case 'error':
-      showError(sentence(msg.message));
-      if (state.rejoinRequested) { // the engine did not start again: back to why it ended
-        state.rejoinRequested = false;
-        endedScreen.setRejoin(rejoinOffer());
-        showScreen('ended');
-      } else if (state.joinRequested && state.phase === 'prejoin') {
-        state.joinRequested = false;
-        prejoin.setBusy(false);
-        showScreen('prejoin');
-      }
-      break;
-    default:
-      break;
-  }
+  if (Object.hasOwn(ON_CONTROL, msg.type)) ON_CONTROL[msg.type](msg);
 }
 
 function enterPhaseEnded(rawReason, outcome = null, joined = null) {

@@ -1,9 +1,11 @@
 // The page's handle on the engine connection. The WebSocket itself lives in
 // the media worker (media/worker.js) together with every encoder and decoder;
-// this class relays control messages, validated here with protocol.js, and
-// hands the worker its media sources, tile canvases and the audio port.
+// this class relays control messages, validated here with protocol.js (both
+// ways: what the engine sends is read through SCHEMA.toGlass, what the page
+// sends is checked against SCHEMA.toEngine), and hands the worker its media
+// sources, tile canvases and the audio port.
 
-import { parseControl } from './protocol.js';
+import { checkOutgoing, parseControl } from './protocol.js';
 
 export class EngineLink {
   /**
@@ -63,9 +65,17 @@ export class EngineLink {
     }
   }
 
-  /** Send one control message (object). Returns false when not connected. */
+  /**
+   * Send one control message (object). Returns false when not connected, or when the
+   * message does not match SCHEMA.toEngine (a bug in the page: logged, not sent).
+   */
   send(message) {
     if (!this.isOpen) return false;
+    const problem = checkOutgoing(message);
+    if (problem) {
+      console.error('clave: not sending a malformed message to the engine:', problem);
+      return false;
+    }
     this.worker.postMessage({ t: 'send', text: JSON.stringify(message) });
     return true;
   }

@@ -47,166 +47,254 @@ export function parseMedia(buffer) {
   };
 }
 
-// ---------- control message validation ----------
+// ---------- control messages: SCHEMA ----------
+//
+// Every control message, both ways, as data: SCHEMA.toGlass (engine -> glass,
+// read by parseControl) and SCHEMA.toEngine (glass -> engine, checked by
+// checkOutgoing), each a map of message type -> {field: descriptor}. The
+// engine's definitions are clave.engine.glass_messages (docs/PROTOCOL.md,
+// "Local UI channel"); tests/engine/test_glass_schema.py checks that both say
+// the same. This module touches no DOM: Node imports it for that test.
+//
+// A descriptor: {type: 'str', max, min?, pattern?} | {type: 'int', min?, max?,
+// decimal? (a string of decimal digits is accepted too)} | {type: 'float'} |
+// {type: 'bool'} | {type: 'enum', values} | {type: 'list', of, max} |
+// {type: 'dict', key, of, max} | {type: 'object', fields}; `nullable: true`
+// (null is a value), `optional: true` (the field may be absent).
+// For reading only (not compared with the engine's): `fallback`, what an
+// absent or null value becomes, and an empty string, a string not matching
+// `pattern`, an unknown enumeration value or an int out of bounds; `loose`
+// (int: a non-number is the fallback, a number is kept as it came); `echo`
+// (int: a number, or a string, kept as it came, to be sent back);
+// `keep(entry)` (list: entries to keep) and `finish(entry)` (object).
+
+const U32 = 4294967295;
+const NAME = 64; // characters of a display name (docs/PROTOCOL.md, "Identity")
+const CHAT = 4000;
+const SHORT = 200; // a fingerprint, the security code, a familiarity sentence
+const SENTENCE = 500;
+const LINK = 2048;
+const LIST = 1000;
+const STATS = 32 * 1024;
+const INVITE_LINK = '^clave://[^\\s/?#]+/\\S*$'; // an invitation (it holds the meeting's secret)
+const PAGE_URL = '^https?://[^\\s/?#]+/[^\\s#]*$'; // the relay's page for invitees (no secret)
+const DECIMAL = /^[0-9]{1,10}$/;
+
+const str = (max, more) => ({ type: 'str', max, ...more });
+const int = (more) => ({ type: 'int', ...more });
+const float = (more) => ({ type: 'float', ...more });
+const bool = (more) => ({ type: 'bool', ...more });
+const oneOf = (values, more) => ({ type: 'enum', values, ...more });
+const listOf = (of, max, more) => ({ type: 'list', of, max, ...more });
+const dictOf = (key, of, max, more) => ({ type: 'dict', key, of, max, ...more });
+const fields = (f, more) => ({ type: 'object', fields: f, ...more });
+const NULLABLE = { nullable: true };
+const OPTIONAL = { optional: true };
+
+const ID = int({ min: 0, max: U32, decimal: true }); // a leaf or a join request id
+const SWITCHES = { mic: bool(), cam: bool(), screen: bool() };
+const VIDEO_KINDS = ['video', 'screen'];
+const FINGERPRINT_IF_STILL = str(SHORT, { nullable: true, optional: true });
+const COUNTS = dictOf(str(40), int({ min: 0 }), STATS, OPTIONAL);
+const PERSON = {
+  name: str(NAME, { fallback: 'Unnamed' }),
+  fingerprint: str(SHORT),
+};
+const FAMILIARITY = { familiarity: str(SHORT, { fallback: 'new' }) };
+const CONFUSABLE = { confusable_with: str(NAME, { nullable: true, fallback: null }) };
+
+export const SCHEMA = Object.freeze({
+  toGlass: {
+    hello: {
+      role: oneOf(['host', 'guest'], { fallback: 'guest' }),
+      link: str(LINK),
+      info_url: str(LINK, { pattern: PAGE_URL, fallback: null }),
+      default_name: str(NAME),
+      fingerprint: str(SHORT, NULLABLE),
+      media: fields(SWITCHES, NULLABLE),
+    },
+    state: {
+      phase: oneOf(['prejoin', 'connecting', 'lobby', 'in_meeting', 'ended'], { fallback: 'connecting' }),
+      self_leaf: int(NULLABLE),
+      is_host: bool(),
+      epoch: int(NULLABLE),
+      security_code: str(SHORT, NULLABLE),
+      roster: listOf(fields({
+        leaf: int({ min: 0, fallback: -1 }),
+        ...PERSON,
+        is_host: bool(),
+        is_self: bool(),
+        role: oneOf(['owner', 'host', 'successor', 'member'], {
+          fallback: (e) => (e.is_host === true ? 'host' : 'member'),
+        }),
+        ...FAMILIARITY,
+        verified: bool(),
+        ...CONFUSABLE,
+        away: bool(OPTIONAL), // sent only while somebody is away
+      }), LIST, { keep: (e) => e.leaf >= 0 }),
+      lobby: listOf(fields({
+        // `id` goes back to the engine exactly as it came; `key` is its string form.
+        id: int({ echo: true, fallback: '' }),
+        ...PERSON,
+        ...FAMILIARITY,
+        ...CONFUSABLE,
+      }, { finish: (e) => ({ ...e, key: String(e.id) }) }), LIST, { keep: (e) => e.key !== '' }),
+      policy: fields({ locked: bool(), auto_admit: bool() }),
+      pending_removals: listOf(int({ min: 0, fallback: -1 }), LIST, { keep: (leaf) => leaf >= 0 }),
+      ordering: str(SENTENCE, { nullable: true, fallback: null }),
+      link: str(LINK, { nullable: true, pattern: INVITE_LINK, fallback: null }),
+      info_url: str(LINK, { pattern: PAGE_URL, fallback: null }),
+      connection: oneOf(['connected', 'reconnecting', 'closed'], NULLABLE),
+      reconnects: int({ min: 0, fallback: 0 }),
+      rejoining: str(SENTENCE, { nullable: true, fallback: null }),
+      rejoin: oneOf(['knock', 'restart'], NULLABLE),
+    },
+    padlock: {
+      state: oneOf(['encrypted', 'warning', 'rekeying', 'reconnecting', 'not_encrypted'], {
+        fallback: 'not_encrypted',
+      }),
+      detail: str(SENTENCE),
+    },
+    frame_failed: {
+      sender: int(NULLABLE),
+      name: str(NAME, { nullable: true, fallback: '' }),
+      reason: str(300),
+    },
+    chat: {
+      sender: int(NULLABLE),
+      name: str(NAME, { fallback: 'Unnamed' }),
+      text: str(CHAT),
+      ts: int({ loose: true }), // ms since the Unix epoch
+    },
+    keyframe_request: { kind: oneOf(VIDEO_KINDS, { fallback: 'video' }) },
+    alert: {
+      id: int(),
+      kind: oneOf(['counterfeit_welcome', 'forged_reply', 'unexpected_rotation', 'refused_takeover'], {
+        fallback: 'unknown',
+      }),
+      message: str(SENTENCE),
+    },
+    ended: {
+      reason: str(SENTENCE),
+      outcome: oneOf(['declined', 'locked', 'full'], NULLABLE),
+      // Whether we had been in the meeting (an engine may say; else the page keeps track).
+      joined: bool({ fallback: null }),
+    },
+    error: { message: str(SENTENCE, { fallback: 'Unknown error' }) },
+  },
+  toEngine: {
+    join: { name: str(NAME) },
+    chat: { text: str(CHAT, { min: 1 }) },
+    admit: { id: ID },
+    deny: { id: ID },
+    lock: { locked: bool() },
+    auto_admit: { on: bool() },
+    remove: { leaf: ID, replace_invitation: bool(OPTIONAL), fingerprint: FINGERPRINT_IF_STILL },
+    set_host: { leaf: ID, host: bool(), fingerprint: FINGERPRINT_IF_STILL },
+    verify: { leaf: ID, verified: bool(), fingerprint: FINGERPRINT_IF_STILL },
+    rotate: {},
+    request_keyframe: { leaf: ID, kind: oneOf(VIDEO_KINDS) },
+    leave: {},
+    media_state: SWITCHES,
+    // The media worker's report (media/worker.js): keys "<leaf>:<kind>", kinds, leaves.
+    stats: {
+      interval_ms: int({ min: 0, optional: true }),
+      decoded: COUNTS,
+      latency_ms: dictOf(str(40), listOf(float(), STATS), STATS, OPTIONAL),
+      decoded_total: COUNTS,
+      sent_total: COUNTS,
+      lag_skips: int({ min: 0, optional: true }),
+      audio_dropped: int({ min: 0, optional: true }),
+      audio: dictOf(str(40), dictOf(str(40), float(NULLABLE), STATS), STATS, OPTIONAL),
+    },
+  },
+});
+
+// ---------- reading engine -> glass messages ----------
 
 class BadMessage extends Error {}
 
-function str(value, max = 10000, fallback = '') {
-  if (value === null || value === undefined) return fallback;
-  if (typeof value !== 'string') throw new BadMessage('expected a string');
-  return value.length > max ? value.slice(0, max) : value;
+const patterns = new Map();
+function matches(pattern, s) {
+  if (!patterns.has(pattern)) patterns.set(pattern, new RegExp(pattern));
+  return patterns.get(pattern).test(s);
 }
-function optStr(value, max = 10000) {
-  return value === null || value === undefined ? null : str(value, max);
+function isObject(value) {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
-function int(value, fallback = null) {
-  if (value === null || value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value)) throw new BadMessage('expected a number');
-  return Math.trunc(value);
-}
-function bool(value) {
-  return value === true;
-}
-function list(value, max = 1000) {
-  if (value === null || value === undefined) return [];
-  if (!Array.isArray(value)) throw new BadMessage('expected a list');
-  return value.slice(0, max);
-}
-function obj(value) {
-  if (value === null || value === undefined) return {};
-  if (typeof value !== 'object' || Array.isArray(value)) throw new BadMessage('expected an object');
-  return value;
-}
-function oneOf(value, allowed, fallback) {
-  return allowed.includes(value) ? value : fallback;
+function fallbackOf(d, parent, otherwise = null) {
+  if (!('fallback' in d)) return otherwise;
+  return typeof d.fallback === 'function' ? d.fallback(parent) : d.fallback;
 }
 
-const PHASES = ['prejoin', 'connecting', 'lobby', 'in_meeting', 'ended'];
-const PADLOCK = ['encrypted', 'warning', 'rekeying', 'reconnecting', 'not_encrypted'];
-const CONNECTION = ['connected', 'reconnecting', 'closed'];
-const ROLES = ['owner', 'host', 'successor', 'member'];
-const ALERTS = ['counterfeit_welcome', 'forged_reply', 'unexpected_rotation', 'refused_takeover'];
-
-/** An invitation: a clave:// URL (it holds the meeting secret), or null. */
-function inviteLink(value) {
-  const s = optStr(value, 2048);
-  return s !== null && /^clave:\/\/[^\s/?#]+\/\S*$/.test(s) ? s : null;
-}
-/** The relay's web page for invitees (no secret): an http(s) URL without fragment, or null. */
-function pageUrl(value) {
-  const s = optStr(value, 2048);
-  return s !== null && /^https?:\/\/[^\s/?#]+\/[^\s#]*$/.test(s) ? s : null;
-}
-/** A name the engine says another member's looks like, or null. */
-function optName(value) {
-  const s = optStr(value, 64);
-  return s ? s : null;
-}
-
-const VALIDATORS = {
-  hello: (m) => ({
-    type: 'hello',
-    role: oneOf(m.role, ['host', 'guest'], 'guest'),
-    link: str(m.link, 2048),
-    info_url: pageUrl(m.info_url),
-    default_name: str(m.default_name, 64),
-    fingerprint: optStr(m.fingerprint, 200),
-    media: (() => {
-      if (m.media === null || m.media === undefined) return null;
-      const s = obj(m.media);
-      return { mic: bool(s.mic), cam: bool(s.cam), screen: bool(s.screen) };
-    })(),
-  }),
-  state: (m) => ({
-    type: 'state',
-    phase: oneOf(m.phase, PHASES, 'connecting'),
-    self_leaf: int(m.self_leaf, null),
-    is_host: bool(m.is_host),
-    epoch: int(m.epoch, null),
-    security_code: optStr(m.security_code, 200),
-    roster: list(m.roster).map((r) => {
-      const e = obj(r);
-      return {
-        leaf: int(e.leaf, -1),
-        name: str(e.name, 64) || 'Unnamed',
-        fingerprint: str(e.fingerprint, 200),
-        is_host: bool(e.is_host),
-        is_self: bool(e.is_self),
-        role: oneOf(e.role, ROLES, bool(e.is_host) ? 'host' : 'member'),
-        familiarity: str(e.familiarity, 200) || 'new',
-        verified: bool(e.verified),
-        confusable_with: optName(e.confusable_with),
-        away: bool(e.away),
-      };
-    }).filter((r) => r.leaf >= 0),
-    lobby: list(m.lobby).map((r) => {
-      const e = obj(r);
-      // `id` goes back to the engine exactly as it came (a number, normally);
-      // `key` is its string form for the page.
-      const id = typeof e.id === 'number' && Number.isFinite(e.id) ? e.id : str(e.id, 200);
-      return {
-        id,
-        key: String(id),
-        name: str(e.name, 64) || 'Unnamed',
-        fingerprint: str(e.fingerprint, 200),
-        familiarity: str(e.familiarity, 200) || 'new',
-        confusable_with: optName(e.confusable_with),
-      };
-    }).filter((r) => r.key !== ''),
-    policy: (() => {
-      const p = obj(m.policy);
-      return { locked: bool(p.locked), auto_admit: bool(p.auto_admit) };
-    })(),
-    pending_removals: list(m.pending_removals).map((v) => int(v, -1)).filter((v) => v >= 0),
-    ordering: optStr(m.ordering, 500) || null,
-    link: inviteLink(m.link),
-    info_url: pageUrl(m.info_url),
-    connection: oneOf(m.connection, CONNECTION, null),
-    reconnects: Math.max(0, int(m.reconnects, 0)),
-    rejoining: optStr(m.rejoining, 500) || null,
-    rejoin: oneOf(m.rejoin, ['knock', 'restart'], null),
-  }),
-  padlock: (m) => ({
-    type: 'padlock',
-    state: oneOf(m.state, PADLOCK, 'not_encrypted'),
-    detail: str(m.detail, 500),
-  }),
-  frame_failed: (m) => ({
-    type: 'frame_failed',
-    sender: int(m.sender, null),
-    name: str(m.name, 64),
-    reason: str(m.reason, 300),
-  }),
-  chat: (m) => ({
-    type: 'chat',
-    sender: int(m.sender, null),
-    name: str(m.name, 64) || 'Unnamed',
-    text: str(m.text, 4000),
-    ts: typeof m.ts === 'number' && Number.isFinite(m.ts) ? m.ts : null,
-  }),
-  keyframe_request: (m) => ({
-    type: 'keyframe_request',
-    kind: oneOf(m.kind, ['video', 'screen'], 'video'),
-  }),
-  alert: (m) => ({
-    type: 'alert',
-    id: int(m.id, null),
-    kind: oneOf(m.kind, ALERTS, 'unknown'),
-    message: str(m.message, 500),
-  }),
-  ended: (m) => ({
-    type: 'ended',
-    reason: str(m.reason, 500),
-    outcome: oneOf(m.outcome, ['declined', 'locked', 'full'], null),
-    // Whether we had been in the meeting (an engine may say; else the page keeps track).
-    joined: typeof m.joined === 'boolean' ? m.joined : null,
-  }),
-  error: (m) => ({ type: 'error', message: str(m.message, 500) || 'Unknown error' }),
+/** One value as the page may use it (see the descriptors above); throws BadMessage. */
+const READ = {
+  str(d, value) {
+    if (value === null || value === undefined) return fallbackOf(d, null, d.nullable ? null : '');
+    if (typeof value !== 'string') throw new BadMessage('expected a string');
+    const s = value.length > d.max ? value.slice(0, d.max) : value;
+    if (s === '' && 'fallback' in d) return d.fallback;
+    if (d.pattern && !matches(d.pattern, s)) return fallbackOf(d);
+    return s;
+  },
+  int(d, value) {
+    if (value === null || value === undefined) return fallbackOf(d);
+    if (d.echo) {
+      if (typeof value === 'number' && Number.isFinite(value)) return value;
+      if (typeof value !== 'string') throw new BadMessage('expected a string');
+      return value.slice(0, SHORT);
+    }
+    if (typeof value !== 'number' || !Number.isFinite(value)) {
+      if (d.loose) return fallbackOf(d);
+      throw new BadMessage('expected a number');
+    }
+    if (d.loose) return value;
+    const n = Math.trunc(value);
+    return n < (d.min ?? -Infinity) || n > (d.max ?? Infinity) ? fallbackOf(d) : n;
+  },
+  float(d, value) {
+    return typeof value === 'number' && Number.isFinite(value) ? value : fallbackOf(d);
+  },
+  bool(d, value) {
+    return typeof value === 'boolean' ? value : fallbackOf(d, null, false);
+  },
+  enum(d, value, parent) {
+    return d.values.includes(value) ? value : fallbackOf(d, parent);
+  },
+  list(d, value) {
+    if (value === null || value === undefined) return [];
+    if (!Array.isArray(value)) throw new BadMessage('expected a list');
+    const out = value.slice(0, d.max).map((entry) => read(d.of, entry, value));
+    return d.keep ? out.filter(d.keep) : out;
+  },
+  dict(d, value) {
+    if (value === null || value === undefined) return {};
+    if (!isObject(value)) throw new BadMessage('expected an object');
+    const entries = Object.entries(value).slice(0, d.max);
+    return Object.fromEntries(entries.map(([k, v]) => [READ.str(d.key, k), read(d.of, v, value)]));
+  },
+  object(d, value) {
+    if ((value === null || value === undefined) && d.nullable) return null;
+    const out = readFields(d.fields, value);
+    return d.finish ? d.finish(out) : out;
+  },
 };
 
+function read(d, value, parent) {
+  return READ[d.type](d, value, parent);
+}
+
+function readFields(fieldMap, value) {
+  if (value === null || value === undefined) value = {};
+  if (!isObject(value)) throw new BadMessage('expected an object');
+  const out = {};
+  for (const [name, d] of Object.entries(fieldMap)) out[name] = read(d, value[name], value);
+  return out;
+}
+
 /**
- * Validate one engine -> glass JSON text. Returns {msg} or {error}; never throws.
- * Unknown message types are reported as {ignored: type}.
+ * Validate one engine -> glass JSON text against SCHEMA.toGlass. Returns {msg} or
+ * {error}; never throws. Unknown message types are reported as {ignored: type}.
  */
 export function parseControl(text) {
   let raw;
@@ -215,14 +303,102 @@ export function parseControl(text) {
   } catch {
     return { error: 'not JSON' };
   }
-  if (!raw || typeof raw !== 'object' || Array.isArray(raw) || typeof raw.type !== 'string') {
+  if (!isObject(raw) || typeof raw.type !== 'string') {
     return { error: 'not a message object' };
   }
-  const validate = VALIDATORS[raw.type];
-  if (!validate) return { ignored: raw.type.slice(0, 40) };
+  if (!Object.hasOwn(SCHEMA.toGlass, raw.type)) return { ignored: raw.type.slice(0, 40) };
   try {
-    return { msg: validate(raw) };
+    return { msg: { type: raw.type, ...readFields(SCHEMA.toGlass[raw.type], raw) } };
   } catch (err) {
     return { error: `bad ${raw.type.slice(0, 40)} message: ${err.message}` };
   }
+}
+
+// ---------- checking glass -> engine messages ----------
+
+function inBounds(d, n) {
+  return n >= (d.min ?? -Infinity) && n <= (d.max ?? Infinity);
+}
+
+/** Why `value` does not fit descriptor `d`, or null if it does. */
+const CHECK = {
+  str(d, value) {
+    if (typeof value !== 'string') return 'must be a string';
+    const length = [...value].length; // characters, as the engine counts them
+    if (!inBounds(d, length)) return `must have ${d.min ?? 0} to ${d.max} characters`;
+    return d.pattern && !matches(d.pattern, value) ? 'is not in the expected form' : null;
+  },
+  int(d, value) {
+    const n = d.decimal && typeof value === 'string' && DECIMAL.test(value) ? Number(value) : value;
+    if (!Number.isInteger(n)) return 'must be an integer';
+    return inBounds(d, n) ? null : 'is out of range';
+  },
+  float(d, value) {
+    return typeof value === 'number' ? null : 'must be a number';
+  },
+  bool(d, value) {
+    return typeof value === 'boolean' ? null : 'must be true or false';
+  },
+  enum(d, value) {
+    return d.values.includes(value) ? null : `must be one of ${d.values.join(', ')}`;
+  },
+  list(d, value) {
+    if (!Array.isArray(value)) return 'must be a list';
+    if (value.length > d.max) return `has more than ${d.max} entries`;
+    for (const entry of value) {
+      const problem = check(d.of, entry);
+      if (problem) return `has an entry that ${problem}`;
+    }
+    return null;
+  },
+  dict(d, value) {
+    if (!isObject(value)) return 'must be an object';
+    const entries = Object.entries(value);
+    if (entries.length > d.max) return `has more than ${d.max} entries`;
+    for (const [k, v] of entries) {
+      const keyProblem = CHECK.str(d.key, k);
+      if (keyProblem) return `has a key that ${keyProblem}`;
+      const problem = check(d.of, v);
+      if (problem) return `has a value that ${problem}`;
+    }
+    return null;
+  },
+  object(d, value) {
+    return checkFields(d.fields, value, []);
+  },
+};
+
+function check(d, value) {
+  // What goes on the wire: JSON.stringify writes a non-finite number as null.
+  const sent = typeof value === 'number' && !Number.isFinite(value) ? null : value;
+  if (sent === null) return d.nullable ? null : 'must not be null';
+  return CHECK[d.type](d, sent);
+}
+
+function checkFields(fieldMap, value, extra) {
+  if (!isObject(value)) return 'must be an object';
+  for (const key of Object.keys(value)) {
+    if (!Object.hasOwn(fieldMap, key) && !extra.includes(key) && value[key] !== undefined) {
+      return `"${key}" is not a field of it`;
+    }
+  }
+  for (const [name, d] of Object.entries(fieldMap)) {
+    if (value[name] === undefined) {
+      if (!d.optional) return `"${name}" is missing`;
+      continue;
+    }
+    const problem = check(d, value[name]);
+    if (problem) return `"${name}" ${problem}`;
+  }
+  return null;
+}
+
+/** Why `message` is not a glass -> engine message of SCHEMA.toEngine, or null if it is. */
+export function checkOutgoing(message) {
+  const type = isObject(message) ? message.type : undefined;
+  if (typeof type !== 'string' || !Object.hasOwn(SCHEMA.toEngine, type)) {
+    return `unknown message type ${String(type).slice(0, 40)}`;
+  }
+  const problem = checkFields(SCHEMA.toEngine[type], message, ['type']);
+  return problem && `${type}: ${problem}`;
 }

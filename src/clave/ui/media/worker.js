@@ -19,7 +19,7 @@
 //   decoded_total, sent_total ({kind: chunks}), lag_skips, audio_dropped,
 //   audio: {leaf: jitter buffer state}}.
 
-import { KIND, nowUs, parseMedia } from '../protocol.js';
+import { KIND, checkOutgoing, nowUs, parseMedia } from '../protocol.js';
 import { AudioReceiver, AudioSender } from './audio.js';
 import { VideoSender, VideoStreamDecoder } from './video.js';
 
@@ -178,8 +178,11 @@ function forget(leaf) {
 
 // ---------- control ----------
 
+/** Send a control message of our own (checked against SCHEMA.toEngine, like the page's). */
 function sendControl(message) {
-  if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(message));
+  const problem = checkOutgoing(message);
+  if (problem) console.error('clave: not sending a malformed message to the engine:', problem);
+  else if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(message));
 }
 
 /** The few control messages the media path acts on; the page validates and handles all. */
