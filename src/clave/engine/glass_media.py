@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from ..meeting import events as ev
 from ..meeting.meeting import Meeting, Phase
-from ..wire import StreamKind, WireError, pack_payload, unpack_payload
-from .connection import RelayConnectionError
+from ..wire import StreamKind, WireError, unpack_payload
+from .driver import KeyframeAsker, send_chunk
 from .glass_channel import ENGINE_FRAME_HEADER, FLAG_KEYFRAME, GLASS_CHUNK_HEADER, GlassOutbox
 from .glass_messages import FrameFailed, ToGlass
 from .session import MeetingSession
@@ -23,8 +23,6 @@ log = logging.getLogger("clave.engine.bridge")
 
 FRAME_FAILED_PER_SECOND = 3
 """``frame_failed`` messages per sender and second at most."""
-KEYFRAME_ASK_INTERVAL = 0.5
-"""Seconds between two keyframe requests for the same sender and stream."""
 NOTICE_INTERVAL = 1.0
 """Seconds between two notices about dropped or malformed chunks."""
 MALFORMED_CHUNK = (
@@ -77,13 +75,13 @@ class FrameForwarder:
         self._send = send
         self._away = away
         self._needs_keyframe: set[tuple[int, int]] = set()
-        self._last_request: dict[tuple[int, int], float] = {}
+        self._asker = KeyframeAsker()
         self._failed_window: dict[int | None, tuple[float, int]] = {}
 
     def reset(self) -> None:
         """A new meeting core (a fresh admission): its leaves are new."""
         self._needs_keyframe.clear()
-        self._last_request.clear()
+        self._asker.clear()
         self._failed_window.clear()
 
     def decoders_gone(self) -> None:
@@ -133,13 +131,7 @@ class FrameForwarder:
         meeting = self._meeting()
         if meeting is None or meeting.phase is not Phase.in_meeting or self._away(leaf):
             return False
-        now = time.monotonic()
-        key = (leaf, int(kind))
-        if now - self._last_request.get(key, 0.0) < KEYFRAME_ASK_INTERVAL:
-            return False
-        self._last_request[key] = now
-        meeting.request_keyframe(leaf, kind)
-        return True
+        return self._asker.ask(meeting, leaf, kind)
 
     def ask_everyone(self, only: int | None = None) -> bool:
         """Ask every other member (or just leaf ``only``) for video and screen keyframes
@@ -151,7 +143,7 @@ class FrameForwarder:
         for entry in meeting.roster:
             if entry.leaf != meeting.own_leaf and only in (None, entry.leaf):
                 for kind in (StreamKind.video, StreamKind.screen):
-                    self._last_request.pop((entry.leaf, int(kind)), None)
+                    self._asker.allow_now(entry.leaf, kind)
                     asked = self.ask_keyframe(entry.leaf, kind) or asked
         return asked
 
@@ -207,11 +199,8 @@ class ChunkSender:
         sent = False
         if session is not None:
             try:
-                sent = await session.send_media(
-                    StreamKind(kind_b),
-                    bool(flags & FLAG_KEYFRAME),
-                    pack_payload(capture_us, data[head:]),
-                )
+                kind, keyframe = StreamKind(kind_b), bool(flags & FLAG_KEYFRAME)
+                sent = await send_chunk(session, kind, keyframe, capture_us, data[head:])
             except WireError as exc:
                 log.info("media chunk not sent: %s", exc)  # sizes only, no content
                 now = time.monotonic()
@@ -219,8 +208,6 @@ class ChunkSender:
                     self._last_malformed_notice = now
                     self._error(OVERSIZED_CHUNK)
                 return
-            except RelayConnectionError:
-                sent = False
         if sent:
             self.counters.chunks_sent += 1
             return

@@ -13,7 +13,6 @@ import logging
 import signal
 import time
 import zlib
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -38,9 +37,9 @@ from ..sframe.errors import SFrameError
 from ..sframe.header import decode_header
 from ..sframe.mls import BASE_KEY_LABEL
 from ..sframe.suites import get_suite
-from ..wire import StreamKind, WireError, decode_media, pack_payload, unpack_payload
+from ..wire import StreamKind, WireError, decode_media, unpack_payload
 from .audit import base_key_opens
-from .connection import RelayConnectionError
+from .driver import KeyframeAsker, send_chunk
 from .session import MeetingSession
 from .tls import RelayTrust
 
@@ -191,7 +190,7 @@ class HeadlessParticipant:
         """While departing for an audit: our newest epoch and its SFrame base key."""
         self._video_decoders: dict[tuple[int, StreamKind], VideoDecoder] = {}
         self._audio_decoders: dict[int, OpusDecoder] = {}
-        self._last_kf_request: dict[tuple[int, StreamKind], float] = defaultdict(float)
+        self._keyframes = KeyframeAsker()
         self._last_decode: dict[tuple[str, str], tuple[float, float]] = {}
         """Per (sender, kind): when its last frame was decoded, and captured."""
         self._video_encoder: VideoEncoder | None = None
@@ -496,11 +495,8 @@ class HeadlessParticipant:
             else:
                 screen = self.report.screen_frames
                 screen[event.name] = screen.get(event.name, 0) + n
-        elif dec.needs_keyframe:
-            now = time.monotonic()
-            if now - self._last_kf_request[key] > 0.5 and self.session is not None:
-                self._last_kf_request[key] = now
-                self.session.meeting.request_keyframe(event.sender, event.kind)
+        elif dec.needs_keyframe and self.session is not None:
+            self._keyframes.ask(self.session.meeting, event.sender, event.kind)
 
     def _decoded_at(self, sender: str, kind: str, capture_us: int) -> None:
         now, captured = time.time(), capture_us / 1e6
@@ -541,12 +537,8 @@ class HeadlessParticipant:
             await asyncio.sleep(pacer.delay(time.monotonic()))
             for chunk in encode(pacer.index):
                 keyframe = chunk.keyframe and kind != StreamKind.audio
-                payload = pack_payload(time.time_ns() // 1000, chunk.data)
-                try:
-                    sent = await self.session.send_media(kind, keyframe, payload)
-                except RelayConnectionError:  # dropped mid-send: the session reconnects
-                    sent = False
-                if sent:
+                capture_us = time.time_ns() // 1000
+                if await send_chunk(self.session, kind, keyframe, capture_us, chunk.data):
                     self.report.frames_sent[name] += 1
                     self._keep(chunk.data)
             pacer.advance(time.monotonic())
