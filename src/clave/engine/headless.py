@@ -40,6 +40,7 @@ from ..sframe.suites import get_suite
 from ..wire import StreamKind, WireError, decode_media, unpack_payload
 from .audit import base_key_opens
 from .driver import KeyframeAsker, send_chunk
+from .removal_audit import RemovalAudit
 from .session import MeetingSession
 from .tls import RelayTrust
 
@@ -187,7 +188,8 @@ class HeadlessParticipant:
         5.2), kept in memory only so an audit can search the relay's traffic for the keys
         in use (:func:`clave.engine.audit.collect_sframe_keys` checks they are)."""
         self._last_keys: tuple[int, bytes] | None = None
-        """While departing for an audit: our newest epoch and its SFrame base key."""
+        """After we left (``--linger``) or were stranded: the epoch and SFrame base key
+        that frames arriving since are tried with."""
         self._video_decoders: dict[tuple[int, StreamKind], VideoDecoder] = {}
         self._audio_decoders: dict[int, OpusDecoder] = {}
         self._keyframes = KeyframeAsker()
@@ -202,9 +204,9 @@ class HeadlessParticipant:
         self._tapped: Meeting | None = None
         self._newest_keys: tuple[int, bytes] | None = None
         """Our newest epoch and its SFrame base key. A headless participant also plays
-        the removed member who keeps what it had: if a host removes it, it tries every
-        frame that still reaches it with this key (counted in the report, which must
-        show that none opens). The key stays in this process's memory, where the
+        the removed member who keeps what it had: stranded (removed while away), it tries
+        every frame that still reaches it with this key (counted in the report, which
+        must show that none opens). The key stays in this process's memory, where the
         meeting's own secrets are."""
 
     # ------------------------------------------------------------------ lifecycle
@@ -293,13 +295,7 @@ class HeadlessParticipant:
         if reason and (not rejoins or rejoins[-1] != reason) and len(rejoins) < _MAX_REASONS:
             rejoins.append(reason)
 
-    def _observe_after_removal(self, session: MeetingSession) -> None:
-        """From now on (the meeting has ended for us) try every media frame that still
-        arrives with our last epoch's SFrame base key (see :meth:`_audit_frame`); frames
-        of a later epoch are also offered to the ended core, which must refuse them."""
-        session.observe_after_end = lambda frame: self._audit_frame(frame, session.meeting)
-
-    def _audit_frame(self, frame: bytes, ended: Meeting | None) -> None:
+    def _audit_frame(self, frame: bytes) -> None:
         """Try a media frame that reached us after our membership ended with our last
         epoch's SFrame base key: the key and salt it gives for the frame's own KID, a
         KID of a later epoch, must not authenticate it (counted in the report)."""
@@ -320,7 +316,7 @@ class HeadlessParticipant:
             r.old_epoch_frames_opened += opens
             return
         r.attempts_after_removal += 1
-        if opens or (ended is not None and ended.try_decrypt_media(frame)):
+        if opens:
             r.decrypted_after_removal += 1
 
     def _on_change(self) -> None:
@@ -336,33 +332,33 @@ class HeadlessParticipant:
             receive = core.receive
 
             def tapped(frame: bytes) -> None:
-                self._audit_frame(frame, None)
+                self._audit_frame(frame)
                 receive(frame)
 
             core.receive = tapped  # type: ignore[method-assign]
 
     async def depart_and_observe(self, seconds: float) -> None:
-        """Say Bye over MLS but stay connected to the relay for ``seconds`` after the
-        committer removed us, trying every media frame that still arrives with our last
-        epoch's SFrame base key (see :meth:`_observe_after_removal`)."""
+        """Leave as anyone leaves, but first put a bare connection in the relay room, as
+        an ex-member holding the invitation could (:class:`.removal_audit.RemovalAudit`):
+        for ``seconds`` after leaving, every media frame it receives is tried with our
+        last epoch's SFrame base key (see :meth:`_audit_frame`)."""
         assert self.session is not None
         session = self.session
-        self._observe_after_removal(session)
         for task in self._tasks:
             task.cancel()
-
-        def depart(m: Meeting) -> None:
-            epoch = m.epoch
-            assert epoch is not None
-            self._last_keys = (epoch, self._base_key(m))
-            m.depart_for_audit()
-
-        await session.act(depart)
+        meeting = session.meeting
+        epoch = meeting.epoch
+        assert epoch is not None
+        self._last_keys = (epoch, self._base_key(meeting))
+        audit = RemovalAudit(
+            meeting.link, self._audit_frame, relay_url=self.relay_url, trust=self.relay_trust
+        )
+        await audit.start()
         try:
-            await asyncio.wait_for(self.ended.wait(), 10)
-        except TimeoutError:
-            return
-        await asyncio.sleep(seconds)
+            await session.act(lambda m: m.leave())
+            await asyncio.sleep(seconds)
+        finally:
+            await audit.stop()
 
     async def stop(self, *, leave: bool = True) -> ParticipantReport:
         _status_signal_unwatch(self)
@@ -392,8 +388,6 @@ class HeadlessParticipant:
                 self._newest_keys = (epoch, self._base_key(meeting))
                 if self.audit:
                     self.audit_epoch_keys.append(self._newest_keys)
-                if self._last_keys is not None and not self._stranded_audit:
-                    self._last_keys = self._newest_keys  # departing: a commit came before ours
             r.roster = [e.name for e in event.roster]
             self._note_rejoin()
             self.in_meeting.set()
@@ -416,10 +410,6 @@ class HeadlessParticipant:
         elif isinstance(event, ev.Removed):
             r.removed = True
             r.ended_reason = event.reason
-            if self._last_keys is None and self._newest_keys is not None:
-                # Removed by a host, not after our own Bye: audit what still arrives.
-                self._last_keys = self._newest_keys
-                self._observe_after_removal(self.session)
             self.ended.set()
         elif isinstance(event, ev.ConnectionLost):
             r.connections_lost += 1

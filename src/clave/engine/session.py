@@ -241,9 +241,6 @@ class MeetingSession:
                 await self.flush()
             await asyncio.sleep(0)
 
-    observe_after_end: Callable[[bytes], None] | None = None
-    """Called with every frame that arrives once the meeting has ended (audits)."""
-
     # ------------------------------------------------------------------ connection
 
     async def _run(self) -> None:
@@ -257,9 +254,9 @@ class MeetingSession:
                     if not await self._rejoin_meeting():
                         break
                     continue
-                if self.meeting.phase is Phase.ended and self.observe_after_end is None:
+                if self.meeting.phase is Phase.ended:
                     break
-                if self._connect is None or self.meeting.phase is Phase.ended:
+                if self._connect is None:
                     self.closed_reason = reason
                     break
                 self.meeting.connection_lost(reason)
@@ -276,9 +273,6 @@ class MeetingSession:
         self._drop = None
         try:
             async for frame in self._conn.frames():
-                if self.meeting.phase is Phase.ended and self.observe_after_end is not None:
-                    self.observe_after_end(frame)
-                    continue
                 self.meeting.receive(frame)
                 self._drain_events(changed=frame[1:2] != _MEDIA)
                 await self.flush()
@@ -286,7 +280,7 @@ class MeetingSession:
                     reason = self._drop or "rejoining"
                     await self._conn.close()
                     return reason
-                if self.meeting.phase is Phase.ended and self.observe_after_end is None:
+                if self.meeting.phase is Phase.ended:
                     await self._conn.close()
                     return "the meeting ended"
         except RelayConnectionError as exc:

@@ -400,8 +400,7 @@ class MeetingCore:
         self._members = {}
         self._mls_members = {}
         self._timers.clear()
-        if not self._media.auditing:
-            self._media.forget()
+        self._media.forget()
 
     def _name_of(self, leaf: int | None) -> str:
         entry = self._members.get(leaf) if leaf is not None else None

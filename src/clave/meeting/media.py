@@ -16,7 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..mls.group import Group
-from ..sframe.context import RecvKeyContext
 from ..sframe.errors import SFrameError, UnknownKeyError
 from ..sframe.header import decode_header
 from ..sframe.mls import MLSKeyManager, index_bits
@@ -90,7 +89,6 @@ class MediaPlane:
         self._senders: dict[int, _EpochSenders] = {}
         self._revoked: set[tuple[int, int]] = set()
         self._outbox: list[bytes] = []
-        self._audit: list[bytes] = []
         self._joined_at = 0.0
         self.counters = MediaCounters()
 
@@ -298,39 +296,6 @@ class MediaPlane:
         return FrameRejected(
             f"media claiming to be from {name} was not authenticated ({why}): dropped", leaf
         )
-
-    # ------------------------------------------------------------------ audits
-
-    def keep_for_audit(self) -> None:
-        """Keep this epoch's base key after leaving, to show that frames of later
-        epochs do not decrypt with it (see :meth:`audit_decrypts`)."""
-        base = self._keys.current_base_key
-        if base is not None:
-            self._audit.append(base)
-
-    def audit_decrypts(self, frame: bytes) -> bool:
-        """Whether a departed member's last base key decrypts ``frame``: it derives the
-        key and salt for the frame's own KID (RFC 9605 section 4.4.2), exactly as an
-        attacker holding that base key would, and tries the AEAD."""
-        if not self._audit:
-            raise ValueError("no keys kept for an audit")
-        try:
-            m = decode_media(frame)
-            kid, ctr, hlen = decode_header(m.sframe)
-        except (WireError, SFrameError):
-            return False
-        for base in self._audit:
-            try:
-                ctx = RecvKeyContext(self._keys.suite, kid, base)
-                ctx.open(m.sframe, hlen, ctr, media_aad(m.kind, m.keyframe))
-            except SFrameError:
-                continue
-            return True
-        return False
-
-    @property
-    def auditing(self) -> bool:
-        return bool(self._audit)
 
     # ------------------------------------------------------------------ helpers
 

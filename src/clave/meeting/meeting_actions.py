@@ -255,21 +255,6 @@ class MeetingActions(MeetingCore):
             raise StateError("the meeting has ended")
         self._send(wire.Subscribe(audio=audio, video=video, screen=screen))
 
-    def depart_for_audit(self) -> None:
-        """Audit mode: send Bye so a host removes us, but keep the relay connection and
-        this epoch's media keys, so :meth:`try_decrypt_media` can show that frames of
-        later epochs do not decrypt with them (RFC 9420 section 8)."""
-        self._require_in_meeting("depart")
-        self._media.keep_for_audit()
-        self._send_app(Bye())
-
-    def try_decrypt_media(self, frame: bytes) -> bool:
-        """After :meth:`depart_for_audit`: whether a media wire frame decrypts with the
-        keys this participant held when it left. Emits no events."""
-        if not self._media.auditing:
-            raise StateError("try_decrypt_media() is only for audits after depart_for_audit()")
-        return self._media.audit_decrypts(frame)
-
     def leave(self) -> None:
         """Leave. A host that others depend on first hands its role over by commit
         (bounded by ``handover_timeout``); then Bye, so a host removes us, and Leave."""

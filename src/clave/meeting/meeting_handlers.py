@@ -273,8 +273,7 @@ class MeetingInput(MeetingResume):
         summary = event.summary
         if summary.removed_self:
             who = self._name_of(summary.committer)
-            if not self._media.auditing:
-                self._send(wire.Leave())
+            self._send(wire.Leave())
             if self._resuming:
                 self._end(
                     Stranded(
