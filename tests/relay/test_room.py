@@ -338,6 +338,24 @@ def test_media_goes_to_subscribed_others() -> None:
     assert inbox(c) == [audio]
 
 
+def test_a_receiver_chooses_whose_video_and_screen_it_gets() -> None:
+    room, (a, b, c, d) = room_of(1, 2, 3, 4)
+    room.subscribe(d, Subscribe(video_from=[2], screen_from=[]), 0.0)
+    sent = {}
+    for p in (a, b, c):
+        for kind in (StreamKind.audio, StreamKind.video, StreamKind.screen):
+            frame = encode_media(kind, True, bytes([p.conn, kind]), sender=p.conn)
+            sent[p.conn, kind] = frame
+            room.media(p, frame, kind, True, 0.0)
+    # everybody's audio, only conn 2's video, nobody's screen
+    assert inbox(d) == [sent[1, StreamKind.audio], sent[2, StreamKind.audio],
+                        sent[2, StreamKind.video], sent[3, StreamKind.audio]]  # fmt: skip
+    assert len(inbox(a)) == 6  # the others keep receiving everything but their own
+    room.subscribe(d, Subscribe(), 0.0)  # back to everything
+    room.media(c, sent[3, StreamKind.video], StreamKind.video, True, 0.0)
+    assert inbox(d) == [sent[3, StreamKind.video]]
+
+
 def test_dropped_delta_asks_the_sender_for_a_keyframe() -> None:
     room = Room(ROOM, b"h" * 32, 1, CONFIG, 0.0)
     a = peer(1)

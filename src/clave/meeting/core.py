@@ -60,6 +60,7 @@ from .presence import Presence
 from .roles import owner_entry, suite
 from .roster import Familiarity, build_roster, lobby_request
 from .security_code import security_code
+from .subscription import Wanted
 from .timers import Timer, Timers
 
 Rng = Callable[[int], bytes]
@@ -183,6 +184,9 @@ class MeetingCore:
         self._backoff = 0.0
         self._buffer: FutureBuffer[_Incoming] = FutureBuffer(config.buffer)
         self._previous: _Previous | None = None
+        self._wanted: Wanted | None = None
+        """The media we asked for (None: everything, the relay's default)."""
+        self._sent_subscription: wire.Subscribe | None = None
         self._seen_app: dict[int, set[tuple[int, int]]] = {}
         self._last_refresh_by: int | None = None
         self._added_at: dict[int, int] = {}
@@ -532,6 +536,15 @@ class MeetingCore:
         return lobby_request(
             entry, self._mls_members.values(), self._lobby.values(), self._familiarity
         )
+
+    def _refresh_subscription(self) -> None:
+        """Send our subscription if what it names on the wire changed (a member's new
+        connection, our own new connection, or a new choice)."""
+        if self._wanted is None or not self._link_up or self._phase is Phase.ended:
+            return
+        msg = self._wanted.to_wire(self._presence.conn_of_leaf)
+        if msg != self._sent_subscription and self._send(msg):
+            self._sent_subscription = msg
 
     def _settle(self) -> None:
         """After any input: apply what became possible (defined by the input layer)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Iterable
 
 from .. import wire
 from ..mls.errors import MLSError
@@ -26,6 +27,7 @@ from .keys import access_token
 from .lobby import LobbyEntry, Outcome, ReplyBody, seal_reply
 from .policy import with_policy
 from .roles import MAX_CHAIN
+from .subscription import Wanted
 from .timers import Timer
 
 MAX_BACKOFF = 8.0
@@ -249,11 +251,24 @@ class MeetingActions(MeetingCore):
             return False
         return self._send(wire.KeyframeRequest(to=conn, kind=int(StreamKind(kind))))
 
-    def subscribe(self, *, audio: bool = True, video: bool = True, screen: bool = True) -> None:
-        """Tell the relay which media kinds to forward to us."""
+    def subscribe(
+        self,
+        *,
+        audio: bool = True,
+        video: bool = True,
+        screen: bool = True,
+        video_from: Iterable[int] | None = None,
+        screen_from: Iterable[int] | None = None,
+    ) -> None:
+        """Tell the relay which media to forward to us: each kind on or off and, for video
+        and screen, optionally only from these members (leaves; None: everybody). The
+        relay is told their connection ids, kept current as members reconnect."""
         if self._phase is Phase.ended:
             raise StateError("the meeting has ended")
-        self._send(wire.Subscribe(audio=audio, video=video, screen=screen))
+        self._wanted = Wanted.of(
+            audio=audio, video=video, screen=screen, video_from=video_from, screen_from=screen_from
+        )
+        self._refresh_subscription()
 
     def leave(self) -> None:
         """Leave. A host that others depend on first hands its role over by commit

@@ -55,6 +55,7 @@ class MeetingInput(MeetingResume):
         self._drain_buffer()
         self._announce_lobby()
         self._maybe_commit()
+        self._refresh_subscription()
 
     def _dispatch(self, msg: wire.RelayMessage) -> None:
         _RELAY_HANDLERS[type(msg)](self, msg)

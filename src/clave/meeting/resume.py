@@ -132,6 +132,7 @@ class MeetingResume(MeetingActions):
         self._resuming = False
         self._link_up = True
         self._lost = False
+        self._sent_subscription = None  # a new connection receives everything until told
         now = self._clock()
         cfg = self._config
         presence = self._presence

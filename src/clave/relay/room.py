@@ -96,7 +96,7 @@ Rename = Callable[["Room", str, bytes], bool]
 class Peer:
     """One admitted connection as the room sees it."""
 
-    __slots__ = ("account", "commits", "conn", "on_drop", "queue", "room", "wants")
+    __slots__ = ("account", "commits", "conn", "on_drop", "queue", "room", "senders", "wants")
 
     def __init__(
         self,
@@ -116,11 +116,17 @@ class Peer:
         """Called after a rotation removed this peer (its connection must close)."""
         self.wants = (True, True, True)
         """Subscribed media kinds, indexed by StreamKind (audio, video, screen)."""
+        self.senders: tuple[frozenset[int] | None, ...] = (None, None, None)
+        """Per kind, the only senders (connection ids) forwarded; None: everybody."""
         self.room: Room | None = None
 
     def send(self, msg: RelayMessage) -> None:
         """Queue a control message for this peer (never dropped)."""
         self.queue.push_control(encode(msg))
+
+
+def _only(conns: list[int] | None) -> frozenset[int] | None:
+    return None if conns is None else frozenset(conns)
 
 
 def _rename_in_place(room: Room, new_id: str, token_hash: bytes) -> bool:
@@ -240,7 +246,9 @@ class Room:
             other.queue.forget(peer.conn)
 
     def subscribe(self, peer: Peer, msg: Subscribe, now: float) -> None:
+        """Media kinds, and for video and screen the senders, ``peer`` receives."""
         peer.wants = (msg.audio, msg.video, msg.screen)
+        peer.senders = (None, _only(msg.video_from), _only(msg.screen_from))
         self._rebuild()
 
     # ------------------------------------------------------------ ordering
@@ -348,7 +356,10 @@ class Room:
         """Queue a (sender-stamped) media message for every other subscribed member."""
         conn = sender.conn
         for peer in self._fanout[kind]:
-            if peer is not sender and peer.queue.push_media(data, conn, kind, keyframe, now):
+            only = peer.senders[kind]
+            if peer is sender or (only is not None and conn not in only):
+                continue
+            if peer.queue.push_media(data, conn, kind, keyframe, now):
                 sender.send(KeyframeWanted(by=peer.conn, kind=kind))
 
 

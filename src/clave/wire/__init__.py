@@ -12,6 +12,7 @@ handshakes, Welcomes, join requests, chat, media) is opaque ciphertext to it.
 from .control import (
     MAX_CONTROL_BYTES,
     MAX_DROP,
+    MAX_SUBSCRIBED,
     ROOM_ID_LABEL,
     AppFrom,
     AppMessage,
@@ -66,6 +67,7 @@ __all__ = [
     "MAX_CONTROL_BYTES",
     "MAX_DROP",
     "MAX_MEDIA_BYTES",
+    "MAX_SUBSCRIBED",
     "MEDIA",
     "PROTOCOL_VERSION",
     "ROOM_ID_LABEL",

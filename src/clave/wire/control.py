@@ -36,6 +36,8 @@ SmallBlob = Annotated[bytes, msgspec.Meta(min_length=1, max_length=64 * 1024)]
 ManifestBlob = Annotated[bytes, msgspec.Meta(min_length=1, max_length=4096)]
 Reason = Annotated[str, msgspec.Meta(max_length=200)]
 MAX_DROP = 128
+MAX_SUBSCRIBED = 1000
+"""Senders one ``Subscribe`` may name per media kind (a meeting's connections at most)."""
 """Connections one :class:`Rotate` may drop at most."""
 
 
@@ -100,11 +102,17 @@ class Enter(_Msg, tag="enter", frozen=True):
 
 
 class Subscribe(_Msg, tag="sub", frozen=True):
-    """Which media kinds this connection wants to receive."""
+    """Which media this connection wants to receive: each kind on or off and, for video
+    and screen, optionally only from the senders named (connection ids; None: from
+    everybody). It names connections only, never people; the relay learns who watches
+    whom, as it learns sizes and timing. A new connection receives everything until
+    it subscribes."""
 
     audio: bool = True
     video: bool = True
     screen: bool = True
+    video_from: Annotated[list[ConnId], msgspec.Meta(max_length=MAX_SUBSCRIBED)] | None = None
+    screen_from: Annotated[list[ConnId], msgspec.Meta(max_length=MAX_SUBSCRIBED)] | None = None
 
 
 class Commit(_Msg, tag="commit", frozen=True):
