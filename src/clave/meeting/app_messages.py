@@ -19,6 +19,9 @@ msgspec Structs tagged by ``"t"`` and MessagePack-encoded; decoding is strict
   tell a crashed host from a quiet one (the takeover rule).
 * ``{"t": "invite", "secret": bin (32 bytes)}``: from a host only: the meeting's
   invitation was replaced; the relay room moves to the new secret's token.
+* ``{"t": "media", "mic": bool, "cam": bool, "screen": bool}``: the sender's own
+  microphone, camera and screen-share switches, sent when they change and carried
+  in every Hello (``media``), so others show a mute as a mute, not as silence.
 """
 
 from __future__ import annotations
@@ -49,10 +52,17 @@ Leaves = Annotated[
 ]
 
 
+class MediaState(_Msg, tag="media", frozen=True):
+    mic: bool
+    cam: bool
+    screen: bool = False
+
+
 class Hello(_Msg, tag="hello", frozen=True, omit_defaults=True):
     conn: ConnId
     name: Name
     missing: Leaves = ()
+    media: MediaState | None = None
 
 
 class Chat(_Msg, tag="chat", frozen=True, omit_defaults=True):
@@ -72,7 +82,7 @@ class Invite(_Msg, tag="invite", frozen=True):
     secret: Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
 
 
-AppMessage = Hello | Chat | Bye | Alive | Invite
+AppMessage = Hello | Chat | Bye | Alive | Invite | MediaState
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(AppMessage)

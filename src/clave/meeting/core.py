@@ -23,7 +23,15 @@ from ..mls.events import CommitSummary, Member, PolicyInput
 from ..mls.group import Group, GroupConfig, Signer
 from ..mls.structs import MLSMessage, PrivateMessage
 from .admission import Request
-from .app_messages import MAX_MISSING, Alive, AppMessage, Chat, Hello, encode_app_message
+from .app_messages import (
+    MAX_MISSING,
+    Alive,
+    AppMessage,
+    Chat,
+    Hello,
+    MediaState,
+    encode_app_message,
+)
 from .buffer import FutureBuffer, RecentSet
 from .committer import Inflight, Queue
 from .config import MeetingConfig
@@ -184,6 +192,10 @@ class MeetingCore:
         self._backoff = 0.0
         self._buffer: FutureBuffer[_Incoming] = FutureBuffer(config.buffer)
         self._previous: _Previous | None = None
+        self._own_media: MediaState | None = None
+        """Our microphone, camera and screen switches, once the user set them."""
+        self._media_of: dict[int, MediaState] = {}
+        """Each member's switches as it last announced them (by leaf)."""
         self._wanted: Wanted | None = None
         """The media we asked for (None: everything, the relay's default)."""
         self._sent_subscription: wire.Subscribe | None = None
@@ -299,6 +311,12 @@ class MeetingCore:
         return tuple(e.leaf for e in self.roster if e.is_host)
 
     @property
+    def media_states(self) -> dict[int, MediaState]:
+        """Present members' announced microphone, camera and screen switches, by leaf
+        (a member that announced none is absent: unknown, not muted)."""
+        return {leaf: m for leaf, m in self._media_of.items() if leaf in self._members}
+
+    @property
     def lobby(self) -> tuple[LobbyRequest, ...]:
         """Validated join requests waiting for a host's decision."""
         return tuple(self._lobby_request(e) for e in self._lobby.values() if not e.answered)
@@ -391,7 +409,7 @@ class MeetingCore:
         conn = self._presence.conn
         if conn is None:
             return None
-        return Hello(conn, self._name, self._presence.missing()[:MAX_MISSING])
+        return Hello(conn, self._name, self._presence.missing()[:MAX_MISSING], self._own_media)
 
     def _end(self, event: Event) -> None:
         self._phase = Phase.ended

@@ -290,6 +290,18 @@ class MemberBack:
 
 
 @dataclass(frozen=True, slots=True)
+class MemberMedia:
+    """A member's own microphone, camera and screen-share switches changed (its
+    authenticated ``media`` message or Hello): a mute is shown as a mute."""
+
+    leaf: int
+    name: str
+    mic: bool
+    cam: bool
+    screen: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Error:
     """Bad or unexpected input was discarded; the meeting goes on."""
 
@@ -322,5 +334,6 @@ Event = (
     | Stranded
     | MemberAway
     | MemberBack
+    | MemberMedia
     | Error
 )

@@ -18,7 +18,7 @@ from .. import wire
 from ..mls.errors import MLSError
 from ..mls.group import Group
 from ..wire.media import StreamKind
-from .app_messages import MAX_CHAT_CHARS, Bye, Chat, Invite
+from .app_messages import MAX_CHAT_CHARS, Bye, Chat, Invite, MediaState
 from .committer import Inflight, Plan, View, plan, primary_host, takeover_wait
 from .core import CREDENTIAL_LABEL, MeetingCore, Phase
 from .errors import RoleError, StateError
@@ -250,6 +250,18 @@ class MeetingActions(MeetingCore):
         if conn is None:
             return False
         return self._send(wire.KeyframeRequest(to=conn, kind=int(StreamKind(kind))))
+
+    def set_media_state(self, *, mic: bool, cam: bool, screen: bool = False) -> None:
+        """Our microphone, camera and screen switches: announced to the others now (an
+        MLS application message) and in every later Hello, so a mute shows as one."""
+        if self._phase is Phase.ended:
+            raise StateError("the meeting has ended")
+        state = MediaState(mic=mic, cam=cam, screen=screen)
+        if state == self._own_media:
+            return
+        self._own_media = state
+        if self._in_meeting():
+            self._send_app(state)
 
     def subscribe(
         self,

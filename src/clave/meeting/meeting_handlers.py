@@ -19,7 +19,16 @@ from ..mls.group import Group
 from ..mls.structs import ContentType
 from ..wire.media import StreamKind
 from .admission import join_group, make_request
-from .app_messages import Alive, AppMessage, Bye, Chat, Hello, Invite, decode_app_message
+from .app_messages import (
+    Alive,
+    AppMessage,
+    Bye,
+    Chat,
+    Hello,
+    Invite,
+    MediaState,
+    decode_app_message,
+)
 from .core import Phase, _Incoming, peek
 from .errors import AppMessageError, IdentityError, JoinRequestError, LobbyError
 from .events import (
@@ -36,6 +45,7 @@ from .events import (
     MeetingEnded,
     MemberAway,
     MemberBack,
+    MemberMedia,
     OrderingResumed,
     Removed,
     Stranded,
@@ -363,6 +373,15 @@ class MeetingInput(MeetingResume):
             self._arm_presence()
             if self.own_leaf in msg.missing:
                 self._announce_soon()  # it does not know our connection
+            if msg.media is not None:
+                self._app_media(msg.media, leaf, name, sender, member)
+
+    def _app_media(self, msg: AppMessage, leaf: int, name: str, sender: int, member: bool) -> None:
+        """A member's own switches (in a ``media`` message or its Hello)."""
+        assert isinstance(msg, MediaState)
+        if member and self._media_of.get(leaf) != msg:
+            self._media_of[leaf] = msg
+            self._emit(MemberMedia(leaf, name, msg.mic, msg.cam, msg.screen))
 
     def _app_bye(self, msg: AppMessage, leaf: int, name: str, sender: int, member: bool) -> None:
         if member:
@@ -513,6 +532,7 @@ _RELAY_HANDLERS: dict[type, Callable[[Any, Any], None]] = {
 _APP_HANDLERS: dict[type, Callable[[Any, AppMessage, int, str, int, bool], None]] = {
     Chat: MeetingInput._app_chat,
     Hello: MeetingInput._app_hello,
+    MediaState: MeetingInput._app_media,
     Bye: MeetingInput._app_bye,
     Alive: MeetingInput._app_alive,
     Invite: MeetingInput._app_invite,
