@@ -21,6 +21,7 @@ from clave.engine.bridge import GlassBridge
 from clave.engine.headless import HeadlessParticipant
 from clave.engine.ui_server import UIServer
 from clave.media import OpusDecoder, VideoDecoder
+from clave.meeting.app_messages import MediaState
 from clave.meeting.link import MeetingLink, new_link
 from clave.meeting.roles import generate_owner_key
 from clave.relay.server import start_relay
@@ -192,6 +193,18 @@ async def guest_scenario(
     assert chat["text"] == "hello from the headless host"
     assert chat["name"] == "Hedy (host)" and chat["sender"] == host_leaf
     assert isinstance(chat["ts"], int) and abs(chat["ts"] / 1000 - time.time()) < 10
+
+    # Mute and camera switches both ways: announced over MLS, not inferred from silence.
+    def host_entry(s: Json) -> Json:
+        return next(e for e in s["roster"] if e["leaf"] == host_leaf)
+
+    shown = await glass.wait_state(lambda s: host_entry(s)["mic"] is not None)
+    assert (host_entry(shown)["mic"], host_entry(shown)["cam"]) == (True, True)
+    await glass.send({"type": "media_state", "mic": False, "cam": True, "screen": False})
+    await until(
+        lambda: hmeeting.media_states.get(me) == MediaState(mic=False, cam=True),
+        what="the headless host seeing the glass's microphone off",
+    )
 
     assert encrypted_only_in_meeting(glass.messages)
     assert not glass.of_type("frame_failed")

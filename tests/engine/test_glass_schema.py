@@ -320,7 +320,8 @@ def test_the_engine_writes_what_the_glass_has_always_read() -> None:
     """The outbox's JSON: ``type`` first, None as null, ``away`` only when set."""
     outbox = GlassOutbox()
     entry = dict(name="Ada", fingerprint="ab", is_host=True, is_self=True, role="owner",
-                 familiarity="you", verified=False, confusable_with=None)  # fmt: skip
+                 familiarity="you", verified=False, confusable_with=None, mic=None,
+                 cam=False)  # fmt: skip
     roster = [gm.RosterEntry(leaf=0, **entry), gm.RosterEntry(leaf=1, away=True, **entry)]
     outbox.put_control(gm.Ended(reason="you left the meeting", outcome=None, joined=True))
     outbox.put_control(
@@ -337,6 +338,7 @@ def test_the_engine_writes_what_the_glass_has_always_read() -> None:
     assert next(iter(state)) == "type" and state["security_code"] is None
     assert "away" not in state["roster"][0] and state["roster"][1]["away"] is True
     assert state["roster"][0]["role"] == "owner"
+    assert state["roster"][0]["mic"] is None and state["roster"][0]["cam"] is False
     # And it reads back as the same message (what tests and tools may decode).
     decoder = msgspec.json.Decoder(gm.EngineMessage)
     outbox.put_control(gm.Alert(id=1, kind=AlertKind.forged_reply, message="m"))

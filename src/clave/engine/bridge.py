@@ -43,7 +43,7 @@ from ..meeting.meeting import Meeting, MeetingConfig, Phase
 from ..meeting.people import PeopleBook
 from . import glass_messages as gm
 from .connection import RelayConnectionError
-from .glass_actions import HANDLERS
+from .glass_actions import HANDLERS, share_media_state
 from .glass_channel import (
     ENGINE_FRAME_HEADER,
     FLAG_KEYFRAME,
@@ -461,6 +461,7 @@ class GlassBridge:
         self.session = session
         self._on_change()
         self._spawn(self._watch(session), "clave-glass-watch")
+        await share_media_state(self)  # chosen on the pre-join screen: in our Hellos
 
     async def _watch(self, session: MeetingSession) -> None:
         await session.closed.wait()

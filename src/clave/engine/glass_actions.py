@@ -10,14 +10,17 @@ knows (a refused message raises :class:`BadMessage`, which the bridge turns into
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..meeting.errors import MeetingError
+from ..meeting.meeting import Phase
 from ..meeting.names import normalize_display_name
 from ..wire import StreamKind
 from . import glass_messages as gm
+from .connection import RelayConnectionError
 from .glass_channel import BadMessage
 from .glass_port import GlassPort
 
@@ -126,6 +129,18 @@ async def on_leave(bridge: GlassPort, msg: gm.Leave) -> None:
 async def on_media_state(bridge: GlassPort, msg: gm.MediaState) -> None:
     """The glass's microphone, camera and screen switches, handed back to a reloaded tab."""
     bridge.media_state = gm.MediaSwitches(mic=msg.mic, cam=msg.cam, screen=msg.screen)
+    await share_media_state(bridge)  # the others see a mute as a mute
+
+
+async def share_media_state(bridge: GlassPort) -> None:
+    """Tell the meeting the glass's microphone, camera and screen switches, so the others
+    show a mute as a mute (``Meeting.set_media_state``); nothing before a meeting."""
+    session, switches = bridge.session, bridge.media_state
+    if session is None or switches is None or session.meeting.phase is Phase.ended:
+        return
+    mic, cam, screen = switches.mic, switches.cam, switches.screen
+    with contextlib.suppress(MeetingError, RelayConnectionError):
+        await session.act(lambda m: m.set_media_state(mic=mic, cam=cam, screen=screen))
 
 
 async def on_stats(bridge: GlassPort, msg: gm.Stats) -> None:

@@ -226,6 +226,10 @@ class RosterEntry(_Entry, frozen=True):
     familiarity: Short
     verified: bool
     confusable_with: Name | None
+    mic: bool | None
+    """The member's announced microphone switch (null: it said nothing yet)."""
+    cam: bool | None
+    """The member's announced camera switch (null: it said nothing yet)."""
     away: bool | msgspec.UnsetType = msgspec.UNSET
 
 

@@ -117,6 +117,7 @@ def state_message(view: View) -> State:
     pending: list[int] = []
     away = view.away
     if meeting is not None and in_meeting:
+        switches = meeting.media_states
         roster = [
             RosterEntry(
                 leaf=e.leaf,
@@ -128,6 +129,8 @@ def state_message(view: View) -> State:
                 familiarity=e.familiarity,
                 verified=e.verified,
                 confusable_with=e.confusable_with,
+                mic=switches[e.leaf].mic if e.leaf in switches else None,
+                cam=switches[e.leaf].cam if e.leaf in switches else None,
                 away=e.leaf in away if away else msgspec.UNSET,
             )
             for e in meeting.roster

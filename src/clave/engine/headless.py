@@ -226,6 +226,8 @@ class HeadlessParticipant:
             people=self.people,
             trust=self.relay_trust,
         )
+        mic, cam = self.send_audio, self.send_video
+        await self.session.act(lambda m: m.set_media_state(mic=mic, cam=cam))  # in our Hellos
         if self.send_video:
             self._tasks.append(asyncio.create_task(self._video_loop(), name=f"video-{self.name}"))
         if self.send_audio:

@@ -130,6 +130,8 @@ export const SCHEMA = Object.freeze({
         ...FAMILIARITY,
         verified: bool(),
         ...CONFUSABLE,
+        mic: bool(NULLABLE), // the member's announced switches (null: not said yet)
+        cam: bool(NULLABLE),
         away: bool(OPTIONAL), // sent only while somebody is away
       }), LIST, { keep: (e) => e.leaf >= 0 }),
       lobby: listOf(fields({

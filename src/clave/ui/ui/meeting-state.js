@@ -75,7 +75,7 @@ export function applyState(msg, page) {
     for (const m of msg.roster) {
       if (m.is_self || m.leaf === msg.self_leaf) continue;
       stage.ensure(`p:${m.leaf}`, { name: m.name, colorKey: `p:${m.leaf}` })
-        .setBadge(m.away ? 'Reconnecting…' : '');
+        .setBadge(m.away ? 'Reconnecting…' : switchesText(m));
       stage.get(`s:${m.leaf}`)?.setName(m.name);
     }
     for (const leaf of change.gone) page.forgetSender(leaf);
@@ -119,4 +119,10 @@ export function applyState(msg, page) {
   if (state.ended) endedScreen.setRejoin(page.rejoinOffer());
   else stats.phase = msg.phase;
   controls.updateSending();
+}
+
+/** A member's announced switches, as a tile badge: "Muted", "Camera off" (or ''). */
+export function switchesText(m) {
+  return [m.mic === false ? 'Muted' : '', m.cam === false ? 'Camera off' : '']
+    .filter(Boolean).join(' · ');
 }

@@ -189,7 +189,7 @@ export function renderParticipants(roster, { isHost, pending = [], onVerify, onS
     .map((m) => {
       const isRemoving = removing.has(m.leaf);
       const sig = JSON.stringify([m.name, m.role, m.familiarity, m.verified, m.confusable_with,
-        m.is_self, isHost, isRemoving, m.is_self && hosts > 1]);
+        m.is_self, isHost, isRemoving, m.is_self && hosts > 1, m.mic, m.cam]);
       return {
         key: `${m.leaf}:${m.fingerprint}`,
         sig,
@@ -210,6 +210,8 @@ function participantItem(m, { isHost, isRemoving, otherHosts, roster, onVerify, 
     verified && !m.is_self ? h('span', { class: 'verified-badge', title: 'You compared the security code with them' },
       icon('check', 'icon-xs'), 'Verified') : null,
     isRemoving ? h('span', { class: 'removing-tag' }, 'removing\u2026') : null,
+    m.mic === false ? h('span', { class: 'tag', title: 'Their microphone is off' }, 'muted') : null,
+    m.cam === false ? h('span', { class: 'tag', title: 'Their camera is off' }, 'camera off') : null,
   ];
   const actions = [];
   if (!m.is_self) {
