@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ipaddress
 
+from ..meeting.link import is_loopback
+
 LOCAL_ONLY = (
     "warning: this invitation works only on this machine: its relay is on {host}. "
     "To invite others, run a relay they can reach (`clave serve --host 0.0.0.0 "
@@ -22,13 +24,13 @@ def reach_warning(host: str) -> str | None:
     """A one-line warning if a relay at ``host`` is reachable only from this machine or
     a private network, else None (a public address or a DNS name)."""
     name = host.strip("[]").lower()
-    if name == "localhost" or name.endswith(".localhost"):
+    if is_loopback(name) or name.endswith(".localhost"):
         return LOCAL_ONLY.format(host=host)
     try:
         address = ipaddress.ip_address(name)
     except ValueError:
         return None  # a DNS name: whether others resolve and reach it is not ours to know
-    if address.is_loopback or address.is_unspecified:
+    if address.is_unspecified:
         return LOCAL_ONLY.format(host=host)
     if address.is_private or address.is_link_local:
         return PRIVATE_ONLY.format(host=host)

@@ -106,13 +106,6 @@ class _Incoming:
     from_lobby: bool = False
 
 
-@dataclass(slots=True)
-class _Previous:
-    """Until when the group's kept past epoch may open late application messages."""
-
-    deadline: float
-
-
 def peek(data: bytes) -> PrivateMessage | None:
     try:
         body = MLSMessage.from_bytes(data).body
@@ -191,7 +184,8 @@ class MeetingCore:
         self._stalled: str | None = None
         self._backoff = 0.0
         self._buffer: FutureBuffer[_Incoming] = FutureBuffer(config.buffer)
-        self._previous: _Previous | None = None
+        self._previous_until: float | None = None
+        """Until when the group's kept past epoch may open late application messages."""
         self._own_media: MediaState | None = None
         """Our microphone, camera and screen switches, once the user set them."""
         self._media_of: dict[int, MediaState] = {}
@@ -416,7 +410,7 @@ class MeetingCore:
         self._emit(event)
         self._group = None
         self._request = None
-        self._previous = None
+        self._previous_until = None
         self._inflight = None
         self._buffer.clear()
         self._members = {}
@@ -537,16 +531,16 @@ class MeetingCore:
         """A commit was merged: the group keeps the epoch before it (RFC 9420 §14) for
         late application messages until the grace period ends."""
         if self._config.grace_period <= 0:
-            self._previous = None
+            self._previous_until = None
             return
         deadline = self._clock() + self._config.grace_period
-        self._previous = _Previous(deadline)
+        self._previous_until = deadline
         self._timers.set(Timer.previous, deadline)
 
     def _timer_previous(self) -> None:
-        prev = self._previous
-        if prev is not None and self._clock() >= prev.deadline:
-            self._previous = None
+        until = self._previous_until
+        if until is not None and self._clock() >= until:
+            self._previous_until = None
             if self._group is not None:
                 self._group.forget_past_epochs()
 

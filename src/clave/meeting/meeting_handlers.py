@@ -305,13 +305,13 @@ class MeetingInput(MeetingResume):
         self._winner_arrived()
 
     def _process_late_app(self, item: _Incoming, epoch: int) -> None:
-        prev = self._previous
+        until = self._previous_until
         group = self._group
         if (
-            prev is not None
+            until is not None
             and group is not None
             and epoch in group.past_epochs
-            and self._clock() < prev.deadline
+            and self._clock() < until
         ):
             self._process_app(group, item, epoch)
         elif not item.from_lobby:
