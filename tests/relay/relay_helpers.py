@@ -145,9 +145,13 @@ class Client:
             if not isinstance(msg, MediaFrame):
                 return msg
 
-    async def expect(self, kind: type[M], timeout: float = 3.0) -> M:
-        """The next control message, which must be of type ``kind``."""
+    async def expect(
+        self, kind: type[M], timeout: float = 3.0, skip: tuple[type, ...] = ()
+    ) -> M:
+        """The next control message not of a type in ``skip``, which must be a ``kind``."""
         msg = await self.control(timeout)
+        while isinstance(msg, skip):
+            msg = await self.control(timeout)
         assert isinstance(msg, kind), f"expected {kind.__name__}, got {msg!r}"
         return msg
 

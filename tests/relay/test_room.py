@@ -367,7 +367,7 @@ def test_dropped_delta_asks_the_sender_for_a_keyframe() -> None:
     frame = encode_media(StreamKind.video, False, b"x" * 10, sender=1)
     for _ in range(3):
         room.media(a, frame, StreamKind.video, False, 0.0)
-    assert inbox(a) == [KeyframeWanted(by=2, kind=1)]  # once per recovery
+    assert inbox(a) == [KeyframeWanted(by=2, kind=1, layer=0)]  # once per recovery
     assert inbox(slow) == [frame]
 
 

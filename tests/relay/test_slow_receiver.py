@@ -84,7 +84,7 @@ def test_slow_receiver_does_not_slow_the_others() -> None:
             # overall timeout, not a clock reading, fails the test then)
             # the sender was asked for a keyframe on behalf of the slow receiver
             wanted = [m for m in got[sender] if isinstance(m, KeyframeWanted)]
-            assert KeyframeWanted(by=slow.conn, kind=StreamKind.video) in wanted
+            assert KeyframeWanted(by=slow.conn, kind=StreamKind.video, layer=0) in wanted
             assert all(w.by == slow.conn for w in wanted)
 
             # the slow receiver, reading again, got every control message ...

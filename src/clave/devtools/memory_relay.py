@@ -170,7 +170,7 @@ class MemoryRelay:
         if peer is None or peer.room is None:
             raise wire.WireError("not joined")
         stamped = wire.stamp_sender(frame, conn)
-        peer.room.media(peer, stamped, int(media.kind), media.keyframe, self.clock())
+        peer.room.media(peer, stamped, int(media.kind), media.keyframe, self.clock(), media.layer)
 
     def _enter(self, conn: int, msg: wire.Enter) -> None:
         if conn in self.peers:

@@ -85,6 +85,14 @@ class RelayConfig:
     """Receiver control backlog above which the receiver is disconnected as too slow."""
     keyframe_retry: float = 1.0
     """While a receiver waits for a keyframe, re-ask the sender at most this often."""
+    media_downgrade_at: int = 256 * 1024
+    """Receiver media backlog above which its simulcast cap drops one layer (see
+    :mod:`clave.relay.layers`); below ``media_high_water``, so a receiver gets a smaller
+    picture before it loses frames."""
+    layer_hold: float = 2.0
+    """Seconds between two congestion downgrades of one receiver."""
+    layer_restore_after: float = 10.0
+    """Seconds without congestion before a receiver's cap rises one layer again."""
 
     socket_send_buffer: int | None = None
     """SO_SNDBUF for WebSocket connections (None: the OS default, autotuned)."""
@@ -92,6 +100,8 @@ class RelayConfig:
     def __post_init__(self) -> None:
         if not 0 < self.media_high_water <= self.media_hard_limit:
             raise ValueError("need 0 < media_high_water <= media_hard_limit")
+        if not 0 < self.media_downgrade_at <= self.media_high_water:
+            raise ValueError("need 0 < media_downgrade_at <= media_high_water")
         if self.control_cap < MAX_CONTROL_BYTES:
             raise ValueError("control_cap must hold at least one control message")
         for name in (

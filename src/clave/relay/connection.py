@@ -410,7 +410,14 @@ class Connection:
             raise _bad(str(exc)) from None
         room = self.room
         if room is not None:
-            room.media(self.peer, stamp_sender(data, self.conn), frame.kind, frame.keyframe, now)
+            room.media(
+                self.peer,
+                stamp_sender(data, self.conn),
+                frame.kind,
+                frame.keyframe,
+                now,
+                frame.layer,
+            )
 
     def _control(self, data: bytes) -> bool:
         """Dispatch one control message of an admitted client; True if it left."""

@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from clave.wire import (
+    MAX_LAYER,
     AppFrom,
     AppMessage,
     Commit,
@@ -46,6 +47,7 @@ from clave.wire import (
     JoinRequestFrom,
     KeyframeRequest,
     KeyframeWanted,
+    LayerCap,
     Manifest,
     ManifestFrom,
     PeerJoined,
@@ -66,6 +68,7 @@ from clave.wire import (
 
 from .addresses import Account, Accounts
 from .config import RelayConfig
+from .layers import ReceiverLayers, SenderLayers
 from .limits import TokenBucket
 from .ordering import ByteBudget, EpochSlots, Verdict
 from .queues import OutQueue
@@ -96,7 +99,18 @@ Rename = Callable[["Room", str, bytes], bool]
 class Peer:
     """One admitted connection as the room sees it."""
 
-    __slots__ = ("account", "commits", "conn", "on_drop", "queue", "room", "senders", "wants")
+    __slots__ = (
+        "account",
+        "commits",
+        "conn",
+        "layers",
+        "on_drop",
+        "queue",
+        "room",
+        "senders",
+        "sends",
+        "wants",
+    )
 
     def __init__(
         self,
@@ -118,6 +132,10 @@ class Peer:
         """Subscribed media kinds, indexed by StreamKind (audio, video, screen)."""
         self.senders: tuple[frozenset[int] | None, ...] = (None, None, None)
         """Per kind, the only senders (connection ids) forwarded; None: everybody."""
+        self.layers = ReceiverLayers()
+        """Which simulcast layer of each sender this peer gets."""
+        self.sends = SenderLayers()
+        """Which simulcast layers this peer sends."""
         self.room: Room | None = None
 
     def send(self, msg: RelayMessage) -> None:
@@ -139,6 +157,7 @@ class Room:
 
     __slots__ = (
         "_commits",
+        "_congestion",
         "_fanout",
         "_members",
         "_per_address",
@@ -177,6 +196,12 @@ class Room:
         """Connections in this room by client address key (lobby flood)."""
         self.creator: Account | None = None
         """The address charged with this room until it empties (room flood)."""
+        self._congestion = (
+            config.media_downgrade_at,
+            config.layer_hold,
+            config.layer_restore_after,
+            config.keyframe_retry,
+        )
 
     def __len__(self) -> int:
         return len(self.peers)
@@ -244,11 +269,24 @@ class Room:
         self._broadcast(peer, PeerLeft(conn=peer.conn, reason=reason))
         for other in self._members:
             other.queue.forget(peer.conn)
+            other.layers.forget(peer.conn)
 
     def subscribe(self, peer: Peer, msg: Subscribe, now: float) -> None:
-        """Media kinds, and for video and screen the senders, ``peer`` receives."""
+        """Media kinds, for video and screen the senders, and video layers ``peer``
+        receives. A sender dropped from the subscription starts again at a keyframe
+        when it is subscribed again."""
+        before = peer.senders
         peer.wants = (msg.audio, msg.video, msg.screen)
         peer.senders = (None, _only(msg.video_from), _only(msg.screen_from))
+        peer.layers.want(msg.layer, msg.layers)
+        for kind in (1, 2):
+            now_only = peer.senders[kind]
+            if now_only is None:
+                continue
+            old = before[kind]
+            gone = (old if old is not None else self.peers.keys()) - now_only
+            for conn in gone:
+                peer.layers.forget(conn)
         self._rebuild()
 
     # ------------------------------------------------------------ ordering
@@ -352,15 +390,36 @@ class Room:
 
     # ------------------------------------------------------------ media
 
-    def media(self, sender: Peer, data: bytes, kind: int, keyframe: bool, now: float) -> None:
-        """Queue a (sender-stamped) media message for every other subscribed member."""
+    def media(
+        self, sender: Peer, data: bytes, kind: int, keyframe: bool, now: float, layer: int = 0
+    ) -> None:
+        """Queue a (sender-stamped) media message for every other subscribed member: for
+        video and screen, only to those who get this layer (:mod:`.layers`)."""
         conn = sender.conn
+        if kind == 0:
+            for peer in self._fanout[0]:
+                if peer is not sender:
+                    peer.queue.push_media(data, conn, 0, False, now)
+            return
+        mask = sender.sends.saw(kind, layer, now)
+        downgrade_at, hold, restore, retry = self._congestion
         for peer in self._fanout[kind]:
             only = peer.senders[kind]
             if peer is sender or (only is not None and conn not in only):
                 continue
-            if peer.queue.push_media(data, conn, kind, keyframe, now):
-                sender.send(KeyframeWanted(by=peer.conn, kind=kind))
+            choice = peer.layers
+            forward, ask = choice.admit(conn, kind, layer, keyframe, mask, now, retry)
+            if ask:
+                sender.send(KeyframeWanted(by=peer.conn, kind=kind, layer=layer))
+            if not forward:
+                continue
+            queue = peer.queue
+            if queue.push_media(data, conn, kind, keyframe, now):
+                sender.send(KeyframeWanted(by=peer.conn, kind=kind, layer=layer))
+            if queue.media_bytes > downgrade_at or choice.cap < MAX_LAYER:
+                cap = choice.congestion(queue.media_bytes, downgrade_at, now, hold, restore)
+                if cap is not None:
+                    peer.send(LayerCap(layer=cap))
 
 
 HANDLERS: dict[type[Any], Callable[[Room, Peer, Any, float], None]] = {

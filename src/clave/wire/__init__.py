@@ -28,6 +28,7 @@ from .control import (
     JoinRequestFrom,
     KeyframeRequest,
     KeyframeWanted,
+    LayerCap,
     Leave,
     Manifest,
     ManifestFrom,
@@ -51,9 +52,12 @@ from .control import (
 from .errors import WireError
 from .frames import CONTROL, MEDIA, PROTOCOL_VERSION, split_frame
 from .media import (
+    MAX_CONTEXT,
+    MAX_LAYER,
     MAX_MEDIA_BYTES,
     MediaFrame,
     StreamKind,
+    context_of,
     decode_media,
     encode_media,
     media_aad,
@@ -64,8 +68,10 @@ from .media import (
 
 __all__ = [
     "CONTROL",
+    "MAX_CONTEXT",
     "MAX_CONTROL_BYTES",
     "MAX_DROP",
+    "MAX_LAYER",
     "MAX_MEDIA_BYTES",
     "MAX_SUBSCRIBED",
     "MEDIA",
@@ -85,6 +91,7 @@ __all__ = [
     "Joined",
     "KeyframeRequest",
     "KeyframeWanted",
+    "LayerCap",
     "Leave",
     "Manifest",
     "ManifestFrom",
@@ -102,6 +109,7 @@ __all__ = [
     "WelcomeFor",
     "WelcomeTo",
     "WireError",
+    "context_of",
     "credential_hash",
     "decode_client",
     "decode_media",

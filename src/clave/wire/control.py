@@ -38,6 +38,9 @@ Reason = Annotated[str, msgspec.Meta(max_length=200)]
 MAX_DROP = 128
 MAX_SUBSCRIBED = 1000
 """Senders one ``Subscribe`` may name per media kind (a meeting's connections at most)."""
+Layer = Annotated[int, msgspec.Meta(ge=0, le=2)]
+"""A simulcast layer: 0 lowest resolution .. 2 (clave.wire.media.MAX_LAYER)."""
+Kind = Annotated[int, msgspec.Meta(ge=0, le=2)]
 """Connections one :class:`Rotate` may drop at most."""
 
 
@@ -106,13 +109,19 @@ class Subscribe(_Msg, tag="sub", frozen=True):
     and screen, optionally only from the senders named (connection ids; None: from
     everybody). It names connections only, never people; the relay learns who watches
     whom, as it learns sizes and timing. A new connection receives everything until
-    it subscribes."""
+    it subscribes.
+
+    Simulcast: of each video sender the relay forwards one layer, ``layers[conn]`` if
+    named, else ``layer``, or the highest the sender sends below it; a change takes
+    effect at the new layer's next keyframe (the relay asks the sender for one)."""
 
     audio: bool = True
     video: bool = True
     screen: bool = True
     video_from: Annotated[list[ConnId], msgspec.Meta(max_length=MAX_SUBSCRIBED)] | None = None
     screen_from: Annotated[list[ConnId], msgspec.Meta(max_length=MAX_SUBSCRIBED)] | None = None
+    layer: Layer = 2
+    layers: Annotated[dict[ConnId, Layer], msgspec.Meta(max_length=MAX_SUBSCRIBED)] | None = None
 
 
 class Commit(_Msg, tag="commit", frozen=True):
@@ -166,10 +175,12 @@ class Manifest(_Msg, tag="manifest", frozen=True):
 
 
 class KeyframeRequest(_Msg, tag="kf_req", frozen=True):
-    """Ask connection ``to`` for a keyframe of ``kind`` (0 audio, 1 video, 2 screen)."""
+    """Ask connection ``to`` for a keyframe of ``kind`` (0 audio, 1 video, 2 screen),
+    of simulcast ``layer`` (None: of every layer it sends)."""
 
     to: ConnId
-    kind: Annotated[int, msgspec.Meta(ge=0, le=2)] = 1
+    kind: Kind = 1
+    layer: Layer | None = None
 
 
 class Rotate(_Msg, tag="rotate", frozen=True):
@@ -188,8 +199,18 @@ class Leave(_Msg, tag="leave", frozen=True):
 
 
 ClientMessage = (
-    Enter | Subscribe | Commit | Reopen | WelcomeTo | ReplyTo | JoinRequest | AppMessage
-    | Manifest | KeyframeRequest | Rotate | Leave
+    Enter
+    | Subscribe
+    | Commit
+    | Reopen
+    | WelcomeTo
+    | ReplyTo
+    | JoinRequest
+    | AppMessage
+    | Manifest
+    | KeyframeRequest
+    | Rotate
+    | Leave
 )
 
 # --------------------------------------------------------------- relay -> client
@@ -248,8 +269,20 @@ class ManifestFrom(_Msg, tag="manifest_from", frozen=True):
 
 
 class KeyframeWanted(_Msg, tag="kf_wanted", frozen=True):
+    """Connection ``by`` (or the relay, switching someone's layer) needs a keyframe of
+    ``kind`` and ``layer`` (None: of every layer)."""
+
     by: ConnId
-    kind: Annotated[int, msgspec.Meta(ge=0, le=2)] = 1
+    kind: Kind = 1
+    layer: Layer | None = None
+
+
+class LayerCap(_Msg, tag="layer_cap", frozen=True):
+    """Congestion: this connection's queue at the relay grew, so until a later
+    ``LayerCap`` the relay forwards no video layer above ``layer``; the engine should
+    subscribe accordingly. Sent again with a higher layer once the queue stayed short."""
+
+    layer: Layer
 
 
 class Rotated(_Msg, tag="rotated", frozen=True):
@@ -266,8 +299,20 @@ class Error(_Msg, tag="error", frozen=True):
 
 
 RelayMessage = (
-    Joined | PeerJoined | PeerLeft | CommitFrom | CommitAccepted | WelcomeFor | ReplyFrom
-    | JoinRequestFrom | AppFrom | ManifestFrom | KeyframeWanted | Rotated | Error
+    Joined
+    | PeerJoined
+    | PeerLeft
+    | CommitFrom
+    | CommitAccepted
+    | WelcomeFor
+    | ReplyFrom
+    | JoinRequestFrom
+    | AppFrom
+    | ManifestFrom
+    | KeyframeWanted
+    | LayerCap
+    | Rotated
+    | Error
 )
 
 _encoder = msgspec.msgpack.Encoder()
@@ -309,5 +354,3 @@ def decode_relay(body: bytes | memoryview) -> RelayMessage:
     msg = _decode(_relay_decoder, body)
     assert not isinstance(msg, ClientMessage)
     return msg
-
-
