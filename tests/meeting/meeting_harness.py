@@ -172,9 +172,11 @@ class Net:
                 return
         raise AssertionError("the network did not settle")
 
-    def send_media(self, c: Client, kind: StreamKind, keyframe: bool, payload: bytes) -> bytes:
+    def send_media(
+        self, c: Client, kind: StreamKind, keyframe: bool, payload: bytes, layer: int = 0
+    ) -> bytes:
         self.flush([c])  # control frames queued before the media keep their order
-        frame = c.meeting.protect_media(kind, keyframe, payload)
+        frame = c.meeting.protect_media(kind, keyframe, payload, layer)
         self.relay.handle(c.conn, frame)
         c.meeting.send_manifest_now()  # in real time it follows within 20 ms
         self.flush([c])

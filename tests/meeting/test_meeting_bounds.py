@@ -100,7 +100,7 @@ def test_fresh_key_id_contexts_create_no_receive_state() -> None:
         carol.meeting.receive(forged_frame(bob, 0, context))
     epoch = carol.meeting._media._keys._current
     assert epoch is not None
-    assert len(epoch.recv) <= 4  # context ids 0..3 of leaf 0, nothing more
+    assert len(epoch.recv) <= wire.MAX_CONTEXT + 1  # context ids 0..6 of leaf 0, nothing more
     assert len(carol.meeting._media._waiting) <= 64
 
 

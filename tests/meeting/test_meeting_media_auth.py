@@ -13,7 +13,7 @@ from meeting_harness import Client, Net, view
 
 from clave import wire
 from clave.meeting import FrameRejected, MediaFrameDecrypted, MeetingConfig
-from clave.meeting.media_auth import ManifestBody, sign_manifest
+from clave.meeting.media_auth import ManifestBody, Run, sign_manifest
 from clave.sframe.context import SendKeyContext
 from clave.sframe.suites import get_suite
 from clave.wire.media import StreamKind, encode_media, media_aad
@@ -29,11 +29,14 @@ def meeting_of_three(net: Net) -> tuple[Client, Client, Client]:
     return ada, bob, carol
 
 
+VIDEO_CONTEXT = wire.context_of(StreamKind.video)
+
+
 def forge_as(forger: Client, victim: Client, payload: bytes, ctr: int) -> bytes:
     """A frame under ``victim``'s KID, sealed with the key ``forger`` derives from the
     epoch's base key, stamped by a (hostile) relay as if ``victim`` had sent it."""
     base = forger.meeting.export_secret("SFrame 1.0 Base Key", b"", 16)
-    kid = victim.meeting._media._keys.own_kid()
+    kid = victim.meeting._media._keys.own_kid(VIDEO_CONTEXT)
     ctx = SendKeyContext(
         get_suite(forger.meeting._config.sframe_suite), kid, base, next_counter=ctr
     )
@@ -78,11 +81,11 @@ def test_a_forgery_racing_the_real_frame_at_the_same_counter_loses() -> None:
     net = Net()
     ada, bob, carol = meeting_of_three(net)
     carol.clear()
-    ada.meeting.protect_media(StreamKind.audio, False, b"warm up")  # creates the sender
+    ada.meeting.protect_media(StreamKind.video, True, b"warm up")  # creates the sender
     ada.meeting.send_manifest_now()
     net.pump()
     carol.clear()
-    ctr = ada.meeting._media._keys._current.send[0].next_counter  # type: ignore[union-attr]
+    ctr = ada.meeting._media._keys._current.send[VIDEO_CONTEXT].next_counter  # type: ignore[union-attr]
     carol.meeting.receive(forge_as(bob, ada, b"first, but forged", ctr=ctr))
     net.send_media(ada, StreamKind.video, True, b"second, but Ada's")
     net.pump()
@@ -100,8 +103,8 @@ def test_a_manifest_signed_by_someone_else_is_refused() -> None:
     assert group is not None
     from clave.meeting.media_auth import frame_hash
 
-    kid = ada.meeting._media._keys.own_kid()
-    body = ManifestBody(group.epoch, kid, 3, frame_hash(sframe))
+    kid = ada.meeting._media._keys.own_kid(VIDEO_CONTEXT)
+    body = ManifestBody(group.epoch, [Run(kid, 3, frame_hash(sframe))])
     manifest = sign_manifest(group.group_id, body, bob.meeting._signer.signature_private_key)
     carol.meeting.receive(forged)
     carol.meeting.receive(wire.encode(wire.ManifestFrom(sender=ada.conn, data=manifest)))

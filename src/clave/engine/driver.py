@@ -57,14 +57,19 @@ class KeyframeAsker:
 
 
 async def send_chunk(
-    session: MeetingSession, kind: StreamKind, keyframe: bool, capture_us: int, data: bytes
+    session: MeetingSession,
+    kind: StreamKind,
+    keyframe: bool,
+    capture_us: int,
+    data: bytes,
+    layer: int = 0,
 ) -> bool:
-    """Protect and send one encoded chunk captured at ``capture_us`` (µs since the Unix
-    epoch); False if it was not sent: media is not encrypted under the current epoch, or
-    the relay link dropped mid-send (the session reconnects). A chunk too large for the
-    wire raises :class:`clave.wire.WireError`."""
+    """Protect and send one encoded chunk of simulcast ``layer`` captured at
+    ``capture_us`` (µs since the Unix epoch); False if it was not sent: media is not
+    encrypted under the current epoch, or the relay link dropped mid-send (the session
+    reconnects). A chunk too large for the wire raises :class:`clave.wire.WireError`."""
     try:
-        return await session.send_media(kind, keyframe, pack_payload(capture_us, data))
+        return await session.send_media(kind, keyframe, pack_payload(capture_us, data), layer)
     except RelayConnectionError:
         return False
 

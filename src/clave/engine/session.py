@@ -355,13 +355,16 @@ class MeetingSession:
         await self.flush()
         return result
 
-    async def send_media(self, kind: StreamKind, keyframe: bool, payload: bytes) -> bool:
-        """Protect and send one frame; False (not sent) unless media is encrypted and the
-        relay link is up (a frame lost with a dropping connection counts as not sent)."""
+    async def send_media(
+        self, kind: StreamKind, keyframe: bool, payload: bytes, layer: int = 0
+    ) -> bool:
+        """Protect and send one frame (of simulcast ``layer``); False (not sent) unless
+        media is encrypted and the relay link is up (a frame lost with a dropping
+        connection counts as not sent)."""
         meeting = self.meeting
         if not meeting.encrypted or not meeting.link_up or self.link_state != "connected":
             return False
-        frame = meeting.protect_media(kind, keyframe, payload)
+        frame = meeting.protect_media(kind, keyframe, payload, layer)
         queued = meeting.frames_to_send()  # the manifest covering it, when one is due
         try:
             async with self._send_lock:

@@ -159,6 +159,8 @@ class MediaFrameDecrypted:
     kind: StreamKind
     keyframe: bool
     payload: bytes
+    layer: int = 0
+    """The simulcast layer (0 lowest); always 0 for audio."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,10 +173,20 @@ class FrameRejected:
 
 @dataclass(frozen=True, slots=True)
 class KeyframeRequested:
-    """A receiver asks us for a keyframe of ``kind``; ``by`` is its leaf if known."""
+    """A receiver (or the relay, switching its layer) asks us for a keyframe of ``kind``
+    and simulcast ``layer`` (None: of every layer); ``by`` is its leaf if known."""
 
     kind: StreamKind
     by: int | None
+    layer: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LayerCapped:
+    """Our queue at the relay grew (congestion): until a later ``LayerCapped`` the relay
+    forwards no video layer above ``layer``. Subscribe to no more than that."""
+
+    layer: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,6 +333,7 @@ Event = (
     | MediaFrameDecrypted
     | FrameRejected
     | KeyframeRequested
+    | LayerCapped
     | JoinRefused
     | Removed
     | MeetingEnded

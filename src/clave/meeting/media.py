@@ -4,10 +4,16 @@ and per-sender authentication (:mod:`.media_auth`).
 Every epoch installs new keys from the MLS exporter; a frame decrypts only
 under the keys of a live epoch (the previous one for a short grace period,
 except for senders the commit removed). The SFrame metadata is
-``media_aad(kind, keyframe)`` (RFC 9605 section 4.4.3), so the relay can read
-but not alter the envelope's flags. A decrypted frame is played only once a
-manifest signed by its sender covers it; only then does its counter enter the
-replay window.
+``media_aad(kind, keyframe, layer)`` (RFC 9605 section 4.4.3), so the relay can
+read but not alter the envelope's flags. Each stream (audio, every simulcast layer
+of video, screen) is sent under its own KID context (:func:`clave.wire.context_of`)
+and a frame whose KID context is not its flags' stream is refused. A decrypted
+frame is played only once a manifest signed by its sender covers it; only then
+does its counter enter the replay window.
+
+Manifests of streams we do not receive (a video we did not subscribe to) are not
+verified (:attr:`MediaPlane.interest`): in a large meeting most of the signatures
+on the control channel concern videos the relay does not send us.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from ..sframe.errors import SFrameError, UnknownKeyError
 from ..sframe.header import decode_header
 from ..sframe.mls import MLSKeyManager, index_bits
 from ..wire.errors import WireError
-from ..wire.media import StreamKind, decode_media, encode_media, media_aad
+from ..wire.media import MAX_CONTEXT, StreamKind, context_of, decode_media, encode_media, media_aad
 from .events import Event, FrameRejected, MediaFrameDecrypted, RosterEntry
 from .media_auth import (
     Held,
@@ -35,9 +41,15 @@ from .media_auth import (
 )
 
 Clock = Callable[[], float]
-MAX_CONTEXT_ID = 3
-"""Highest KID context id we derive receive keys for (senders use 0; up to 3 for
-simulcast layers), so a member cannot make us cache a context per context id."""
+Interest = Callable[[int, int], bool]
+"""``interest(leaf, context)``: do we receive that stream of that member?"""
+MAX_CONTEXT_ID = MAX_CONTEXT
+"""Highest KID context id we derive receive keys for (audio 0, video layers 1-3,
+screen 4-6), so a member cannot make us cache a context per context id."""
+
+
+def _everything(leaf: int, context: int) -> bool:
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +67,8 @@ class MediaCounters:
     manifests_sent: int = 0
     manifests_verified: int = 0
     manifests_refused: int = 0
+    manifests_skipped: int = 0
+    """Not verified: they covered only streams we do not receive."""
     frames_authenticated: int = 0
     frames_unauthenticated: int = 0
     """Dropped: no manifest covered them in time, or a manifest listed another hash."""
@@ -90,6 +104,9 @@ class MediaPlane:
         self._revoked: set[tuple[int, int]] = set()
         self._outbox: list[bytes] = []
         self._joined_at = 0.0
+        self._kids_seen: set[int] = set()
+        """KIDs of the frames we received in live epochs (their manifests always count)."""
+        self.interest: Interest = _everything
         self.counters = MediaCounters()
 
     def _manager(self, grace: float) -> MLSKeyManager:
@@ -120,6 +137,9 @@ class MediaPlane:
         for e in [e for e in self._senders if e not in live]:
             del self._senders[e]
         self._revoked = {r for r in self._revoked if r[0] in live}
+        mask = (1 << self._bits) - 1
+        low = {e & mask for e in live}
+        self._kids_seen = {k for k in self._kids_seen if k & mask in low}
 
     def revoke(self, epoch: int, leaves: set[int]) -> None:
         """The commit that left ``epoch`` removed ``leaves``: from now on their frames of
@@ -140,8 +160,11 @@ class MediaPlane:
 
     # ------------------------------------------------------------------ sending
 
-    def protect(self, kind: StreamKind, keyframe: bool, payload: bytes) -> bytes:
-        sframe = self._keys.protect(media_aad(kind, keyframe), payload)
+    def protect(self, kind: StreamKind, keyframe: bool, payload: bytes, layer: int = 0) -> bytes:
+        """One frame of stream (``kind``, ``layer``) under its own KID context."""
+        sframe = self._keys.protect(
+            media_aad(kind, keyframe, layer), payload, context_id=context_of(kind, layer)
+        )
         if self._authenticate:
             kid, ctr, _ = decode_header(sframe)
             digest = frame_hash(sframe)
@@ -150,7 +173,7 @@ class MediaPlane:
                 self._flush(force=True)
                 self._writer.add(epoch, kid, ctr, digest)
             self._flush()
-        return encode_media(kind, keyframe, sframe)
+        return encode_media(kind, keyframe, sframe, layer=layer)
 
     def _flush(self, force: bool = False) -> None:
         now = self._clock()
@@ -184,7 +207,7 @@ class MediaPlane:
             media = decode_media(frame)
         except WireError as exc:
             return [FrameRejected(f"malformed media frame: {exc}", None)]
-        aad = media_aad(media.kind, media.keyframe)
+        aad = media_aad(media.kind, media.keyframe, media.layer)
         try:
             result = self._keys.unprotect(media.sframe, aad, commit=not self._authenticate)
         except SFrameError as exc:
@@ -201,6 +224,15 @@ class MediaPlane:
                     None,
                 )
             ]
+        if result.context_id != context_of(media.kind, media.layer):
+            return [
+                FrameRejected(
+                    f"media frame of {media.kind.name} layer {media.layer} under KID context "
+                    f"{result.context_id}, not its stream's",
+                    result.leaf_index,
+                )
+            ]
+        self._kids_seen.add(result.kid)
         entry = rosters.get(result.epoch, {}).get(result.leaf_index)
         if entry is None:
             return [
@@ -211,7 +243,7 @@ class MediaPlane:
                 )
             ]
         event = MediaFrameDecrypted(
-            entry.leaf, entry.name, media.kind, media.keyframe, result.plaintext
+            entry.leaf, entry.name, media.kind, media.keyframe, result.plaintext, media.layer
         )
         if not self._authenticate:
             return [event]
@@ -241,11 +273,20 @@ class MediaPlane:
         senders = self._senders.get(body.epoch)
         if senders is None:
             return []  # an epoch we do not (or no longer) have: its frames cannot play either
-        leaf = (body.kid >> self._bits) & senders.index_mask
+        leaves = {(run.kid >> self._bits) & senders.index_mask for run in body.runs}
+        epochs = {run.kid & ((1 << self._bits) - 1) for run in body.runs}
+        if len(leaves) != 1 or epochs != {body.epoch % (1 << self._bits)}:
+            self.counters.manifests_refused += 1
+            return [FrameRejected("media manifest mixing senders or epochs", None)]
+        leaf = leaves.pop()
         key = senders.keys.get(leaf)
         if key is None or (body.epoch, leaf) in self._revoked:
             self.counters.manifests_refused += 1
             return [FrameRejected(f"media manifest from leaf {leaf}, not a member", None)]
+        shift = self._bits + senders.index_mask.bit_length()
+        if not any(self._wanted(run.kid, leaf, shift) for run in body.runs):
+            self.counters.manifests_skipped += 1
+            return []
         try:
             verify_manifest(self._group_id, encoded, sig, key)
         except ManifestError as exc:
@@ -254,8 +295,8 @@ class MediaPlane:
         self.counters.manifests_verified += 1
         now = self._clock()
         out: list[Event] = []
-        for ctr, digest in body.entries():
-            at = (body.epoch, body.kid, ctr)
+        for kid, ctr, digest in body.entries():
+            at = (body.epoch, kid, ctr)
             candidates = self._waiting.take(at)
             match = next((c for c in candidates if c.digest == digest), None)
             for c in candidates:
@@ -267,6 +308,11 @@ class MediaPlane:
             else:
                 self._waiting.expect(at, digest, now)
         return out
+
+    def _wanted(self, kid: int, leaf: int, shift: int) -> bool:
+        """Whether a manifest run of ``kid`` concerns us: a stream we receive, or one
+        whose frames reached us anyway (they wait for it)."""
+        return kid in self._kids_seen or self.interest(leaf, kid >> shift)
 
     def expire(self) -> list[Event]:
         """Frames no manifest covered in time: dropped and reported, never played."""

@@ -6,11 +6,13 @@ attribute to someone else, or push a huge counter into someone's replay
 window. Clave adds sender authentication on top:
 
 * each sender records ``SHA-256(sframe)[:16]`` of every frame it protects and,
-  at most every ``interval`` (18 ms), sends a **manifest**: the hashes of the
-  frames with consecutive counters since the last one, signed with its MLS leaf
+  at most every ``interval`` (18 ms), sends a **manifest**: per KID it used (one
+  per stream: audio, each simulcast layer, screen), the hashes of the frames with
+  consecutive counters since the last one, signed once with its MLS leaf
   signature key (RFC 9420 section 5.1.2, SignWithLabel)::
 
-      body     = array [epoch, kid, first_ctr, hashes (16 bytes each, 1..64)]
+      run      = array [kid, first_ctr, hashes (16 bytes each)]
+      body     = array [epoch, runs (1..7, one per KID, 64 hashes in all at most)]
       manifest = array [body (msgpack), SignWithLabel(leaf key,
                         "clave media manifest", opaque group_id<V> || body)]
 
@@ -49,11 +51,12 @@ from .roles import suite
 MANIFEST_LABEL = "clave media manifest"
 HASH_BYTES = 16
 MAX_ENTRIES = 64
+"""Frame hashes one manifest carries at most (all runs together)."""
+MAX_RUNS = 7
+"""KIDs one manifest covers at most: a sender's streams (clave.wire.MAX_CONTEXT + 1)."""
 U64 = Annotated[int, msgspec.Meta(ge=0)]
 """MessagePack unsigned integers (at most 64 bits on the wire)."""
-Hashes = Annotated[
-    bytes, msgspec.Meta(min_length=HASH_BYTES, max_length=HASH_BYTES * MAX_ENTRIES)
-]
+Hashes = Annotated[bytes, msgspec.Meta(min_length=HASH_BYTES, max_length=HASH_BYTES * MAX_ENTRIES)]
 
 T = TypeVar("T")
 
@@ -62,20 +65,32 @@ class ManifestError(MeetingError):
     """A media manifest is malformed or its signature does not verify."""
 
 
-class ManifestBody(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
-    epoch: U64
+class Run(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
+    """The frames of one KID (one stream) a manifest covers: consecutive counters."""
+
     kid: U64
     first: U64
     hashes: Hashes
 
     def entries(self) -> Iterable[tuple[int, bytes]]:
-        """``(ctr, hash)`` for each frame the manifest covers."""
+        """``(ctr, hash)`` for each frame of the run."""
         for i in range(len(self.hashes) // HASH_BYTES):
             yield self.first + i, self.hashes[i * HASH_BYTES : (i + 1) * HASH_BYTES]
 
 
+class ManifestBody(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
+    epoch: U64
+    runs: Annotated[list[Run], msgspec.Meta(min_length=1, max_length=MAX_RUNS)]
+
+    def entries(self) -> Iterable[tuple[int, int, bytes]]:
+        """``(kid, ctr, hash)`` for each frame the manifest covers."""
+        for run in self.runs:
+            for ctr, digest in run.entries():
+                yield run.kid, ctr, digest
+
+
 class _Signed(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
-    body: Annotated[bytes, msgspec.Meta(max_length=HASH_BYTES * MAX_ENTRIES + 64)]
+    body: Annotated[bytes, msgspec.Meta(max_length=HASH_BYTES * MAX_ENTRIES + 32 * MAX_RUNS)]
     sig: Annotated[bytes, msgspec.Meta(min_length=64, max_length=64)]
 
 
@@ -123,8 +138,12 @@ def open_manifest(data: bytes) -> tuple[ManifestBody, bytes, bytes]:
         body = _body.decode(signed.body)
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise ManifestError(f"malformed media manifest: {exc}") from None
-    if len(body.hashes) % HASH_BYTES:
+    if any(len(run.hashes) % HASH_BYTES for run in body.runs):
         raise ManifestError("malformed media manifest: a truncated frame hash")
+    if sum(len(run.hashes) for run in body.runs) > HASH_BYTES * MAX_ENTRIES:
+        raise ManifestError(f"malformed media manifest: more than {MAX_ENTRIES} frames")
+    if len({run.kid for run in body.runs}) != len(body.runs):
+        raise ManifestError("malformed media manifest: a KID listed twice")
     return body, signed.body, signed.sig
 
 
@@ -137,44 +156,56 @@ def verify_manifest(group_id: bytes, encoded: bytes, sig: bytes, signature_key: 
 
 @dataclass(slots=True)
 class ManifestWriter:
-    """The sender's side: frames protected since the last manifest, flushed at most
-    every ``interval`` seconds (immediately when the last flush is that old)."""
+    """The sender's side: frames protected since the last manifest, one run per KID,
+    flushed at most every ``interval`` seconds (immediately when the last flush is
+    that old, or when it holds ``MAX_ENTRIES`` hashes)."""
 
     interval: float
     _epoch: int = -1
-    _kid: int = -1
-    _first: int = 0
-    _hashes: list[bytes] = field(default_factory=list)
+    _runs: dict[int, tuple[int, list[bytes]]] = field(default_factory=dict)
+    """kid -> (first counter, hashes)."""
+    _count: int = 0
     _last_flush: float = float("-inf")
 
     def add(self, epoch: int, kid: int, ctr: int, digest: bytes) -> bool:
         """Record one protected frame; False if it does not continue the batch (another
-        KID, or a gap): the caller flushes first and adds it again."""
-        if not self._hashes:
-            self._epoch, self._kid, self._first = epoch, kid, ctr
-        elif (epoch, kid) != (self._epoch, self._kid) or ctr != self._first + len(self._hashes):
+        epoch, a gap in its KID's counters, a full manifest): the caller flushes first
+        and adds it again."""
+        if not self._runs:
+            self._epoch = epoch
+        elif epoch != self._epoch or self._count >= MAX_ENTRIES:
             return False
-        self._hashes.append(digest)
+        run = self._runs.get(kid)
+        if run is None:
+            if len(self._runs) >= MAX_RUNS:
+                return False
+            self._runs[kid] = (ctr, [digest])
+        elif ctr != run[0] + len(run[1]):
+            return False
+        else:
+            run[1].append(digest)
+        self._count += 1
         return True
 
     @property
     def pending(self) -> bool:
-        return bool(self._hashes)
+        return bool(self._runs)
 
     def due(self, now: float) -> bool:
         # The same expression as deadline(): a timer set to it always finds us due.
-        return bool(self._hashes) and (
-            now >= self._last_flush + self.interval or len(self._hashes) >= MAX_ENTRIES
+        return bool(self._runs) and (
+            now >= self._last_flush + self.interval or self._count >= MAX_ENTRIES
         )
 
     def deadline(self) -> float | None:
-        return self._last_flush + self.interval if self._hashes else None
+        return self._last_flush + self.interval if self._runs else None
 
     def take(self, now: float) -> ManifestBody:
-        body = ManifestBody(self._epoch, self._kid, self._first, b"".join(self._hashes))
-        self._hashes = []
+        runs = [Run(kid, first, b"".join(hashes)) for kid, (first, hashes) in self._runs.items()]
+        self._runs = {}
+        self._count = 0
         self._last_flush = now
-        return body
+        return ManifestBody(self._epoch, runs)
 
 
 @dataclass(slots=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from .. import wire
 from ..mls.errors import MLSError
@@ -224,15 +224,18 @@ class MeetingActions(MeetingCore):
         self._chat_log.append((self._clock() if self._link_up else math.inf, chat))
         self._send_app(chat)
 
-    def protect_media(self, kind: StreamKind, keyframe: bool, payload: bytes) -> bytes:
-        """Encrypt one encoded media frame with SFrame and return the media wire frame.
+    def protect_media(
+        self, kind: StreamKind, keyframe: bool, payload: bytes, layer: int = 0
+    ) -> bytes:
+        """Encrypt one encoded media frame (of simulcast ``layer``) with SFrame and return
+        the media wire frame.
 
         Raises :class:`StateError` unless :attr:`encrypted`: there is no
         unencrypted fallback.
         """
         if not self.encrypted:
             raise StateError("not in the meeting with current keys: media cannot be sent")
-        frame = self._media.protect(StreamKind(kind), keyframe, payload)
+        frame = self._media.protect(StreamKind(kind), keyframe, payload, layer)
         self._media_out()  # a manifest of our latest frames, when one is due
         return frame
 
@@ -243,13 +246,16 @@ class MeetingActions(MeetingCore):
         self._media.flush_now()
         self._media_out()
 
-    def request_keyframe(self, leaf: int, kind: StreamKind = StreamKind.video) -> bool:
-        """Ask a member for a keyframe; False if its relay connection is not known yet."""
+    def request_keyframe(
+        self, leaf: int, kind: StreamKind = StreamKind.video, layer: int | None = None
+    ) -> bool:
+        """Ask a member for a keyframe (of ``layer``; None: of every layer it sends);
+        False if its relay connection is not known yet."""
         self._require_in_meeting("request a keyframe")
         conn = self._presence.conn_of_leaf.get(leaf)
         if conn is None:
             return False
-        return self._send(wire.KeyframeRequest(to=conn, kind=int(StreamKind(kind))))
+        return self._send(wire.KeyframeRequest(to=conn, kind=int(StreamKind(kind)), layer=layer))
 
     def set_media_state(self, *, mic: bool, cam: bool, screen: bool = False) -> None:
         """Our microphone, camera and screen switches: announced to the others now (an
@@ -271,15 +277,27 @@ class MeetingActions(MeetingCore):
         screen: bool = True,
         video_from: Iterable[int] | None = None,
         screen_from: Iterable[int] | None = None,
+        layer: int = wire.MAX_LAYER,
+        layers: Mapping[int, int] | None = None,
     ) -> None:
-        """Tell the relay which media to forward to us: each kind on or off and, for video
-        and screen, optionally only from these members (leaves; None: everybody). The
-        relay is told their connection ids, kept current as members reconnect."""
+        """Tell the relay which media to forward to us: each kind on or off, for video
+        and screen optionally only from these members (leaves; None: everybody), and
+        the video layer of each member (``layers``, else ``layer``; 0 is the lowest).
+        The relay is told their connection ids, kept current as members reconnect;
+        manifests of streams we do not receive are no longer verified."""
         if self._phase is Phase.ended:
             raise StateError("the meeting has ended")
-        self._wanted = Wanted.of(
-            audio=audio, video=video, screen=screen, video_from=video_from, screen_from=screen_from
+        wanted = Wanted.of(
+            audio=audio,
+            video=video,
+            screen=screen,
+            video_from=video_from,
+            screen_from=screen_from,
+            layer=layer,
+            layers=layers,
         )
+        self._wanted = wanted
+        self._media.interest = wanted.receives
         self._refresh_subscription()
 
     def leave(self) -> None:

@@ -41,6 +41,7 @@ from .events import (
     JoinDeclined,
     JoinRefused,
     KeyframeRequested,
+    LayerCapped,
     LobbyWithdrawn,
     MeetingEnded,
     MemberAway,
@@ -161,7 +162,11 @@ class MeetingInput(MeetingResume):
     def _on_keyframe_wanted(self, msg: wire.KeyframeWanted) -> None:
         if self._in_meeting():
             by = self._presence.leaf_of_conn.get(msg.by)
-            self._emit(KeyframeRequested(StreamKind(msg.kind), by))
+            self._emit(KeyframeRequested(StreamKind(msg.kind), by, msg.layer))
+
+    def _on_layer_cap(self, msg: wire.LayerCap) -> None:
+        if self._in_meeting():
+            self._emit(LayerCapped(msg.layer))
 
     def _on_rotated(self, msg: wire.Rotated) -> None:
         expected = self._pending_invite
@@ -524,6 +529,7 @@ _RELAY_HANDLERS: dict[type, Callable[[Any, Any], None]] = {
     wire.JoinRequestFrom: MeetingInput._on_join_request,
     wire.ManifestFrom: MeetingInput._on_manifest,
     wire.KeyframeWanted: MeetingInput._on_keyframe_wanted,
+    wire.LayerCap: MeetingInput._on_layer_cap,
     wire.Rotated: MeetingInput._on_rotated,
     wire.Error: MeetingInput._on_relay_error,
     wire.CommitAccepted: lambda m, msg: m._on_commit_accepted(msg),

@@ -1,5 +1,6 @@
 """What media we ask the relay for (docs/PROTOCOL.md, ``Subscribe``): each kind on or
-off and, for video and screen, optionally only from some members.
+off, for video and screen optionally only from some members, and for video the
+simulcast layer of each member (``layers``, else ``layer``).
 
 We choose by member (leaf); the relay knows connections. :meth:`Wanted.to_wire` maps
 the leaves to their current connection ids, so the meeting re-sends the
@@ -11,9 +12,13 @@ until one is bound.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .. import wire
+
+_VIDEO_CONTEXTS = range(
+    wire.context_of(wire.StreamKind.video), wire.context_of(wire.StreamKind.screen)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +30,10 @@ class Wanted:
     """Leaves whose video we want (None: everybody's)."""
     screen_from: frozenset[int] | None = None
     """Leaves whose screen share we want (None: everybody's)."""
+    layer: int = wire.MAX_LAYER
+    """The video layer wanted of members not in ``layers``."""
+    layers: Mapping[int, int] = field(default_factory=dict)
+    """Leaf -> video layer wanted of it."""
 
     @classmethod
     def of(
@@ -35,8 +44,24 @@ class Wanted:
         screen: bool,
         video_from: Iterable[int] | None,
         screen_from: Iterable[int] | None,
+        layer: int = wire.MAX_LAYER,
+        layers: Mapping[int, int] | None = None,
     ) -> Wanted:
-        return cls(audio, video, screen, _leaves(video_from), _leaves(screen_from))
+        chosen = dict(layers or {})
+        if len(chosen) > wire.MAX_SUBSCRIBED:
+            raise ValueError(f"at most {wire.MAX_SUBSCRIBED} layer choices")
+        for wish in (layer, *chosen.values()):
+            if not 0 <= wish <= wire.MAX_LAYER:
+                raise ValueError(f"no video layer {wish}: layers are 0..{wire.MAX_LAYER}")
+        return cls(audio, video, screen, _leaves(video_from), _leaves(screen_from), layer, chosen)
+
+    def receives(self, leaf: int, context: int) -> bool:
+        """Whether we receive stream ``context`` (clave.wire.context_of) of ``leaf``."""
+        if context == 0:
+            return self.audio
+        if context in _VIDEO_CONTEXTS:
+            return self.video and (self.video_from is None or leaf in self.video_from)
+        return self.screen and (self.screen_from is None or leaf in self.screen_from)
 
     def to_wire(self, conn_of_leaf: Mapping[int, int]) -> wire.Subscribe:
         """The ``Subscribe`` for the connections these leaves have now."""
@@ -46,6 +71,13 @@ class Wanted:
             screen=self.screen,
             video_from=_conns(self.video_from, conn_of_leaf),
             screen_from=_conns(self.screen_from, conn_of_leaf),
+            layer=self.layer,
+            layers={
+                conn_of_leaf[leaf]: wish
+                for leaf, wish in sorted(self.layers.items())
+                if leaf in conn_of_leaf
+            }
+            or None,
         )
 
 
