@@ -1,6 +1,12 @@
 """Relay benchmark: N participants in one room, everyone sends video and audio to everyone.
 
     .venv/bin/python bench/relay.py [--sizes 5,10,20,25] [--seconds 10]
+    .venv/bin/python bench/relay.py --scenario large [--seconds 15]
+
+The default scenario, ``mesh``, is described below. ``--scenario last-n``,
+``audio-1000`` or ``large`` (both) run the large-meeting scenarios of
+``bench/_relay_scale.py`` instead: the relay and a bare aiohttp fan-out, one after
+the other under the same load, on one core each.
 
 For each N a fresh relay runs in its own process (``python -m clave.relay``,
 uvloop, pinned to CPU 0) and a load generator in another (one uvloop process,
@@ -377,12 +383,24 @@ def main() -> None:
     parser.add_argument("--sizes", default="5,10,20,25", help="participant counts, comma-separated")
     parser.add_argument("--seconds", type=float, default=10.0, help="measured window per size")
     parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument(
+        "--scenario",
+        default="mesh",
+        help="mesh (everyone to everyone at --sizes), large (last-n and audio-1000), or "
+        "comma-separated: last-n, audio-N (N members, 3 speakers), audio-NxK (K speakers)",
+    )
+    parser.add_argument("--plot", type=Path, help="large scenarios: a PNG of µs/frame by N")
+    parser.add_argument("--rounds", type=int, default=1, help="large scenarios: runs per server")
+    parser.add_argument("--json", type=Path, help="also write the large scenarios' rows here")
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--relay-pid", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker_main(args)
+        return
+    if args.scenario != "mesh":
+        large(args)
         return
     sizes = [int(s) for s in args.sizes.split(",") if s]
     print(
@@ -403,6 +421,39 @@ def main() -> None:
         print(
             f"\ngoal (N={GOAL_N} in real time on one core: >= {GOAL_RATIO:.0%} delivered, "
             f"p99 < {GOAL_P99_MS:g} ms): {'MET' if met else 'NOT MET'}"
+        )
+
+
+def large(args: argparse.Namespace) -> None:
+    """The large-meeting scenarios, each against the relay and the bare baseline."""
+    import _relay_scale as scale
+
+    names = ["last-n", "audio-1000"] if args.scenario == "large" else args.scenario.split(",")
+    for name in names:
+        scale.scenario_named(name)  # fail early on a bad name
+    print(
+        f"relay at scale: {', '.join(names)}; {args.seconds:g} s windows, "
+        f"{os.cpu_count()} CPUs (server on CPU 0, load on CPU 1)\n",
+        flush=True,
+    )
+    rows = scale.run_scenarios(names, args.seconds, args.warmup, args.rounds)
+    print(scale.table(rows))
+    if args.json is not None:
+        args.json.write_text(json.dumps(rows, indent=1))
+    if args.plot is not None:
+        scale.plot(rows, args.plot)
+    for row in rows:
+        relay = row["relay"]
+        full = relay["min_ratio"] >= GOAL_RATIO and relay["p99_ms"] < GOAL_P99_MS
+        print(
+            f"\n{row['scenario']}: {row['streams']:,} consumer streams "
+            f"{'' if full else 'NOT '}delivered in real time (worst receiver "
+            f"{relay['min_ratio']:.1%}, p99 {relay['p99_ms']:.0f} ms); "
+            f"{row['relay_streams_per_core']:,.0f} streams per "
+            f"relay core (goal >= {scale.GOAL_STREAMS:,}: "
+            f"{'MET' if row['relay_streams_per_core'] >= scale.GOAL_STREAMS else 'NOT MET'}); "
+            f"relay CPU per frame {row['cpu_ratio']:.2f}x bare (goal <= {scale.GOAL_RATIO:g}x: "
+            f"{'MET' if row['cpu_ratio'] <= scale.GOAL_RATIO else 'NOT MET'})"
         )
 
 

@@ -20,7 +20,6 @@ from browser_helpers import (
     Glass,
     Processes,
     admit,
-    browser_available,
     launch_glass,
     leaves_of,
     normalise_code,
@@ -39,12 +38,6 @@ MIN_AUDIO = 50
 """Frames each page decodes from the other before the meeting is photographed."""
 MEDIA_TIMEOUT = 45.0
 
-
-@pytest.fixture(autouse=True)
-def _require_browser() -> None:
-    missing = browser_available()
-    if missing is not None:
-        pytest.skip(f"no browser: {missing}")
 
 
 def shown_code(glass: Glass) -> str:

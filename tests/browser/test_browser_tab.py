@@ -17,7 +17,6 @@ from browser_helpers import (
     PAGE_URL,
     Glass,
     Processes,
-    browser_available,
     join_meeting,
     launch_glass,
     wait_for,
@@ -29,12 +28,6 @@ pytestmark = [pytest.mark.slow]
 
 OFF = {"mic": False, "cam": False, "screen": False}
 
-
-@pytest.fixture(autouse=True)
-def _require_browser() -> None:
-    missing = browser_available()
-    if missing is not None:
-        pytest.fail(f"browser tests cannot run: {missing} (run scripts/test.sh)")
 
 
 def _switches(glass: Glass) -> object:

@@ -118,8 +118,10 @@ class RecordingParticipant(HeadlessParticipant):
         assert session is not None
         send = session.send_media  # the media loops have not sent anything yet
 
-        async def recording_send(kind: StreamKind, keyframe: bool, payload: bytes) -> bool:
-            sent = await send(kind, keyframe, payload)
+        async def recording_send(
+            kind: StreamKind, keyframe: bool, payload: bytes, layer: int = 0
+        ) -> bool:
+            sent = await send(kind, keyframe, payload, layer)
             if sent:
                 self.sent_stamps[kind].append(unpack_payload(payload)[0])
             return sent

@@ -194,10 +194,11 @@ def test_the_keys_searched_for_are_the_keys_in_use(recording: Recording) -> None
     assert {s.kid for s in senders} == inv.kids_recorded
     assert all(s.opened >= 1 and s.frames >= s.opened for s in senders)
     assert sum(s.frames for s in senders) == inv.media_frames
-    # The last epoch before anyone left had all three members sending: three KIDs
-    # under one base key, each with its own AEAD key and salt.
-    final = max((e for e in inv.epochs if len(e.senders) == 3), key=lambda e: e.epoch)
-    assert len({s.key for s in final.senders}) == len({s.salt for s in final.senders}) == 3
+    # The last epoch before anyone left had all three members sending audio and video,
+    # each stream under its own KID context: six KIDs under one base key, each with
+    # its own AEAD key and salt.
+    final = max((e for e in inv.epochs if len(e.senders) == 6), key=lambda e: e.epoch)
+    assert len({s.key for s in final.senders}) == len({s.salt for s in final.senders}) == 6
     holders = {e.participant for e in inv.epochs if e.base_key == final.base_key}
     assert holders == set(recording.names)  # every member held that epoch's base key
     assert len(inv.base_keys) >= 3

@@ -193,6 +193,7 @@ SAMPLES: list[gm.ToEngine] = [
     gm.Join(name="Ada Lovelace"),
     gm.Chat(text="hello 👋"),
     gm.Admit(id=7),
+    gm.AdmitAll(),
     gm.Deny(id="12"),
     gm.Lock(locked=True),
     gm.AutoAdmit(on=False),
@@ -203,6 +204,8 @@ SAMPLES: list[gm.ToEngine] = [
     gm.RequestKeyframe(leaf=gm.U32, kind="screen"),
     gm.Leave(),
     gm.MediaState(mic=True, cam=False, screen=True),
+    gm.Pin(leaf=5),
+    gm.Unpin(leaf="5"),
     gm.Stats(
         interval_ms=2003,
         decoded={"1:video": 60},
@@ -327,7 +330,8 @@ def test_the_engine_writes_what_the_glass_has_always_read() -> None:
     outbox.put_control(
         gm.State(
             phase="in_meeting", self_leaf=0, is_host=True, epoch=2, security_code=None,
-            roster=roster, lobby=[], policy=gm.Policy(locked=False, auto_admit=True),
+            roster=roster, lobby=[], lobby_waiting=0,
+            policy=gm.Policy(locked=False, auto_admit=True),
             pending_removals=[], ordering=None, link=None, info_url="https://r.example/m",
             connection="connected", reconnects=0, rejoining=None, rejoin=None,
         )

@@ -124,3 +124,30 @@ def test_manifests_of_videos_we_do_not_receive_are_not_verified() -> None:
     net.send_media(alice, StreamKind.audio, False, b"Alice speaks")  # audio is received
     net.pump()
     assert b"Alice speaks" in [e.payload for e in dave.of(MediaFrameDecrypted)]
+
+
+def test_a_frame_that_arrives_after_its_skipped_manifest_still_plays() -> None:
+    """A subscription changed while frames were on their way: the manifest was not
+    verified (not our stream), but the frame it covers plays when it comes."""
+    net = Net()
+    alice, bob, _carol, dave = meeting_of_four(net)
+    dave.meeting.subscribe(video_from=[bob.meeting.own_leaf])
+    net.pump()
+    dave.clear()
+    frame = alice.meeting.protect_media(VIDEO, True, b"Alice, in flight", 1)
+    alice.meeting.send_manifest_now()
+    manifests = [
+        m
+        for m in alice.meeting.frames_to_send()
+        if isinstance(wire.decode_client(m[2:]), wire.Manifest)
+    ]
+    counters = dave.meeting._media.counters
+    skipped = counters.manifests_skipped
+    for m in manifests:  # the relay forwards the manifest (control overtakes media) ...
+        data = wire.decode_client(m[2:]).data  # type: ignore[union-attr]
+        dave.meeting.receive(wire.encode(wire.ManifestFrom(sender=alice.conn, data=data)))
+    assert counters.manifests_skipped == skipped + 1
+    dave.meeting.receive(wire.stamp_sender(frame, alice.conn))  # ... then the frame
+    net.tick(0.6)
+    assert [e.payload for e in dave.of(MediaFrameDecrypted)] == [b"Alice, in flight"]
+    assert not dave.of(FrameRejected)

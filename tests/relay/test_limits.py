@@ -53,7 +53,7 @@ def test_default_commit_budgets_and_epoch_bounds() -> None:
     assert (cfg.commit_rate, cfg.commit_burst) == (1.0, 5.0)
     assert (cfg.room_commit_rate, cfg.room_commit_burst) == (10.0, 30.0)
     # every connection of a full room may hold its open slots at once
-    assert cfg.max_open_epochs == 4 and cfg.max_epoch_slots == 512
+    assert cfg.max_open_epochs == 4 and cfg.max_epoch_slots == 4_608
     assert cfg.max_open_epochs * cfg.max_conns_per_room < cfg.max_epoch_slots
 
 

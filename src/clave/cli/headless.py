@@ -57,6 +57,8 @@ async def participate(args: argparse.Namespace) -> int:
         auto_admit=not getattr(args, "no_auto_admit", False),
         video=not args.no_video,
         audio=not args.no_audio,
+        simulcast=args.simulcast or 1,
+        speaking=not args.silent,
         identity=identity,
         people=people,
         config=meeting_config(args),

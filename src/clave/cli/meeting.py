@@ -111,6 +111,18 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--no-video", action="store_true")
     p.add_argument("--no-audio", action="store_true")
+    p.add_argument(
+        "--simulcast",
+        type=int,
+        choices=(1, 2, 3),
+        default=None,
+        help="--headless: send the camera in this many layers (160x90, 320x180, 640x360)",
+    )
+    p.add_argument(
+        "--silent",
+        action="store_true",
+        help="--headless: the microphone hears silence (Opus DTX: no audio is sent)",
+    )
     p.add_argument("--chat", action="append", default=[], help="send this chat message")
     p.add_argument("--report", help="write a JSON report (no secrets) to this file")
     p.add_argument(

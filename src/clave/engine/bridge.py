@@ -5,7 +5,8 @@ encodes, decodes and renders; it holds no keys. Over the local WebSocket
 (:mod:`clave.engine.ui_server`) it sends JSON control messages
 (:mod:`.glass_actions`) and encoded chunks; the bridge protects the chunks with
 SFrame and sends them to the relay, and hands decrypted frames back
-(:mod:`.glass_media`) with what the meeting reports (:mod:`.glass_events`). What
+(:mod:`.glass_media`) with what the meeting reports (:mod:`.glass_events`) and who
+is on stage (:mod:`.stage`: last-N, decided from the audio it decrypts). What
 the glass is shown is built by :mod:`.glass_view`; the framing is
 :mod:`.glass_channel`. Everything here follows the "Local UI channel" section
 of docs/PROTOCOL.md.
@@ -44,15 +45,7 @@ from ..meeting.people import PeopleBook
 from . import glass_messages as gm
 from .connection import RelayConnectionError
 from .glass_actions import HANDLERS, share_media_state
-from .glass_channel import (
-    ENGINE_FRAME_HEADER,
-    FLAG_KEYFRAME,
-    GLASS_CHUNK_HEADER,
-    BadMessage,
-    GlassBusy,
-    GlassOutbox,
-    parse_control,
-)
+from .glass_channel import BadMessage, GlassBusy, GlassOutbox, parse_control
 from .glass_events import EVENT_HANDLERS, QUIET_EVENTS, relay_failure, start_failure
 from .glass_media import BridgeCounters, ChunkSender, FrameForwarder
 from .glass_view import (
@@ -66,6 +59,7 @@ from .glass_view import (
     state_message,
 )
 from .session import MeetingSession
+from .stage import StageDirector
 from .tls import RelayTrust
 
 log = logging.getLogger("clave.engine.bridge")
@@ -143,6 +137,7 @@ class GlassBridge:
         self.frames = FrameForwarder(
             self.counters, self._current_meeting, self.send, lambda leaf: leaf in self.away
         )
+        self.stage = StageDirector(self._current_meeting, self.send)
         self.known_leaves: set[int] = set()
         """Leaves of the last epoch (newcomers need keyframes)."""
         self.away: set[int] = set()
@@ -199,6 +194,7 @@ class GlassBridge:
                 ended_message(self.ended_reason, self.ended_outcome, self._in_meeting_once)
             )
         self._want_keyframes()  # a (re)connected glass has no decoder state
+        self.stage.glass_connected()
         return outbox
 
     def detach(self, outbox: GlassOutbox) -> None:
@@ -323,6 +319,7 @@ class GlassBridge:
             self.known_leaves.clear()
             self.away.clear()
             self.frames.reset()
+            self.stage.reset()
         if meeting.phase is Phase.lobby:
             self._saw_lobby = True
             self._others = max(self._others, 1)
@@ -461,6 +458,7 @@ class GlassBridge:
         self.session = session
         self._on_change()
         self._spawn(self._watch(session), "clave-glass-watch")
+        self._spawn(self.stage.run(session, lambda: self.session is session), "clave-stage")
         await share_media_state(self)  # chosen on the pre-join screen: in our Hellos
 
     async def _watch(self, session: MeetingSession) -> None:
@@ -585,9 +583,6 @@ class GlassBridge:
 
 
 __all__ = [
-    "ENGINE_FRAME_HEADER",
-    "FLAG_KEYFRAME",
-    "GLASS_CHUNK_HEADER",
     "TAB_GRACE",
     "BridgeCounters",
     "GlassBridge",

@@ -61,6 +61,11 @@ async def on_admit(bridge: GlassPort, msg: gm.Admit) -> None:
         raise BadMessage("that join request is gone")
 
 
+async def on_admit_all(bridge: GlassPort, msg: gm.AdmitAll) -> None:
+    """Everyone waiting, listed on the page or not: ``admit_batch`` per commit."""
+    await bridge.act("admit everyone waiting", lambda m: m.admit_all())
+
+
 async def on_deny(bridge: GlassPort, msg: gm.Deny) -> None:
     rid = gm.as_int(msg.id)
     if await bridge.act("deny", lambda m: m.deny(rid)) is False:
@@ -143,6 +148,17 @@ async def share_media_state(bridge: GlassPort) -> None:
         await session.act(lambda m: m.set_media_state(mic=mic, cam=cam, screen=screen))
 
 
+async def on_pin(bridge: GlassPort, msg: gm.Pin) -> None:
+    """Keep a member's video on stage whoever speaks (engine/stage.py)."""
+    leaf = gm.as_int(msg.leaf)
+    await bridge.act("pin a member", lambda m: bridge.stage.pin(leaf, True))
+
+
+async def on_unpin(bridge: GlassPort, msg: gm.Unpin) -> None:
+    leaf = gm.as_int(msg.leaf)
+    await bridge.act("unpin a member", lambda m: bridge.stage.pin(leaf, False))
+
+
 async def on_stats(bridge: GlassPort, msg: gm.Stats) -> None:
     bridge.last_stats = msg
 
@@ -151,6 +167,7 @@ HANDLERS: dict[type[gm.ToEngine], Handler] = {
     gm.Join: on_join,
     gm.Chat: on_chat,
     gm.Admit: on_admit,
+    gm.AdmitAll: on_admit_all,
     gm.Deny: on_deny,
     gm.Lock: on_lock,
     gm.AutoAdmit: on_auto_admit,
@@ -162,6 +179,8 @@ HANDLERS: dict[type[gm.ToEngine], Handler] = {
     gm.Leave: on_leave,
     gm.MediaState: on_media_state,
     gm.Stats: on_stats,
+    gm.Pin: on_pin,
+    gm.Unpin: on_unpin,
 }
 
 __all__ = ["HANDLERS", "Handler", "check_person"]

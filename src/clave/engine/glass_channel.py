@@ -15,10 +15,27 @@ import msgspec
 from .glass_messages import GlassMessage, ToGlass
 
 GLASS_CHUNK_HEADER = struct.Struct(">BBQ")
-"""glass -> engine binary: kind, flags (bit 0 keyframe), capture time (µs since the Unix epoch)."""
+"""glass -> engine binary: kind, flags (bit 0 keyframe, bits 1-2 simulcast layer), capture
+time (µs since the Unix epoch)."""
 ENGINE_FRAME_HEADER = struct.Struct(">BBIQ")
-"""engine -> glass binary: kind, flags (bit 0 keyframe), sender leaf, capture time (µs)."""
+"""engine -> glass binary: kind, flags (as above), sender leaf, capture time (µs)."""
 FLAG_KEYFRAME = 0x01
+LAYER_SHIFT = 1
+LAYER_MASK = 0x06
+"""Bits 1-2 of the flags: the simulcast layer, 0 (smallest) to :data:`MAX_LAYER`."""
+MAX_LAYER = 2
+
+
+def media_flags(keyframe: bool, layer: int) -> int:
+    """The flags byte of a media header."""
+    return (FLAG_KEYFRAME if keyframe else 0) | (layer << LAYER_SHIFT)
+
+
+def flags_layer(flags: int) -> int | None:
+    """The layer a flags byte names; None if its bits are not a valid layer."""
+    layer = (flags & LAYER_MASK) >> LAYER_SHIFT
+    return layer if layer <= MAX_LAYER else None
+
 
 MAX_TEXT_CHARS = 64 * 1024
 """Largest JSON control message accepted from the glass."""
@@ -163,11 +180,16 @@ __all__ = [
     "ENGINE_FRAME_HEADER",
     "FLAG_KEYFRAME",
     "GLASS_CHUNK_HEADER",
+    "LAYER_MASK",
+    "LAYER_SHIFT",
+    "MAX_LAYER",
     "MAX_MEDIA_QUEUE",
     "MAX_TEXT_CHARS",
     "BadMessage",
     "GlassBusy",
     "GlassOutbox",
+    "flags_layer",
+    "media_flags",
     "parse_control",
     "refusal",
 ]

@@ -114,7 +114,12 @@ def start_failure(exc: BaseException) -> str:
 
 
 def on_frame(bridge: GlassPort, event: ev.MediaFrameDecrypted) -> None:
+    bridge.stage.heard(event)  # audio: who speaks (engine/stage.py)
     bridge.frames.forward(event)
+
+
+def on_layer_capped(bridge: GlassPort, event: ev.LayerCapped) -> None:
+    bridge.stage.capped(event.layer)
 
 
 def on_frame_rejected(bridge: GlassPort, event: ev.FrameRejected) -> None:
@@ -132,7 +137,7 @@ def on_chat(bridge: GlassPort, event: ev.ChatReceived) -> None:
 def on_keyframe_requested(bridge: GlassPort, event: ev.KeyframeRequested) -> None:
     name = _KIND_NAMES.get(event.kind)
     if name is not None:
-        bridge.send(KeyframeRequest(kind=name))
+        bridge.send(KeyframeRequest(kind=name, layer=event.layer))
 
 
 def on_epoch(bridge: GlassPort, event: ev.EpochChanged) -> None:
@@ -144,6 +149,11 @@ def on_epoch(bridge: GlassPort, event: ev.EpochChanged) -> None:
         bridge.people_changed()  # whom we met: the core remembered them
     bridge.known_leaves = leaves
     bridge.away &= leaves
+    bridge.stage.refresh()  # members came or went: choose again
+
+
+def on_media_switches(bridge: GlassPort, event: ev.MemberMedia) -> None:
+    bridge.stage.refresh()  # a camera or a screen share went on or off
 
 
 def on_declined(bridge: GlassPort, event: ev.JoinDeclined) -> None:
@@ -218,6 +228,8 @@ EVENT_HANDLERS: dict[type[Any], Callable[[GlassPort, Any], None]] = {
     ev.MemberLeft: on_left,
     ev.Reconnected: on_reconnected,
     ev.Error: on_error,
+    ev.LayerCapped: on_layer_capped,
+    ev.MemberMedia: on_media_switches,
 }
 QUIET_EVENTS = frozenset({ev.MediaFrameDecrypted, ev.FrameRejected})
 """Events that change nothing the ``state`` or ``padlock`` shows."""

@@ -1,8 +1,10 @@
 """Media across the bridge (docs/PROTOCOL.md, "Local UI channel"): the glass's
 encoded chunks protected and sent, or dropped (fail closed); decrypted frames into
 the glass's bounded outbox, keyframe requests when its decoders have a gap, and
-rate-limited ``frame_failed`` notices. Counters are numbers only (no plaintext is
-kept: a chunk or frame lives until it is protected or queued for the glass)."""
+rate-limited ``frame_failed`` notices. Video chunks carry their simulcast layer
+(flags bits 1-2) both ways: each layer is protected and sent on its own. Counters are
+numbers only (no plaintext is kept: a chunk or frame lives until it is protected or
+queued for the glass)."""
 
 from __future__ import annotations
 
@@ -15,7 +17,15 @@ from ..meeting import events as ev
 from ..meeting.meeting import Meeting, Phase
 from ..wire import StreamKind, WireError, unpack_payload
 from .driver import KeyframeAsker, send_chunk
-from .glass_channel import ENGINE_FRAME_HEADER, FLAG_KEYFRAME, GLASS_CHUNK_HEADER, GlassOutbox
+from .glass_channel import (
+    ENGINE_FRAME_HEADER,
+    FLAG_KEYFRAME,
+    GLASS_CHUNK_HEADER,
+    LAYER_MASK,
+    GlassOutbox,
+    flags_layer,
+    media_flags,
+)
 from .glass_messages import FrameFailed, ToGlass
 from .session import MeetingSession
 
@@ -113,7 +123,7 @@ class FrameForwarder:
                 return
             self._needs_keyframe.discard(key)
         outbox = self.outbox
-        flags = FLAG_KEYFRAME if event.keyframe else 0
+        flags = media_flags(event.keyframe, event.layer)
         frame = ENGINE_FRAME_HEADER.pack(int(event.kind), flags, event.sender, capture_us) + data
         if outbox is not None and outbox.put_media(frame):
             self.counters.frames_to_glass += 1
@@ -166,6 +176,14 @@ class FrameForwarder:
         self._send(FrameFailed(sender=event.sender, name=name, reason=event.reason))
 
 
+def _chunk_header_ok(kind: int, flags: int) -> bool:
+    """A known kind, no reserved flag bit, a valid layer (audio: layer 0 only)."""
+    if kind > StreamKind.screen or flags & ~(FLAG_KEYFRAME | LAYER_MASK):
+        return False
+    layer = flags_layer(flags)
+    return layer is not None and (layer == 0 or kind != StreamKind.audio)
+
+
 class ChunkSender:
     """Encoded chunks from the glass: protected with SFrame and sent, or dropped (fail
     closed: nothing is sent or queued unless media is encrypted under the current epoch
@@ -188,7 +206,7 @@ class ChunkSender:
         """One chunk; ``session`` is None while nothing may be sent at all."""
         self.counters.chunks_received += 1
         head = GLASS_CHUNK_HEADER.size
-        if len(data) <= head or data[0] > StreamKind.screen or data[1] & ~FLAG_KEYFRAME:
+        if len(data) <= head or not _chunk_header_ok(data[0], data[1]):
             self.counters.chunks_malformed += 1
             now = time.monotonic()
             if now - self._last_malformed_notice >= NOTICE_INTERVAL:
@@ -200,7 +218,10 @@ class ChunkSender:
         if session is not None:
             try:
                 kind, keyframe = StreamKind(kind_b), bool(flags & FLAG_KEYFRAME)
-                sent = await send_chunk(session, kind, keyframe, capture_us, data[head:])
+                layer = flags_layer(flags) or 0
+                sent = await send_chunk(
+                    session, kind, keyframe, capture_us, data[head:], layer=layer
+                )
             except WireError as exc:
                 log.info("media chunk not sent: %s", exc)  # sizes only, no content
                 now = time.monotonic()

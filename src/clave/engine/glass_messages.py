@@ -59,12 +59,17 @@ PAGE_URL = r"^https?://[^\s/?#]+/[^\s#]*$"
 InviteLink = Annotated[str, msgspec.Meta(max_length=2048, pattern=INVITE_LINK)]
 PageUrl = Annotated[str, msgspec.Meta(max_length=2048, pattern=PAGE_URL)]
 NonNegative = Annotated[int, msgspec.Meta(ge=0)]
+Layer = Annotated[int, msgspec.Meta(ge=0, le=2)]
+"""A simulcast layer: 0 (smallest) to 2 (full size)."""
 WireId = (
     Annotated[int, msgspec.Meta(ge=0, le=U32)] | Annotated[str, msgspec.Meta(pattern=DECIMAL_U32)]
 )
 """A leaf or join request id from the glass: an integer, or its decimal digits."""
 MAX_LIST = 1000
 """Roster, lobby and pending removals: entries the glass reads at most."""
+LOBBY_SHOWN = 50
+"""Join requests a ``state`` lists at most (the first to arrive); ``lobby_waiting`` counts
+them all, so hundreds waiting cost neither the engine nor the page."""
 MAX_STATS_ENTRIES = 32 * 1024
 """Entries of a ``stats`` map or list at most (more never fit in a control message)."""
 _STATS_BOUND = msgspec.Meta(max_length=MAX_STATS_ENTRIES)
@@ -119,6 +124,10 @@ class AutoAdmit(ToEngine, tag="auto_admit", frozen=True):
     on: bool
 
 
+class AdmitAll(ToEngine, tag="admit_all", frozen=True):
+    """Admit every waiting request, listed or not (the meeting adds them in batches)."""
+
+
 class Remove(ToEngine, tag="remove", frozen=True):
     """``fingerprint``, when given, must still be the leaf's member's (leaves are reused)."""
 
@@ -146,6 +155,16 @@ class Rotate(ToEngine, tag="rotate", frozen=True):
 class RequestKeyframe(ToEngine, tag="request_keyframe", frozen=True):
     leaf: WireId
     kind: VideoKind
+
+
+class Pin(ToEngine, tag="pin", frozen=True):
+    """Keep this member's video on stage (received, one layer up) whoever speaks."""
+
+    leaf: WireId
+
+
+class Unpin(ToEngine, tag="unpin", frozen=True):
+    leaf: WireId
 
 
 class Leave(ToEngine, tag="leave", frozen=True):
@@ -177,11 +196,14 @@ class Stats(ToEngine, tag="stats", frozen=True):
     audio: Annotated[
         dict[StatsKey, Annotated[dict[StatsKey, float | None], _STATS_BOUND]], _STATS_BOUND
     ] = msgspec.field(default_factory=dict)
+    decoded_layers: Counts = msgspec.field(default_factory=dict)
+    """Decoder outputs per ``"<leaf>:<kind>:<layer>"`` (simulcast layer) since the page
+    loaded."""
 
 
 GlassMessage = (
-    Join | Chat | Admit | Deny | Lock | AutoAdmit | Remove | SetHost | Verify | Rotate
-    | RequestKeyframe | Leave | MediaState | Stats
+    Join | Chat | Admit | AdmitAll | Deny | Lock | AutoAdmit | Remove | SetHost | Verify
+    | Rotate | RequestKeyframe | Leave | MediaState | Stats | Pin | Unpin
 )
 """Everything the glass may send."""
 
@@ -258,6 +280,9 @@ class State(ToGlass, tag="state", frozen=True):
     security_code: Short | None
     roster: Annotated[list[RosterEntry], msgspec.Meta(max_length=MAX_LIST)]
     lobby: Annotated[list[LobbyEntry], msgspec.Meta(max_length=MAX_LIST)]
+    """The first ``LOBBY_SHOWN`` join requests waiting (hosts only)."""
+    lobby_waiting: NonNegative
+    """Join requests waiting in all (hosts only)."""
     policy: Policy
     pending_removals: Annotated[list[NonNegative], msgspec.Meta(max_length=MAX_LIST)]
     ordering: Sentence | None
@@ -291,7 +316,27 @@ class ChatMessage(ToGlass, tag="chat", frozen=True):
 
 
 class KeyframeRequest(ToGlass, tag="keyframe_request", frozen=True):
+    """A keyframe of ``kind`` is wanted: of that simulcast ``layer`` only, or (null) of
+    every layer."""
+
     kind: VideoKind
+    layer: Layer | None = None
+
+
+class Stage(ToGlass, tag="stage", frozen=True):
+    """Who is on stage (their video is received; the others are avatars), who speaks.
+
+    ``video``: leaves whose video the engine subscribed to, in the order chosen (pinned,
+    recent speakers, the rest); ``layers``: the layer asked for each (``"<leaf>"`` keys);
+    ``speaking``: leaves speaking now, most recent first; ``active``: the focus (the
+    first pinned, else the most recent speaker), or null; ``pinned``: the glass's pins
+    still in the meeting."""
+
+    video: Annotated[list[NonNegative], msgspec.Meta(max_length=MAX_LIST)]
+    layers: Annotated[dict[StatsKey, Layer], msgspec.Meta(max_length=MAX_LIST)]
+    speaking: Annotated[list[NonNegative], msgspec.Meta(max_length=MAX_LIST)]
+    active: NonNegative | None
+    pinned: Annotated[list[NonNegative], msgspec.Meta(max_length=MAX_LIST)]
 
 
 class Alert(ToGlass, tag="alert", frozen=True):
@@ -316,18 +361,20 @@ class Error(ToGlass, tag="error", frozen=True):
 
 EngineMessage = (
     Hello | State | Padlock | FrameFailed | ChatMessage | KeyframeRequest | Alert | Ended
-    | Error
+    | Error | Stage
 )
 """Everything the engine sends the glass."""
 
 __all__ = [
     "DECIMAL_U32",
     "INVITE_LINK",
+    "LOBBY_SHOWN",
     "MAX_LIST",
     "MAX_STATS_ENTRIES",
     "PAGE_URL",
     "U32",
     "Admit",
+    "AdmitAll",
     "Alert",
     "AutoAdmit",
     "Chat",
@@ -343,6 +390,7 @@ __all__ = [
     "Hello",
     "Join",
     "KeyframeRequest",
+    "Layer",
     "Leave",
     "LobbyEntry",
     "Lock",
@@ -351,6 +399,7 @@ __all__ = [
     "Outcome",
     "Padlock",
     "PadlockState",
+    "Pin",
     "Policy",
     "RejoinMode",
     "Remove",
@@ -358,10 +407,12 @@ __all__ = [
     "RosterEntry",
     "Rotate",
     "SetHost",
+    "Stage",
     "State",
     "Stats",
     "ToEngine",
     "ToGlass",
+    "Unpin",
     "Verify",
     "VideoKind",
     "WireId",

@@ -11,6 +11,7 @@ from ..meeting.meeting import Meeting
 from .glass_media import FrameForwarder
 from .glass_messages import Alert, MediaSwitches, Stats, ToGlass
 from .session import MeetingSession
+from .stage import StageDirector
 
 
 class GlassPort(Protocol):
@@ -18,6 +19,7 @@ class GlassPort(Protocol):
 
     session: MeetingSession | None
     frames: FrameForwarder
+    stage: StageDirector
     alerts: list[Alert]
     away: set[int]
     known_leaves: set[int]

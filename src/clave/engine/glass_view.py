@@ -18,6 +18,7 @@ from ..meeting.identity import Identity
 from ..meeting.link import MeetingLink
 from ..meeting.meeting import Meeting, Phase
 from .glass_messages import (
+    LOBBY_SHOWN,
     Connection,
     Ended,
     GlassPhase,
@@ -115,6 +116,7 @@ def state_message(view: View) -> State:
     lobby: list[LobbyEntry] = []
     policy = Policy(locked=False, auto_admit=view.auto_admit)
     pending: list[int] = []
+    waiting = 0
     away = view.away
     if meeting is not None and in_meeting:
         switches = meeting.media_states
@@ -144,8 +146,9 @@ def state_message(view: View) -> State:
                     familiarity=r.familiarity,
                     confusable_with=r.confusable_with,
                 )
-                for r in meeting.lobby
+                for r in meeting.lobby_head(LOBBY_SHOWN)
             ]
+            waiting = meeting.lobby_waiting
         p = meeting.policy
         if p is not None:
             policy = Policy(locked=p.locked, auto_admit=p.auto_admit)
@@ -158,6 +161,7 @@ def state_message(view: View) -> State:
         security_code=meeting.security_code if meeting is not None else None,
         roster=roster,
         lobby=lobby,
+        lobby_waiting=waiting,
         policy=policy,
         pending_removals=pending,
         ordering=meeting.ordering_stalled if meeting is not None else None,

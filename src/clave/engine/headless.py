@@ -1,4 +1,6 @@
-"""A headless participant: test-pattern VP8 video and an Opus tone, decoded per sender.
+"""A headless participant: test-pattern VP8 video (optionally in simulcast layers) and
+an Opus tone with DTX, decoded per sender; whose video it receives follows who speaks
+(:mod:`.headless_media`).
 
 The same engine as a person's, with PyAV instead of a browser. Used by
 ``clave meet/join --headless``, ``clave demo``, tests and benchmarks.
@@ -12,22 +14,11 @@ import json
 import logging
 import signal
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..media import (
-    EncodedChunk,
-    MediaCounter,
-    OpusDecoder,
-    OpusEncoder,
-    Pacer,
-    TestPatternSource,
-    ToneSource,
-    VideoDecoder,
-    VideoEncoder,
-)
+from ..media import MediaCounter
 from ..meeting import events as ev
 from ..meeting.identity import Identity
 from ..meeting.link import MeetingLink
@@ -37,17 +28,15 @@ from ..sframe.errors import SFrameError
 from ..sframe.header import decode_header
 from ..sframe.mls import BASE_KEY_LABEL
 from ..sframe.suites import get_suite
-from ..wire import StreamKind, WireError, decode_media, unpack_payload
+from ..wire import StreamKind, WireError, decode_media
 from .audit import base_key_opens
-from .driver import KeyframeAsker, send_chunk
+from .headless_media import HeadlessMedia, MediaReport
 from .removal_audit import RemovalAudit
 from .session import MeetingSession
 from .tls import RelayTrust
 
 log = logging.getLogger("clave.engine.headless")
 
-VIDEO_FPS = 30
-AUDIO_FRAME_S = 0.020
 STATUS_SIGNAL: signal.Signals | None = getattr(signal, "SIGUSR1", None)
 """``kill -USR1 PID`` makes every headless participant of a process print one
 ``status: {JSON}`` line to standard output: its report so far (see
@@ -135,6 +124,8 @@ class ParticipantReport:
     in Unix seconds, for each pair of consecutively decoded frames of one sender's
     stream at least ``GAP_S`` apart in decoding or in capture time (the last
     ``MAX_GAPS``): when live media came back after a fault, for benchmarks."""
+    media: MediaReport = field(default_factory=MediaReport)
+    """Simulcast layers sent and decoded, DTX, the last-N choice and congestion caps."""
 
     @property
     def security_code(self) -> str | None:
@@ -161,6 +152,8 @@ class HeadlessParticipant:
         identity: Identity | None = None,
         people: PeopleBook | None = None,
         relay_trust: RelayTrust | None = None,
+        simulcast: int = 1,
+        speaking: bool = True,
     ) -> None:
         self.link = link
         self.name = name
@@ -177,6 +170,12 @@ class HeadlessParticipant:
         self.people = people
         self.report = ParticipantReport(name)
         self.counter = MediaCounter()
+        self.media = HeadlessMedia(
+            name, self.counter, self._current, simulcast=simulcast, speaking=speaking
+        )
+        """Encoders (``simulcast`` layers), DTX while not ``speaking``, last-N choice."""
+        self.media.report = self.report.media
+        self.media.on_sent = self._sent
         self.session: MeetingSession | None = None
         self.in_meeting = asyncio.Event()
         self.ended = asyncio.Event()
@@ -190,18 +189,15 @@ class HeadlessParticipant:
         self._last_keys: tuple[int, bytes] | None = None
         """After we left (``--linger``) or were stranded: the epoch and SFrame base key
         that frames arriving since are tried with."""
-        self._video_decoders: dict[tuple[int, StreamKind], VideoDecoder] = {}
-        self._audio_decoders: dict[int, OpusDecoder] = {}
-        self._keyframes = KeyframeAsker()
         self._last_decode: dict[tuple[str, str], tuple[float, float]] = {}
         """Per (sender, kind): when its last frame was decoded, and captured."""
-        self._video_encoder: VideoEncoder | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._epoch_seen: asyncio.Event = asyncio.Event()
         self._stranded_audit = False
         """Set once our membership ended without our Bye (``Stranded``): every frame a
         later core receives is also tried with our last epoch's key."""
         self._tapped: Meeting | None = None
+        self._core: Meeting | None = None
         self._newest_keys: tuple[int, bytes] | None = None
         """Our newest epoch and its SFrame base key. A headless participant also plays
         the removed member who keeps what it had: stranded (removed while away), it tries
@@ -228,10 +224,15 @@ class HeadlessParticipant:
         )
         mic, cam = self.send_audio, self.send_video
         await self.session.act(lambda m: m.set_media_state(mic=mic, cam=cam))  # in our Hellos
-        if self.send_video:
-            self._tasks.append(asyncio.create_task(self._video_loop(), name=f"video-{self.name}"))
-        if self.send_audio:
-            self._tasks.append(asyncio.create_task(self._audio_loop(), name=f"audio-{self.name}"))
+        session, ready, ended = self.session, self.in_meeting, self.ended
+        loops = [(self.send_video, self.media.video_loop, "video"),
+                 (self.send_audio, self.media.audio_loop, "audio")]  # fmt: skip
+        for wanted, loop, kind in loops:
+            if wanted:
+                task = asyncio.create_task(loop(session, ready, ended), name=f"{kind}-{self.name}")
+                self._tasks.append(task)
+        stage = self.media.director.run(session, lambda: not self.ended.is_set())
+        self._tasks.append(asyncio.create_task(stage, name=f"stage-{self.name}"))
         for task in self._tasks:
             task.add_done_callback(self._media_task_done)
         _status_signal_watch(self)
@@ -329,6 +330,9 @@ class HeadlessParticipant:
             return
         self._note_rejoin()
         core = session.meeting
+        if core is not self._core:
+            self._core = core
+            self.media.forget()  # its leaves are other people
         if self._stranded_audit and core is not self._tapped:
             self._tapped = core
             receive = core.receive
@@ -377,118 +381,131 @@ class HeadlessParticipant:
     # ------------------------------------------------------------------ events
 
     def _on_event(self, event: ev.Event) -> None:
-        r = self.report
-        assert self.session is not None
-        meeting = self.session.meeting
-        if isinstance(event, ev.MediaFrameDecrypted):
-            self._decode(event)
-        elif isinstance(event, ev.EpochChanged):
-            r.joined = True
-            r.security_codes.append((event.epoch, event.security_code))
-            epoch = meeting.epoch
-            if meeting.phase is Phase.in_meeting and epoch is not None:
-                self._newest_keys = (epoch, self._base_key(meeting))
-                if self.audit:
-                    self.audit_epoch_keys.append(self._newest_keys)
-            r.roster = [e.name for e in event.roster]
-            self._note_rejoin()
-            self.in_meeting.set()
-            if self._video_encoder is not None:
-                self._video_encoder.request_keyframe()  # newcomers need one to start decoding
-        elif isinstance(event, ev.LobbyRequest):
-            if self.host and self.auto_admit and meeting.is_host:
-                meeting.admit(event.request_id)
-        elif isinstance(event, ev.ChatReceived):
-            r.chats.append((event.name, event.text))
-        elif isinstance(event, ev.KeyframeRequested):
-            if event.kind == StreamKind.video and self._video_encoder is not None:
-                self._video_encoder.request_keyframe()
-        elif isinstance(event, ev.FrameRejected):
-            r.frames_rejected += 1
-            if len(r.rejections) < 20:
-                r.rejections.append(event.reason)
-        elif isinstance(event, ev.MemberLeft):
-            r.members_left.append(event.name)
-        elif isinstance(event, ev.Removed):
-            r.removed = True
-            r.ended_reason = event.reason
-            self.ended.set()
-        elif isinstance(event, ev.ConnectionLost):
-            r.connections_lost += 1
-            r.link_state = "reconnecting"
-            if len(r.lost_reasons) < _MAX_REASONS:
-                r.lost_reasons.append(event.reason)
-        elif isinstance(event, ev.Reconnected):
-            r.reconnects += 1
-            r.link_state = "connected"
-            r.decoded_at_reconnect = self.counter.summary()
-            if self._video_encoder is not None:
-                self._video_encoder.request_keyframe()  # the others' decoders may need one
-        elif isinstance(event, ev.Stranded):
-            if len(r.stranded) < _MAX_REASONS:
-                r.stranded.append(event.reason)
-            if self._last_keys is None and self._newest_keys is not None:
-                self._last_keys = self._newest_keys
-                self._stranded_audit = True
-        elif isinstance(event, ev.MemberAway):
-            if len(r.members_away) < _MAX_NAMES:
-                r.members_away.append(event.name)
-        elif isinstance(event, ev.MemberBack):
-            if len(r.members_back) < _MAX_NAMES:
-                r.members_back.append(event.name)
-        elif isinstance(event, ev.MeetingEnded):
-            r.ended_reason = event.reason
-            self.ended.set()
-        elif isinstance(event, ev.JoinRefused):
-            r.refused = event.code
-            r.ended_reason = event.reason
-            self.ended.set()
-        elif isinstance(event, ev.JoinDeclined):
-            r.declined = event.outcome
-            r.ended_reason = event.reason
-            self.ended.set()
-        elif isinstance(event, ev.SecurityAlert):
-            r.alerts.append(f"{event.kind}: {event.message}")
-            log.warning("%s: security alert %s", self.name, event.kind)
-        elif isinstance(event, ev.OrderingStalled):
-            r.ordering_stalls += 1
-        elif isinstance(event, ev.Error):
-            log.info("%s: %s %s", self.name, event.code, event.message)
+        handler = _EVENT_HANDLERS.get(type(event))
+        if handler is not None:
+            handler(self, event)
 
-    def _decode(self, event: ev.MediaFrameDecrypted) -> None:
-        try:
-            capture_us, data = unpack_payload(event.payload)
-        except WireError:
+    def _current(self) -> Meeting | None:
+        return None if self.session is None else self.session.meeting
+
+    @property
+    def _meeting(self) -> Meeting:
+        assert self.session is not None
+        return self.session.meeting
+
+    def _on_frame(self, event: ev.MediaFrameDecrypted) -> None:
+        if not self.media.decode(event, self._meeting, self._decoded):
             self.report.frames_rejected += 1
+
+    def _decoded(self, event: ev.MediaFrameDecrypted, kind: str, n: int, capture_us: int) -> None:
+        if kind == "screen":
+            screen = self.report.screen_frames
+            screen[event.name] = screen.get(event.name, 0) + n
             return
-        if event.kind == StreamKind.audio:
-            dec_a = self._audio_decoders.get(event.sender)
-            if dec_a is None:
-                dec_a = self._audio_decoders[event.sender] = OpusDecoder()
-            if dec_a.decode(data) > 0:
-                self.counter.add(event.name, "audio")
-                self._decoded_at(event.name, "audio", capture_us)
-            return
-        # Camera and screen share are separate streams: one decoder each.
-        key = (event.sender, event.kind)
-        dec = self._video_decoders.get(key)
-        if dec is None:
-            dec = self._video_decoders[key] = VideoDecoder("vp8")
-        n = dec.decode(data)
-        if n:
-            if event.kind == StreamKind.video:
-                self.counter.add(event.name, "video", n)
-                self._decoded_at(event.name, "video", capture_us)
-                captured = capture_us / 1e6
-                newest = self.report.newest_capture
-                newest[event.name] = max(captured, newest.get(event.name, 0.0))
-                if len(self.report.latencies_ms) < 100_000:
-                    self.report.latencies_ms.append(time.time() * 1000 - capture_us / 1000)
-            else:
-                screen = self.report.screen_frames
-                screen[event.name] = screen.get(event.name, 0) + n
-        elif dec.needs_keyframe and self.session is not None:
-            self._keyframes.ask(self.session.meeting, event.sender, event.kind)
+        self.counter.add(event.name, "audio" if kind == "audio" else "video", n)
+        self._decoded_at(event.name, kind, capture_us)
+        if kind == "video":
+            captured = capture_us / 1e6
+            newest = self.report.newest_capture
+            newest[event.name] = max(captured, newest.get(event.name, 0.0))
+            if len(self.report.latencies_ms) < 100_000:
+                self.report.latencies_ms.append(time.time() * 1000 - capture_us / 1000)
+
+    def _on_epoch(self, event: ev.EpochChanged) -> None:
+        r, meeting = self.report, self._meeting
+        r.joined = True
+        r.security_codes.append((event.epoch, event.security_code))
+        epoch = meeting.epoch
+        if meeting.phase is Phase.in_meeting and epoch is not None:
+            self._newest_keys = (epoch, self._base_key(meeting))
+            if self.audit:
+                self.audit_epoch_keys.append(self._newest_keys)
+        r.roster = [e.name for e in event.roster]
+        self._note_rejoin()
+        self.in_meeting.set()
+        self.media.request_keyframe()  # newcomers need one to start decoding
+        self.media.director.refresh()
+
+    def _on_lobby(self, event: ev.LobbyRequest) -> None:
+        meeting = self._meeting
+        if self.host and self.auto_admit and meeting.is_host:
+            meeting.admit(event.request_id)
+
+    def _on_keyframe_wanted(self, event: ev.KeyframeRequested) -> None:
+        if event.kind == StreamKind.video:
+            self.media.request_keyframe(event.layer)
+
+    def _on_rejected(self, event: ev.FrameRejected) -> None:
+        r = self.report
+        r.frames_rejected += 1
+        if len(r.rejections) < 20:
+            r.rejections.append(event.reason)
+
+    def _on_removed(self, event: ev.Removed) -> None:
+        self.report.removed = True
+        self.report.ended_reason = event.reason
+        self.ended.set()
+
+    def _on_lost(self, event: ev.ConnectionLost) -> None:
+        r = self.report
+        r.connections_lost += 1
+        r.link_state = "reconnecting"
+        if len(r.lost_reasons) < _MAX_REASONS:
+            r.lost_reasons.append(event.reason)
+
+    def _on_reconnected(self, event: ev.Reconnected) -> None:
+        r = self.report
+        r.reconnects += 1
+        r.link_state = "connected"
+        r.decoded_at_reconnect = self.counter.summary()
+        self.media.request_keyframe()  # the others' decoders may need one
+
+    def _on_stranded(self, event: ev.Stranded) -> None:
+        if len(self.report.stranded) < _MAX_REASONS:
+            self.report.stranded.append(event.reason)
+        if self._last_keys is None and self._newest_keys is not None:
+            self._last_keys = self._newest_keys
+            self._stranded_audit = True
+
+    def _on_away(self, event: ev.MemberAway) -> None:
+        if len(self.report.members_away) < _MAX_NAMES:
+            self.report.members_away.append(event.name)
+
+    def _on_back(self, event: ev.MemberBack) -> None:
+        if len(self.report.members_back) < _MAX_NAMES:
+            self.report.members_back.append(event.name)
+
+    def _on_ended(self, event: ev.MeetingEnded) -> None:
+        self.report.ended_reason = event.reason
+        self.ended.set()
+
+    def _on_refused(self, event: ev.JoinRefused) -> None:
+        self.report.refused = event.code
+        self.report.ended_reason = event.reason
+        self.ended.set()
+
+    def _on_declined(self, event: ev.JoinDeclined) -> None:
+        self.report.declined = event.outcome
+        self.report.ended_reason = event.reason
+        self.ended.set()
+
+    def _on_alert(self, event: ev.SecurityAlert) -> None:
+        self.report.alerts.append(f"{event.kind}: {event.message}")
+        log.warning("%s: security alert %s", self.name, event.kind)
+
+    def _on_stall(self, event: ev.OrderingStalled) -> None:
+        self.report.ordering_stalls += 1
+
+    def _on_error(self, event: ev.Error) -> None:
+        log.info("%s: %s %s", self.name, event.code, event.message)
+
+    def _on_capped(self, event: ev.LayerCapped) -> None:
+        self.media.capped(event.layer)
+
+    def _on_roster_change(self, event: ev.MemberMedia | ev.MemberLeft) -> None:
+        if isinstance(event, ev.MemberLeft):
+            self.report.members_left.append(event.name)
+        self.media.director.refresh()
 
     def _decoded_at(self, sender: str, kind: str, capture_us: int) -> None:
         now, captured = time.time(), capture_us / 1e6
@@ -499,49 +516,40 @@ class HeadlessParticipant:
             gaps.append((sender, kind, last[0], now, last[1], captured))
             del gaps[:-MAX_GAPS]
 
-    # ------------------------------------------------------------------ media loops
-
-    async def _video_loop(self) -> None:
-        source = TestPatternSource(640, 360, VIDEO_FPS, label=self.name)
-        encoder = self._video_encoder = VideoEncoder("vp8", 640, 360, VIDEO_FPS, 500_000)
-        await self.in_meeting.wait()
-        encoder.request_keyframe()
-        await self._send_loop(
-            StreamKind.video, VIDEO_FPS, lambda i: encoder.encode(source.next_frame(i))
-        )
-
-    async def _audio_loop(self) -> None:
-        source = ToneSource(440.0 + 110.0 * (zlib.crc32(self.name.encode()) % 5))
-        encoder = OpusEncoder()
-        await self.in_meeting.wait()
-        await self._send_loop(
-            StreamKind.audio, 1 / AUDIO_FRAME_S, lambda i: encoder.encode(source.next_frame(i))
-        )
-
-    async def _send_loop(
-        self, kind: StreamKind, rate: float, encode: Callable[[int], list[EncodedChunk]]
-    ) -> None:
-        """Every 1/rate s: encode slot ``pacer.index``, protect and send its chunks."""
-        assert self.session is not None
-        pacer = Pacer(rate, start=time.monotonic())
-        name = "audio" if kind == StreamKind.audio else "video"
-        while not self.ended.is_set():
-            await asyncio.sleep(pacer.delay(time.monotonic()))
-            for chunk in encode(pacer.index):
-                keyframe = chunk.keyframe and kind != StreamKind.audio
-                capture_us = time.time_ns() // 1000
-                if await send_chunk(self.session, kind, keyframe, capture_us, chunk.data):
-                    self.report.frames_sent[name] += 1
-                    self._keep(chunk.data)
-            pacer.advance(time.monotonic())
-
-    def _keep(self, data: bytes) -> None:
+    def _sent(self, kind: StreamKind, data: bytes) -> None:
+        self.report.frames_sent["audio" if kind == StreamKind.audio else "video"] += 1
         if len(self.sent_chunks) < self.keep_chunks:
             self.sent_chunks.append(data)
 
     @property
     def phase(self) -> Phase | None:
         return None if self.session is None else self.session.meeting.phase
+
+
+_EVENT_HANDLERS: dict[type, Callable[[HeadlessParticipant, Any], None]] = {
+    ev.MediaFrameDecrypted: HeadlessParticipant._on_frame,
+    ev.EpochChanged: HeadlessParticipant._on_epoch,
+    ev.LobbyRequest: HeadlessParticipant._on_lobby,
+    ev.ChatReceived: lambda p, e: p.report.chats.append((e.name, e.text)),
+    ev.KeyframeRequested: HeadlessParticipant._on_keyframe_wanted,
+    ev.FrameRejected: HeadlessParticipant._on_rejected,
+    ev.MemberLeft: HeadlessParticipant._on_roster_change,
+    ev.MemberMedia: HeadlessParticipant._on_roster_change,
+    ev.Removed: HeadlessParticipant._on_removed,
+    ev.ConnectionLost: HeadlessParticipant._on_lost,
+    ev.Reconnected: HeadlessParticipant._on_reconnected,
+    ev.Stranded: HeadlessParticipant._on_stranded,
+    ev.MemberAway: HeadlessParticipant._on_away,
+    ev.MemberBack: HeadlessParticipant._on_back,
+    ev.MeetingEnded: HeadlessParticipant._on_ended,
+    ev.JoinRefused: HeadlessParticipant._on_refused,
+    ev.JoinDeclined: HeadlessParticipant._on_declined,
+    ev.SecurityAlert: HeadlessParticipant._on_alert,
+    ev.OrderingStalled: HeadlessParticipant._on_stall,
+    ev.Error: HeadlessParticipant._on_error,
+    ev.LayerCapped: HeadlessParticipant._on_capped,
+}
+"""What a headless participant does with each meeting event (others are ignored)."""
 
 
 # ---------------------------------------------------------------------- status signal

@@ -90,6 +90,11 @@ class ToneSource:
         return frame
 
 
+DTX_BYTES = 3
+"""With ``dtx``, libopus (through FFmpeg) encodes silence as packets of this many bytes or
+fewer: a sender leaves them out, so a silent member sends no audio at all."""
+
+
 class OpusEncoder:
     """libopus encoder producing exactly one 20 ms packet per 20 ms of input.
 
@@ -109,6 +114,7 @@ class OpusEncoder:
         bitrate: int = 32_000,
         *,
         application: str = "voip",
+        dtx: bool = False,
     ) -> None:
         self.layout = _layout(channels)
         if sample_rate not in _OPUS_RATES:
@@ -140,11 +146,14 @@ class OpusEncoder:
         ctx.format = "s16"
         ctx.bit_rate = bitrate
         ctx.time_base = Fraction(1, sample_rate)
-        ctx.options = {
+        options = {
             "application": application,
             "frame_duration": str(OPUS_FRAME_MS),
             "vbr": "constrained",  # unconstrained VBR spends ~1.5x the target on tones
         }
+        if dtx:  # RFC 6716 section 2.1.9: silence becomes packets of DTX_BYTES or fewer
+            options["dtx"] = "1"
+        ctx.options = options
         try:
             ctx.open()
         except av.error.FFmpegError as exc:

@@ -6,10 +6,19 @@ msgspec Structs tagged by ``"t"`` and MessagePack-encoded; decoding is strict
 
 * ``{"t": "hello", "conn": int, "name": str, "missing": [int]}``: announces the
   sender's relay connection id (which must equal the relay's ``AppFrom.sender``),
-  so every member can map relay connections to MLS leaves. Sent after joining,
-  after every epoch change and after reconnecting (binding the new connection
-  to the leaf). ``missing`` (optional) lists the leaves whose connection the
-  sender does not know to be present; each of them answers with its own Hello.
+  so every member can map relay connections to MLS leaves. Sent only when that
+  binding is new to the others: after joining (once the directory arrived), after
+  reconnecting (binding the new connection to the leaf) and in answer to another
+  Hello's ``missing``, never merely because the epoch changed (an epoch change
+  costs O(N) messages, not O(N²)). ``missing`` (optional) lists the leaves whose
+  connection the sender does not know to be present; each of them answers with
+  its own Hello.
+* ``{"t": "dir", "conns": [[leaf, conn]], "media": [[leaf, bits]]}``: the
+  *directory* a host sends right after its commit that added members, in the new
+  epoch: every leaf -> connection binding it knows and each member's announced
+  switches (bit 1 microphone, 2 camera, 4 screen). Only a newcomer waiting for
+  one reads it, only from a host, and never over a binding a member's own Hello
+  taught it; others ignore it after decoding.
 * ``{"t": "chat", "text": str, "id": int}``: up to 4000 characters; ``id``
   (optional, random 63 bits) lets receivers drop a copy resent after a
   reconnection.
@@ -26,6 +35,7 @@ msgspec Structs tagged by ``"t"`` and MessagePack-encoded; decoding is strict
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated
 
 import msgspec
@@ -58,11 +68,41 @@ class MediaState(_Msg, tag="media", frozen=True):
     screen: bool = False
 
 
+MAX_DIRECTORY = 1024
+"""Bindings (and switches) one directory carries at most (about 15 KiB encoded)."""
+MIC, CAM, SCREEN = 1, 2, 4
+"""Bits of a directory's switches."""
+Leaf = Annotated[int, msgspec.Meta(ge=0, le=0xFFFFFFFF)]
+Bits = Annotated[int, msgspec.Meta(ge=0, le=MIC | CAM | SCREEN)]
+
+
 class Hello(_Msg, tag="hello", frozen=True, omit_defaults=True):
     conn: ConnId
     name: Name
     missing: Leaves = ()
     media: MediaState | None = None
+
+
+class Directory(_Msg, tag="dir", frozen=True, omit_defaults=True):
+    conns: Annotated[tuple[tuple[Leaf, ConnId], ...], msgspec.Meta(max_length=MAX_DIRECTORY)]
+    media: Annotated[tuple[tuple[Leaf, Bits], ...], msgspec.Meta(max_length=MAX_DIRECTORY)] = ()
+
+
+def media_bits(state: MediaState) -> int:
+    return (MIC if state.mic else 0) | (CAM if state.cam else 0) | (SCREEN if state.screen else 0)
+
+
+def media_of_bits(bits: int) -> MediaState:
+    return MediaState(mic=bool(bits & MIC), cam=bool(bits & CAM), screen=bool(bits & SCREEN))
+
+
+def make_directory(conns: Mapping[int, int], media: Mapping[int, MediaState]) -> Directory:
+    """A directory of ``conns`` (leaf -> connection) and ``media`` (leaf -> switches),
+    by leaf, the first ``MAX_DIRECTORY`` of each."""
+    bits = sorted((leaf, media_bits(state)) for leaf, state in media.items())
+    return Directory(
+        conns=tuple(sorted(conns.items()))[:MAX_DIRECTORY], media=tuple(bits)[:MAX_DIRECTORY]
+    )
 
 
 class Chat(_Msg, tag="chat", frozen=True, omit_defaults=True):
@@ -82,7 +122,7 @@ class Invite(_Msg, tag="invite", frozen=True):
     secret: Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
 
 
-AppMessage = Hello | Chat | Bye | Alive | Invite | MediaState
+AppMessage = Hello | Chat | Bye | Alive | Invite | MediaState | Directory
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(AppMessage)

@@ -17,8 +17,15 @@ class MeetingConfig:
     grace_period: float = 2.0
     """Seconds for which the previous epoch's media and application messages still decrypt."""
     sframe_suite: int = AES_128_GCM_SHA256_128.id
-    max_lobby: int = 64
-    """Pending join requests kept at most (more are answered "full")."""
+    max_lobby: int = 1000
+    """Pending join requests kept at most (more are answered "full"): hundreds may wait
+    to enter a large meeting (about 1 KiB each)."""
+    admit_batch: int = 50
+    """Newcomers one commit adds at most (the rest go in the next one)."""
+    welcome_budget: int = 2 * 1024 * 1024
+    """Bytes of Welcomes one commit may make us send at most (one Welcome per newcomer,
+    each carrying the ratchet tree, about 290 bytes per member): fewer newcomers per
+    commit in a large meeting, so a host stays within the relay's byte rate."""
     buffer: BufferLimits = field(default_factory=BufferLimits)
     """Messages kept for a later epoch (or until the Welcome) at most: count and bytes,
     in total and per sending connection."""

@@ -28,9 +28,11 @@ from .app_messages import (
     Alive,
     AppMessage,
     Chat,
+    Directory,
     Hello,
     MediaState,
     encode_app_message,
+    make_directory,
 )
 from .buffer import FutureBuffer, RecentSet
 from .committer import Inflight, Queue
@@ -83,6 +85,9 @@ CHAT_RESEND_WINDOW = 10.0
 (receivers drop copies by the chat's id): the ones the relay may not have delivered."""
 CHAT_RESEND_MAX = 64
 GROUP_ID_BYTES = 16
+DIRECTORY_WAIT = 1.0
+"""Seconds a newcomer waits for its admitting host's directory before it sends its Hello
+anyway (asking everyone it does not know for theirs)."""
 
 
 class Phase(StrEnum):
@@ -179,7 +184,7 @@ class MeetingCore:
         self._denied: RecentSet[int] = RecentSet(MAX_REMEMBERED)
         """Connections whose requests we answered (not re-shown if they ask again)."""
         self._seen_key_packages: RecentSet[bytes] = RecentSet(MAX_REMEMBERED)
-        self._queue = Queue()
+        self._queue = Queue(batch=config.admit_batch, welcome_budget=config.welcome_budget)
         self._inflight: Inflight | None = None
         self._stalled: str | None = None
         self._backoff = 0.0
@@ -190,6 +195,8 @@ class MeetingCore:
         """Our microphone, camera and screen switches, once the user set them."""
         self._media_of: dict[int, MediaState] = {}
         """Each member's switches as it last announced them (by leaf)."""
+        self._awaiting_directory = False
+        """Admitted by Welcome, our Hello held until the admitting host's directory."""
         self._wanted: Wanted | None = None
         """The media we asked for (None: everything, the relay's default)."""
         self._sent_subscription: wire.Subscribe | None = None
@@ -400,10 +407,26 @@ class MeetingCore:
         self._last_sent_app = self._clock()
 
     def _hello(self) -> Hello | None:
+        """Our Hello; ``missing`` names members away from our view and those whose
+        connection we never learned (each answers with its own Hello)."""
         conn = self._presence.conn
-        if conn is None:
+        group = self._group
+        if conn is None or group is None:
             return None
-        return Hello(conn, self._name, self._presence.missing()[:MAX_MISSING], self._own_media)
+        presence = self._presence
+        ask = set(presence.away) | presence.unknown(self._members, group.own_leaf_index)
+        return Hello(conn, self._name, tuple(sorted(ask))[:MAX_MISSING], self._own_media)
+
+    def _directory(self) -> Directory:
+        """The bindings and switches we know, for the newcomers we just admitted."""
+        me, members = self.own_leaf, self._members
+        conns = {x: c for x, c in self._presence.conn_of_leaf.items() if x in members}
+        media = dict(self.media_states)
+        if me is not None and self._presence.conn is not None:
+            conns[me] = self._presence.conn
+        if me is not None and self._own_media is not None:
+            media[me] = self._own_media
+        return make_directory(conns, media)
 
     def _end(self, event: Event) -> None:
         self._phase = Phase.ended
@@ -470,10 +493,18 @@ class MeetingCore:
         if summary is not None and self._resuming:
             self._caught_up += 1
         self._confirmed = True
-        hello = self._hello()
-        if hello is not None:
-            self._send_app(hello)
+        self._announce_epoch(summary)
         self._schedule()
+
+    def _announce_epoch(self, summary: CommitSummary | None) -> None:
+        """Nothing when our connection did not change, the common case (docs/PROTOCOL.md,
+        "Announcing connections"); a directory when our commit added members; just
+        admitted, our Hello once the directory came (or ``DIRECTORY_WAIT`` passed)."""
+        if summary is None and len(self._mls_members) > 1:  # admitted by a Welcome
+            self._awaiting_directory = True
+            self._timers.set(Timer.announce, self._clock() + DIRECTORY_WAIT)
+        elif summary is not None and summary.added and summary.committer == self.own_leaf:
+            self._send_app(self._directory())
 
     def _adopt_added(self, m: Member) -> None:
         """A newcomer we held a request for: map its connection, forget the request."""
@@ -569,4 +600,3 @@ class MeetingCore:
 
 
 MLS_CIPHER_SUITE_ID = 1
-

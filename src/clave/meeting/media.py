@@ -13,11 +13,14 @@ does its counter enter the replay window.
 
 Manifests of streams we do not receive (a video we did not subscribe to) are not
 verified (:attr:`MediaPlane.interest`): in a large meeting most of the signatures
-on the control channel concern videos the relay does not send us.
+on the control channel concern videos the relay does not send us. They are kept
+(a few, briefly) and verified after all if a frame they cover arrives anyway (a
+subscription that changed while frames were on their way).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -46,6 +49,10 @@ Interest = Callable[[int, int], bool]
 MAX_CONTEXT_ID = MAX_CONTEXT
 """Highest KID context id we derive receive keys for (audio 0, video layers 1-3,
 screen 4-6), so a member cannot make us cache a context per context id."""
+
+
+SKIPPED_KEPT = 512
+"""Unverified manifests kept for frames that may still arrive (oldest dropped first)."""
 
 
 def _everything(leaf: int, context: int) -> bool:
@@ -104,6 +111,8 @@ class MediaPlane:
         self._revoked: set[tuple[int, int]] = set()
         self._outbox: list[bytes] = []
         self._joined_at = 0.0
+        self._skipped: deque[tuple[float, frozenset[int], bytes]] = deque(maxlen=SKIPPED_KEPT)
+        """Manifests not verified (no stream of ours): when, their KIDs, the manifest."""
         self._kids_seen: set[int] = set()
         """KIDs of the frames we received in live epochs (their manifests always count)."""
         self.interest: Interest = _everything
@@ -157,6 +166,7 @@ class MediaPlane:
         """Drop every key (the meeting is over for us)."""
         self._keys = self._manager(0.0)
         self._waiting = Waiting(self._waiting.limits)
+        self._skipped.clear()
 
     # ------------------------------------------------------------------ sending
 
@@ -258,13 +268,30 @@ class MediaPlane:
             return [self._unauthenticated(entry.leaf, entry.name, why)]
         dropped = self._waiting.hold(key, Held(digest, event, len(result.plaintext), self._clock()))
         self.counters.frames_unauthenticated += len(dropped)
-        return [
+        out: list[Event] = [
             self._unauthenticated(d.item.sender, d.item.name, "too many frames waiting")
             for d in dropped
         ]
+        return out + self._verify_skipped(result.kid)
 
-    def receive_manifest(self, data: bytes) -> list[Event]:
-        """A sender's signed manifest: play the frames it covers, expect the others."""
+    def _verify_skipped(self, kid: int) -> list[Event]:
+        """A frame of ``kid`` waits for its manifest: verify the ones skipped for it."""
+        if not self._skipped:
+            return []
+        horizon = self._clock() - self._waiting.limits.hold_timeout
+        while self._skipped and self._skipped[0][0] < horizon:
+            self._skipped.popleft()
+        mine = [entry for entry in self._skipped if kid in entry[1]]
+        out: list[Event] = []
+        for entry in mine:
+            self._skipped.remove(entry)
+            out += self.receive_manifest(entry[2], verify=True)
+        return out
+
+    def receive_manifest(self, data: bytes, verify: bool = False) -> list[Event]:
+        """A sender's signed manifest: play the frames it covers, expect the others.
+        Unless ``verify``, one that covers only streams we do not receive is kept
+        unverified (see :meth:`_verify_skipped`)."""
         try:
             body, encoded, sig = open_manifest(data)
         except ManifestError as exc:
@@ -284,8 +311,10 @@ class MediaPlane:
             self.counters.manifests_refused += 1
             return [FrameRejected(f"media manifest from leaf {leaf}, not a member", None)]
         shift = self._bits + senders.index_mask.bit_length()
-        if not any(self._wanted(run.kid, leaf, shift) for run in body.runs):
+        if not verify and not any(self._wanted(run.kid, leaf, shift) for run in body.runs):
             self.counters.manifests_skipped += 1
+            kids = frozenset(run.kid for run in body.runs)
+            self._skipped.append((self._clock(), kids, data))
             return []
         try:
             verify_manifest(self._group_id, encoded, sig, key)

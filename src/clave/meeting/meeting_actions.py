@@ -11,6 +11,7 @@ the relay does not order is never waited for silently: after
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 from collections.abc import Iterable, Mapping
 
@@ -22,7 +23,7 @@ from .app_messages import MAX_CHAT_CHARS, Bye, Chat, Invite, MediaState
 from .committer import Inflight, Plan, View, plan, primary_host, takeover_wait
 from .core import CREDENTIAL_LABEL, MeetingCore, Phase
 from .errors import RoleError, StateError
-from .events import ErrorCode, MeetingEnded, OrderingResumed, OrderingStalled
+from .events import ErrorCode, LobbyRequest, MeetingEnded, OrderingResumed, OrderingStalled
 from .keys import access_token
 from .lobby import LobbyEntry, Outcome, ReplyBody, seal_reply
 from .policy import with_policy
@@ -44,16 +45,39 @@ class MeetingActions(MeetingCore):
 
         Returns False if the request is gone (its connection left meanwhile).
         """
+        return self.admit_many([request_id]) == 1
+
+    def admit_many(self, request_ids: Iterable[int]) -> int:
+        """Host: admit several lobby requests; they go in together, up to
+        ``MeetingConfig.admit_batch`` per commit. Returns how many were still waiting."""
         self._require_host("admit someone")
         if self._locked_or_locking():
             raise StateError("the meeting is locked: unlock it before admitting anyone")
-        entry = self._lobby.get(request_id)
-        if entry is None or entry.answered:
-            return False
-        if request_id not in self._queue.admit:
-            self._queue.admit.append(request_id)
+        queued = 0
+        for request_id in request_ids:
+            entry = self._lobby.get(request_id)
+            if entry is None or entry.answered:
+                continue
+            if request_id not in self._queue.admit:
+                self._queue.admit.append(request_id)
+            queued += 1
         self._settle()
-        return True
+        return queued
+
+    def admit_all(self) -> int:
+        """Host: admit everyone waiting (``admit_batch`` per commit); how many."""
+        return self.admit_many([rid for rid, e in self._lobby.items() if not e.answered])
+
+    @property
+    def lobby_waiting(self) -> int:
+        """How many validated join requests wait for a host's decision."""
+        return sum(1 for e in self._lobby.values() if not e.answered)
+
+    def lobby_head(self, limit: int) -> tuple[LobbyRequest, ...]:
+        """The first ``limit`` of :attr:`lobby`, in arrival order (what a screen shows of
+        hundreds waiting; each costs a look-alike check against everyone)."""
+        waiting = (e for e in self._lobby.values() if not e.answered)
+        return tuple(self._lobby_request(e) for e in itertools.islice(waiting, max(0, limit)))
 
     def deny(self, request_id: int) -> bool:
         """Host: decline a lobby request; the requester is told (a signed reply).

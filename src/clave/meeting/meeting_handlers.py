@@ -24,10 +24,12 @@ from .app_messages import (
     AppMessage,
     Bye,
     Chat,
+    Directory,
     Hello,
     Invite,
     MediaState,
     decode_app_message,
+    media_of_bits,
 )
 from .core import Phase, _Incoming, peek
 from .errors import AppMessageError, IdentityError, JoinRequestError, LobbyError
@@ -54,7 +56,7 @@ from .events import (
 from .join_request import open_join_request
 from .lobby import OUTCOME_TEXT, Outcome, check_key_package, entry_for, open_reply
 from .policy import AuthorityError
-from .resume import KNOCK_PERIOD, MeetingResume
+from .resume import MeetingResume
 from .timers import Timer
 
 
@@ -108,7 +110,7 @@ class MeetingInput(MeetingResume):
         self._send(wire.JoinRequest(data=self._request.sealed))
         self._phase = Phase.lobby
         self._last_knock = self._clock()
-        self._timers.set(Timer.knock, self._last_knock + KNOCK_PERIOD)
+        self._timers.set(Timer.knock, self._last_knock + self._knock_period())
 
     def _on_peer_joined(self, msg: wire.PeerJoined) -> None:
         self._presence.peer_joined(msg.conn)
@@ -381,6 +383,41 @@ class MeetingInput(MeetingResume):
             if msg.media is not None:
                 self._app_media(msg.media, leaf, name, sender, member)
 
+    def _app_directory(
+        self, msg: AppMessage, leaf: int, name: str, sender: int, member: bool
+    ) -> None:
+        """A host's directory: read only while we wait for one, just admitted (members
+        already know the bindings). Fills what no Hello taught us, then we say Hello."""
+        assert isinstance(msg, Directory)
+        if not self._awaiting_directory or not member:
+            return
+        entry = self._members.get(leaf)
+        if entry is None or not entry.is_host:
+            self._error(
+                ErrorCode.bad_app_message, f"{name} (leaf {leaf}) is not a host: directory ignored"
+            )
+            return
+        self._awaiting_directory = False
+        presence = self._presence
+        deadline = self._clock() + self._config.resume_window
+        presence.map(leaf, sender, deadline)  # the sender's own, as its Hello would say
+        me = self.own_leaf
+        for other, conn in msg.conns:
+            if other not in (leaf, me) and other in self._members:
+                presence.learn(other, conn, deadline)
+        for other, bits in msg.media:
+            if other != me and other in self._members and other not in self._media_of:
+                state = media_of_bits(bits)
+                self._media_of[other] = state
+                self._emit(
+                    MemberMedia(other, self._name_of(other), state.mic, state.cam, state.screen)
+                )
+        self._arm_presence()
+        self._timers.cancel(Timer.announce)
+        hello = self._hello()
+        if hello is not None:
+            self._send_app(hello)
+
     def _app_media(self, msg: AppMessage, leaf: int, name: str, sender: int, member: bool) -> None:
         """A member's own switches (in a ``media`` message or its Hello)."""
         assert isinstance(msg, MediaState)
@@ -412,6 +449,8 @@ class MeetingInput(MeetingResume):
         group = self._group
         if not self._in_meeting() or group is None:
             return  # other joiners' requests: not ours to read
+        if not self._announces_alive():
+            return  # only hosts and successors keep the lobby (joiners knock again)
         rid = msg.sender
         if rid in self._denied or rid in self._lobby or rid in self._presence.leaf_of_conn:
             return
@@ -539,6 +578,7 @@ _APP_HANDLERS: dict[type, Callable[[Any, AppMessage, int, str, int, bool], None]
     Chat: MeetingInput._app_chat,
     Hello: MeetingInput._app_hello,
     MediaState: MeetingInput._app_media,
+    Directory: MeetingInput._app_directory,
     Bye: MeetingInput._app_bye,
     Alive: MeetingInput._app_alive,
     Invite: MeetingInput._app_invite,

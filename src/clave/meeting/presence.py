@@ -1,9 +1,10 @@
 """Who is present: relay connections, MLS leaves, departures, absences and silence.
 
 The relay names connections; MLS names leaves. A member announces its
-connection with an authenticated ``Hello`` after every epoch change and after
-reconnecting; this module keeps the map between the two and what each leaf's
-state is:
+connection with an authenticated ``Hello`` when it is new to the others (after
+joining and after reconnecting), and a newcomer learns the others' from a host's
+directory (:meth:`Presence.learn`, never over what a Hello taught); this module
+keeps the map between the two and what each leaf's state is:
 
 * **present**: its announced connection is in the room;
 * **away** (:attr:`Presence.away`): its connection vanished without a goodbye
@@ -139,6 +140,20 @@ class Presence:
             self.departed.discard(leaf)  # back before a host removed it
             return True
         return self.away.pop(leaf, None) is not None
+
+    def learn(self, leaf: int, conn: int, deadline: float) -> bool:
+        """A binding from a host's directory: recorded only if neither ``leaf`` nor
+        ``conn`` is bound yet (what a member's own Hello taught always wins). True if
+        recorded."""
+        if leaf in self.conn_of_leaf or conn in self.leaf_of_conn or conn == self.conn:
+            return False
+        self.map(leaf, conn, deadline)
+        return True
+
+    def unknown(self, leaves: Iterable[int], me: int) -> set[int]:
+        """Of ``leaves``, those other than ``me`` whose connection we never learned (and
+        that did not say goodbye)."""
+        return {x for x in leaves if x != me and x not in self.conn_of_leaf} - self._said_bye
 
     def missing(self) -> tuple[int, ...]:
         """Members away from our view: a Hello asks them to announce themselves."""

@@ -15,11 +15,15 @@ Coming back (docs/PROTOCOL.md, "Reconnection"):
    epoch again.
 2. On ``Joined``: the members whose connections are not in the room are *away*
    for a fresh resume window; our ``Hello`` (signed in the current epoch) binds
-   the new connection to our leaf and lists them as missing, so each answers
-   with its own Hello. We re-offer the commit that took us to this epoch (members
-   a restarted relay lost track of may still need it; the relay refuses it as
-   stale otherwise), resend our commit in flight if it is still pending, and
-   chats of the last ``CHAT_RESEND_WINDOW`` seconds (receivers drop copies).
+   the new connection to our leaf and lists them (and any member whose
+   connection we never learned) as missing, so each answers with its own Hello,
+   once for a burst of such Hellos (``ANNOUNCE_DELAY``). Members whose connection
+   did not change send nothing on epoch changes, so this and a newcomer's first
+   Hello are the only Hellos a meeting sees besides those answers. We re-offer
+   the commit that took us to this epoch (members a restarted relay lost track
+   of may still need it; the relay refuses it as stale otherwise), resend our
+   commit in flight if it is still pending, and chats of the last
+   ``CHAT_RESEND_WINDOW`` seconds (receivers drop copies).
 3. If, ``catchup_timeout`` seconds later, we have heard nobody of our epoch but
    hold messages of later epochs, we missed changes that nobody can replay: the
    membership is over (:class:`Stranded`), and the driver asks to be admitted
@@ -29,7 +33,8 @@ A lobby joiner cannot keep its request across connections (it is sealed to the
 connection id): it enters again and sends a fresh one. It also repeats its
 request when someone enters or leaves the room (a host coming back, a host
 handing over as it leaves) and every ``KNOCK_PERIOD`` seconds (a host admitted
-after the request was sent has never seen it); members ignore copies.
+after the request was sent has never seen it); members ignore copies. In a room
+of hundreds it knocks only periodically, less often (``KNOCK_ROOM``).
 """
 
 from __future__ import annotations
@@ -56,6 +61,12 @@ KNOCK_INTERVAL = 2.0
 KNOCK_PERIOD = 10.0
 """A lobby joiner repeats its request this often anyway: a member admitted after it
 knocked, who becomes a host later, has never seen it."""
+KNOCK_ROOM = 100
+"""In a room of more connections, a joiner knocks again only every ``KNOCK_PERIOD`` x
+connections / ``KNOCK_ROOM`` seconds (jittered), and not when someone enters or leaves:
+every knock is delivered to every connection, so hundreds waiting, each knocking on
+every arrival, would cost the relay O(N²) deliveries (successors keep the lobby, so a
+takeover does not depend on knocks)."""
 
 
 class MeetingResume(MeetingActions):
@@ -171,6 +182,7 @@ class MeetingResume(MeetingActions):
                 self._timers.set(Timer.ordering, now + self._config.order_timeout)
         hello = self._hello()
         if hello is not None:
+            self._awaiting_directory = False  # a directory sent meanwhile was lost
             self._send_app(hello)
         since = self._lost_at - CHAT_RESEND_WINDOW
         log = list(self._chat_log)
@@ -222,9 +234,19 @@ class MeetingResume(MeetingActions):
     def _timer_announce(self) -> None:
         hello = self._hello()
         if self._in_meeting() and self._link_up and hello is not None:
+            self._awaiting_directory = False  # too late now: our Hello asks instead
             self._send_app(hello)
 
+    def _knock_period(self) -> float:
+        """Seconds until our next periodic knock (see ``KNOCK_ROOM``)."""
+        crowd = len(self._presence.peers) / KNOCK_ROOM
+        if crowd <= 1:
+            return KNOCK_PERIOD
+        return KNOCK_PERIOD * crowd * (0.8 + 0.4 * int.from_bytes(self._rng(2), "big") / 0xFFFF)
+
     def _knock_soon(self) -> None:
+        if len(self._presence.peers) > KNOCK_ROOM:
+            return  # a large room: the periodic knock only
         when = max(self._clock() + ANNOUNCE_DELAY, self._last_knock + KNOCK_INTERVAL)
         due = self._timers.get(Timer.knock)
         if due is None or when < due:
@@ -235,4 +257,4 @@ class MeetingResume(MeetingActions):
         if self._phase is Phase.lobby and request is not None and self._link_up:
             self._send(wire.JoinRequest(data=request.sealed))
             self._last_knock = self._clock()
-            self._timers.set(Timer.knock, self._last_knock + KNOCK_PERIOD)
+            self._timers.set(Timer.knock, self._last_knock + self._knock_period())

@@ -17,7 +17,7 @@ from .errors import IdentityError
 from .events import LobbyRequest, Role, RosterEntry
 from .identity import MemberIdentity, fingerprint, parse_credential
 from .lobby import LobbyEntry
-from .names import confusable
+from .names import confusable, confusion_keys
 from .people import PeopleBook
 from .policy import MeetingPolicy
 
@@ -87,11 +87,35 @@ def _look_alike(who: MemberIdentity, others: Iterable[MemberIdentity]) -> str | 
     return None
 
 
+def _look_alikes(identities: list[MemberIdentity]) -> dict[int, str]:
+    """For each position in ``identities``, the name of the first other person whose name
+    may be taken for its name, as :func:`_look_alike` finds it; through an index of
+    :func:`~clave.meeting.names.confusion_keys`, so a roster of N costs N key
+    computations, not N² (issue 13: 1000 members)."""
+    keys = [confusion_keys(who.name) for who in identities]
+    index: dict[str, list[int]] = {}
+    for i, names in enumerate(keys):
+        for key in names:
+            index.setdefault(key, []).append(i)
+    out: dict[int, str] = {}
+    for i, who in enumerate(identities):
+        firsts = (
+            next((j for j in index[key] if identities[j].identity_key != who.identity_key), None)
+            for key in keys[i]
+        )
+        first = min((j for j in firsts if j is not None), default=None)
+        if first is not None:
+            out[i] = identities[first].name
+    return out
+
+
 def build_roster(
     members: Iterable[Member], policy: MeetingPolicy, me: int, fam: Familiarity
 ) -> dict[int, RosterEntry]:
     people = {m.leaf_index: (m, _identity(m)) for m in members}
-    identities = [who for _, who in people.values() if who is not None]
+    seated = [(leaf, who) for leaf, (_, who) in people.items() if who is not None]
+    identities = [who for _, who in seated]
+    alike = {seated[i][0]: name for i, name in _look_alikes(identities).items()}
     out: dict[int, RosterEntry] = {}
     for leaf, (m, who) in sorted(people.items()):
         if who is None:  # pragma: no cover - refused by the credential validator
@@ -106,7 +130,7 @@ def build_roster(
             role,
             "you" if leaf == me else fam.label(who, other_seat=True),
             fam.verified(who),
-            _look_alike(who, identities),
+            alike.get(leaf),
         )
     fam.remember(identities)
     return out

@@ -25,7 +25,9 @@ class RelayConfig:
     """How long a closing handshake or a final error message may take."""
 
     max_rooms: int = 10_000
-    max_conns_per_room: int = 100
+    max_conns_per_room: int = 1_100
+    """Connections in one room: a 1000-member meeting plus 100 waiting in its lobby (each
+    costs the room's fan-out; a control message to a full room is 1100 deliveries)."""
 
     max_conns: int = 20_000
     """WebSocket connections held at once, admitted or not (room flood: finite memory)."""
@@ -38,7 +40,7 @@ class RelayConfig:
     room_create_burst: float = 20.0
     max_room_conns_per_address: int = 32
     """Connections from one client address in one room (lobby flood: link holders crowding
-    out joiners need four addresses to fill a room of 100). Raise it when more of one
+    out joiners need 35 addresses to fill a room of 1100). Raise it when more of one
     meeting sits behind one NAT address."""
     address_backlog: int = 32 * 1024 * 1024
     """Bytes queued for (or being written to) all connections of one client address together;
@@ -68,8 +70,10 @@ class RelayConfig:
     room_commit_burst: float = 30.0
     max_open_epochs: int = 4
     """Open epoch slots one connection may own (see :mod:`clave.relay.ordering`)."""
-    max_epoch_slots: int = 512
-    """Epoch slots (open or consumed) one room keeps at most."""
+    max_epoch_slots: int = 4_608
+    """Epoch slots (open or consumed) one room keeps at most: more than every connection
+    of a full room may hold open at once (``max_open_epochs`` x ``max_conns_per_room``),
+    so an honest commit always finds a place. About 330 bytes each."""
     commit_log_bytes: int = 1024 * 1024
     """Bytes of ordered commits one room remembers for members coming back after a dropped
     connection (oldest forgotten first; a member further behind is admitted again)."""

@@ -1,12 +1,15 @@
 """One client connection: the read loop (limits, admission, dispatch) and its writer task.
 
 The read loop never awaits another connection: delivering to a room only
-queues (see :mod:`clave.relay.queues`), and each connection's own writer task
-drains its queue to its WebSocket. A violation (malformed, oversized or
-too-frequent messages, anything before admission) gets one ``Error`` and a
-close code; the connection leaves its room and nobody else is affected.
-Refused commits (stale, unknown credential, over the commit budget) are not
-violations: the sender gets an ``Error`` and stays.
+queues (see :mod:`clave.relay.queues`). Once per event loop tick, each
+connection with something queued writes it out as one batch (one socket write
+for many frames, control first); when the socket pushes back, the connection's
+writer task waits for it to drain while the queue's drop policy works. A
+violation (malformed, oversized or too-frequent messages, anything before
+admission) gets one ``Error`` and a close code; the connection leaves its
+room and nobody else is affected. Refused commits (stale, unknown credential,
+over the commit budget) are not violations: the sender gets an ``Error`` and
+stays.
 
 A connection dropped by another member's ``Rotate`` gets ``Error(rotated)``,
 after which its writer closes the WebSocket with :attr:`CloseCode.rotated`.
@@ -24,6 +27,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import struct
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -55,6 +59,24 @@ from .stats import Refused
 
 log = logging.getLogger("clave.relay")
 
+_ROTATED = CloseCode.rotated
+
+BATCH_BYTES = 64 * 1024
+"""Bytes written to a socket at once at most before checking its back-pressure again."""
+
+_HEAD_SHORT = struct.Struct("!BB").pack
+_HEAD_MEDIUM = struct.Struct("!BBH").pack
+_HEAD_LONG = struct.Struct("!BBQ").pack
+
+
+def _header(size: int) -> bytes:
+    """The header of an unmasked, final, binary WebSocket frame (RFC 6455, section 5.2)."""
+    if size < 126:
+        return _HEAD_SHORT(0x82, size)
+    if size < 65536:
+        return _HEAD_MEDIUM(0x82, 126, size)
+    return _HEAD_LONG(0x82, 127, size)
+
 
 _ABORTS: dict[int, tuple[ErrorCode, str, CloseCode]] = {
     # aiohttp closes by itself on these reader errors; say why in the relay's terms.
@@ -62,6 +84,31 @@ _ABORTS: dict[int, tuple[ErrorCode, str, CloseCode]] = {
     WSCloseCode.PROTOCOL_ERROR: (ErrorCode.bad_message, "bad frame", CloseCode.bad_message),
     WSCloseCode.INVALID_TEXT: (ErrorCode.bad_message, "text frame", CloseCode.bad_message),
 }
+
+
+class TickWriter:
+    """The connections with something queued this loop tick, written out together by one
+    callback at the next tick (one per tick for all of them: a callback per connection
+    costs more than writing a small batch)."""
+
+    __slots__ = ("_due",)
+
+    def __init__(self) -> None:
+        self._due: list[Connection] = []
+
+    def add(self, connection: Connection) -> None:
+        if not self._due:
+            asyncio.get_running_loop().call_soon(self._run)
+        self._due.append(connection)
+
+    def _run(self) -> None:
+        due, self._due = self._due, []
+        for connection in due:
+            try:
+                connection._flush()
+            except Exception:  # a relay bug: the others still get their batches
+                log.exception("conn %d: write failed", connection.conn)
+                connection._abort()
 
 
 class RelayWebSocket(web.WebSocketResponse):
@@ -114,7 +161,9 @@ def _bad(message: str) -> _Fatal:
 class Connection:
     """One WebSocket client of the relay."""
 
-    def __init__(self, state: RelayState, request: web.Request) -> None:
+    def __init__(
+        self, state: RelayState, request: web.Request, ticks: TickWriter | None = None
+    ) -> None:
         cfg = state.config
         self.state = state
         self.request = request
@@ -143,6 +192,9 @@ class Connection:
         commits = TokenBucket(cfg.commit_rate, cfg.commit_burst, now)
         self.peer = Peer(self.conn, self.queue, commits, on_drop=self._dropped)
         self._waiter: asyncio.Future[None] | None = None
+        """Set while the writer task idles: ticks' batches are written by :meth:`_flush`."""
+        self._flush_soon = False
+        self._ticks = ticks or TickWriter()
         self._writer: asyncio.Task[None] | None = None
         self._stopping: CloseCode | None = None
         self._closing = False
@@ -256,28 +308,83 @@ class Connection:
     # ------------------------------------------------------------ writing
 
     def _wake(self) -> None:
+        """Something was queued: write it out at the next loop tick (once per tick)."""
+        if not self._flush_soon:
+            self._flush_soon = True
+            self._ticks.add(self)
+
+    def _flush(self) -> None:
+        """This tick's batch: everything queued meanwhile, written while the writer task idles.
+
+        The writer task takes over when the socket pushes back, the connection is
+        closing, or a rotation dropped it (the task awaits; a callback cannot).
+        """
+        self._flush_soon = False
         waiter = self._waiter
-        if waiter is not None and not waiter.done():
+        if waiter is None or waiter.done():
+            return  # the writer task is busy (draining, closing) or gone: it writes itself
+        if self._write_out():
             waiter.set_result(None)
 
+    def _write_out(self) -> bool:
+        """Write queued messages in batches of up to :data:`BATCH_BYTES`, one transport write
+        each, control before media (:meth:`OutQueue.pop` order), until the queue is empty or
+        the transport asks to pause; True if the writer task must act (paused, closing,
+        rotated)."""
+        request = self.request
+        transport = request.transport
+        if transport is None or transport.is_closing() or self.ws.closed:
+            return True
+        protocol = request.protocol
+        pop = self.queue.pop
+        while not protocol.writing_paused:
+            data = pop()
+            if data is None:
+                break
+            size = len(data)
+            more = pop() if size < BATCH_BYTES else None
+            if more is None:  # the usual case at light load: one message this tick
+                transport.write(_header(size) + data)
+                if size < BATCH_BYTES:
+                    break
+                continue
+            parts = [_header(size), data]
+            while more is not None:
+                parts += (_header(len(more)), more)
+                size += len(more)
+                if size >= BATCH_BYTES:
+                    break
+                more = pop()
+            transport.write(b"".join(parts))
+            if more is None:
+                break
+        return protocol.writing_paused or self._stopping is _ROTATED
+
     async def _write_loop(self) -> None:
-        queue = self.queue
-        send = self.ws.send_bytes
+        """Own the socket when a tick's batch cannot: wait out back-pressure, close after
+        a drop; otherwise idle on ``_waiter`` while :meth:`_flush` writes."""
+        protocol = self.request.protocol
         loop = self._loop
-        with contextlib.suppress(ConnectionError):
-            while True:
-                data = queue.pop()
-                if data is None:
-                    if self._stopping is CloseCode.rotated:
+        try:
+            with contextlib.suppress(ConnectionError):
+                while True:
+                    transport = self.request.transport
+                    if self.ws.closed or transport is None or transport.is_closing():
+                        return
+                    self._write_out()
+                    if protocol.writing_paused:
+                        await protocol._drain_helper()  # raises ConnectionError once lost
+                    elif self._stopping is CloseCode.rotated:
                         # Dropped: the Error(rotated) is out; now close (bounded by stop()).
                         self._closing = True
                         await self.stop(CloseCode.rotated)
                         return
-                    self._waiter = loop.create_future()
-                    await self._waiter
-                    self._waiter = None
-                else:
-                    await send(data)
+                    else:
+                        self._waiter = loop.create_future()
+                        await self._waiter
+                        self._waiter = None
+        finally:
+            self._waiter = None
 
     def _overflow(self) -> None:
         # Called while another connection delivers to this one: act on the next tick.

@@ -27,7 +27,7 @@ from aiohttp import web
 
 from . import landing, logs
 from .config import RelayConfig
-from .connection import CloseCode, Connection
+from .connection import CloseCode, Connection, TickWriter
 from .state import RelayState
 
 log = logging.getLogger("clave.relay")
@@ -41,12 +41,13 @@ def create_app(config: RelayConfig | None = None) -> web.Application:
     state = RelayState(config or RelayConfig())
     app = web.Application(client_max_size=4096)  # no route takes a request body
     app[STATE_KEY] = state
+    ticks = TickWriter()  # one write-out callback per loop tick for all connections
 
     async def websocket(request: web.Request) -> web.StreamResponse:
         if "Sec-WebSocket-Protocol" in request.headers:
             # aiohttp would log the client's address for a protocol it does not know.
             raise web.HTTPBadRequest(text="WebSocket subprotocols are not used")
-        return await Connection(state, request).serve()
+        return await Connection(state, request, ticks).serve()
 
     async def healthz(request: web.Request) -> web.Response:
         return web.Response(text="ok", headers={"Cache-Control": "no-store"})

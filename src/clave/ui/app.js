@@ -220,6 +220,7 @@ const stage = new Stage({
   strip: $('#strip'),
   onTileCreated: (tile) => { if (!tile.self) link.setCanvas(tile.id, tile.media); },
   onTileRemoved: (tile) => { if (!tile.self) link.dropCanvas(tile.id); },
+  onPin: (tile, on) => link.send({ type: on ? 'pin' : 'unpin', leaf: Number(tile.id.slice(2)) }),
 });
 
 const connection = new ConnectionBanner();

@@ -5,11 +5,14 @@
 // only ever sees well-formed values). Binary frames: media.
 //   glass -> engine: [kind u8][flags u8][capture µs u64 BE][chunk]
 //   engine -> glass: [kind u8][flags u8][sender leaf u32 BE][capture µs u64 BE][chunk]
-// kind: 0 audio, 1 video, 2 screen; flags bit 0: keyframe.
+// kind: 0 audio, 1 video, 2 screen; flags bit 0: keyframe, bits 1-2: simulcast
+// layer (0 smallest .. 2 full size; audio 0).
 
 export const KIND = Object.freeze({ audio: 0, video: 1, screen: 2 });
 export const KIND_NAMES = Object.freeze(['audio', 'video', 'screen']);
 const FLAG_KEYFRAME = 1;
+const LAYER_SHIFT = 1;
+export const MAX_LAYER = 2;
 const OUT_HEADER = 10;
 const IN_HEADER = 14;
 
@@ -18,11 +21,12 @@ export function nowUs() {
   return Math.round((performance.timeOrigin + performance.now()) * 1000);
 }
 
-/** One encoded chunk (EncodedVideoChunk/EncodedAudioChunk) as a glass -> engine frame. */
-export function packChunk(kind, keyframe, captureUs, chunk) {
+/** One encoded chunk (EncodedVideoChunk/EncodedAudioChunk) as a glass -> engine frame,
+ * of simulcast `layer` (0..MAX_LAYER). */
+export function packChunk(kind, keyframe, captureUs, chunk, layer = 0) {
   const out = new Uint8Array(OUT_HEADER + chunk.byteLength);
   out[0] = kind;
-  out[1] = keyframe ? FLAG_KEYFRAME : 0;
+  out[1] = (keyframe ? FLAG_KEYFRAME : 0) | ((layer & 3) << LAYER_SHIFT);
   new DataView(out.buffer).setBigUint64(2, BigInt(Math.max(0, Math.round(captureUs))), false);
   chunk.copyTo(out.subarray(OUT_HEADER));
   return out.buffer;
@@ -35,12 +39,15 @@ export function parseMedia(buffer) {
   const kind = view.getUint8(0);
   if (kind > 2) return null;
   const flags = view.getUint8(1);
+  const layer = (flags >> LAYER_SHIFT) & 3;
+  if (layer > MAX_LAYER) return null;
   const sender = view.getUint32(2, false);
   const captureUs = Number(view.getBigUint64(6, false));
   return {
     kind,
     kindName: KIND_NAMES[kind],
     keyframe: (flags & FLAG_KEYFRAME) !== 0,
+    layer,
     sender,
     captureUs,
     data: new Uint8Array(buffer, IN_HEADER),
@@ -94,6 +101,7 @@ const OPTIONAL = { optional: true };
 const ID = int({ min: 0, max: U32, decimal: true }); // a leaf or a join request id
 const SWITCHES = { mic: bool(), cam: bool(), screen: bool() };
 const VIDEO_KINDS = ['video', 'screen'];
+const LAYER_IF_ANY = int({ min: 0, max: 2, nullable: true, optional: true, fallback: null });
 const FINGERPRINT_IF_STILL = str(SHORT, { nullable: true, optional: true });
 const COUNTS = dictOf(str(40), int({ min: 0 }), STATS, OPTIONAL);
 const PERSON = {
@@ -141,6 +149,7 @@ export const SCHEMA = Object.freeze({
         ...FAMILIARITY,
         ...CONFUSABLE,
       }, { finish: (e) => ({ ...e, key: String(e.id) }) }), LIST, { keep: (e) => e.key !== '' }),
+      lobby_waiting: int({ min: 0, fallback: 0 }), // all waiting; `lobby` lists the first 50
       policy: fields({ locked: bool(), auto_admit: bool() }),
       pending_removals: listOf(int({ min: 0, fallback: -1 }), LIST, { keep: (leaf) => leaf >= 0 }),
       ordering: str(SENTENCE, { nullable: true, fallback: null }),
@@ -168,7 +177,16 @@ export const SCHEMA = Object.freeze({
       text: str(CHAT),
       ts: int({ loose: true }), // ms since the Unix epoch
     },
-    keyframe_request: { kind: oneOf(VIDEO_KINDS, { fallback: 'video' }) },
+    // `layer`: a keyframe of that simulcast layer only (null or absent: of every layer).
+    keyframe_request: { kind: oneOf(VIDEO_KINDS, { fallback: 'video' }), layer: LAYER_IF_ANY },
+    // Who is on stage (video received; the rest are avatars) and who is speaking.
+    stage: {
+      video: listOf(int({ min: 0, fallback: -1 }), LIST, { keep: (leaf) => leaf >= 0 }),
+      layers: dictOf(str(40), int({ min: 0, max: 2, fallback: 0 }), LIST),
+      speaking: listOf(int({ min: 0, fallback: -1 }), LIST, { keep: (leaf) => leaf >= 0 }),
+      active: int({ min: 0, nullable: true, fallback: null }),
+      pinned: listOf(int({ min: 0, fallback: -1 }), LIST, { keep: (leaf) => leaf >= 0 }),
+    },
     alert: {
       id: int(),
       kind: oneOf(['counterfeit_welcome', 'forged_reply', 'unexpected_rotation', 'refused_takeover'], {
@@ -188,6 +206,7 @@ export const SCHEMA = Object.freeze({
     join: { name: str(NAME) },
     chat: { text: str(CHAT, { min: 1 }) },
     admit: { id: ID },
+    admit_all: {}, // every waiting request, in batches
     deny: { id: ID },
     lock: { locked: bool() },
     auto_admit: { on: bool() },
@@ -197,6 +216,8 @@ export const SCHEMA = Object.freeze({
     rotate: {},
     request_keyframe: { leaf: ID, kind: oneOf(VIDEO_KINDS) },
     leave: {},
+    pin: { leaf: ID },
+    unpin: { leaf: ID },
     media_state: SWITCHES,
     // The media worker's report (media/worker.js): keys "<leaf>:<kind>", kinds, leaves.
     stats: {
@@ -208,6 +229,7 @@ export const SCHEMA = Object.freeze({
       lag_skips: int({ min: 0, optional: true }),
       audio_dropped: int({ min: 0, optional: true }),
       audio: dictOf(str(40), dictOf(str(40), float(NULLABLE), STATS), STATS, OPTIONAL),
+      decoded_layers: COUNTS, // "<leaf>:<kind>:<layer>" -> decoder outputs
     },
   },
 });

@@ -13,6 +13,9 @@ export const stats = {
   selfLeaf: null,
   epoch: null,
   decoded: {},          // "<leaf>:<kind>" -> decoder outputs since the page loaded
+  decodedLayers: {},    // "<leaf>:<kind>:<layer>" -> decoder outputs per simulcast layer
+  stage: null,          // the engine's last `stage`: {video, layers, speaking, active, pinned}
+  dtx: null,            // whether our Opus encoder uses DTX (null: not configured yet)
   names: {},            // leaf -> display name
   securityCode: null,
   padlock: null,        // "encrypted" | "warning" | "rekeying" | "not_encrypted" (null before the engine says)

@@ -1,6 +1,13 @@
 // Audio in the media worker: microphone AudioData -> AudioEncoder (Opus,
-// 48 kHz mono, 32 kbit/s, 20 ms) -> chunks; received chunks -> one
+// 48 kHz mono, 32 kbit/s, 20 ms, DTX) -> chunks; received chunks -> one
 // AudioDecoder per sender -> PCM posted straight to the jitter-buffer worklet.
+//
+// DTX (RFC 6716 section 2.1.9): in silence the encoder sends nothing (or, in some
+// Chromium versions, 1-2 byte packets, which we leave out), so audio traffic grows
+// with the number of people speaking, not with the meeting; the receiving engines
+// tell who speaks from which packets arrive. Muted, nothing is encoded or sent at
+// all (setEnabled(false) closes the encoder); others learn of the mute from the
+// engine's media_state message, not from silence.
 
 import { KIND, nowUs, packChunk } from '../protocol.js';
 import { CaptureClock } from './clock.js';
@@ -9,6 +16,18 @@ import { pumpTrack } from './track-reader.js';
 const OPUS_BITRATE = 32000;
 const OPUS_FRAME_US = 20000;
 const MAX_DECODE_QUEUE = 6; // packets (120 ms) waiting in one sender's decoder
+const DTX_BYTES = 2; // a packet this small is DTX silence: not sent
+
+/** Opus options: DTX when this browser's AudioEncoder supports it (memoised). */
+let dtxSupport = null;
+function opusOptions(config) {
+  if (dtxSupport === null) {
+    dtxSupport = AudioEncoder.isConfigSupported({ ...config, opus: { ...config.opus, usedtx: true } })
+      .then((res) => res.supported === true && res.config?.opus?.usedtx === true)
+      .catch(() => false);
+  }
+  return dtxSupport;
+}
 
 function rms(samples) {
   let sum = 0;
@@ -41,7 +60,26 @@ export class AudioSender {
     this._inputs = [];   // {captureUs, frames} in encode order
     this._consumed = 0;  // frames of _inputs[0] already covered by output packets
     this._scratch = new Float32Array(4096);
-    this.stats = { encoded: 0, bytes: 0, dropped: 0 };
+    this.stats = { encoded: 0, bytes: 0, dropped: 0, dtxSkipped: 0, dtx: null };
+    this._dtx = false;
+  }
+
+  /** Whether to ask for DTX (checked once, before the first encoder). */
+  async checkDtx(sampleRate = 48000, numberOfChannels = 1) {
+    this._dtx = await opusOptions(this._config(sampleRate, numberOfChannels));
+    this.stats.dtx = this._dtx;
+    if (this._dtx) this._closeEncoder(); // an encoder opened meanwhile: a new one, with DTX
+    return this._dtx;
+  }
+
+  _config(sampleRate, numberOfChannels, dtx = false) {
+    return {
+      codec: 'opus',
+      sampleRate,
+      numberOfChannels: Math.min(numberOfChannels, 2),
+      bitrate: OPUS_BITRATE,
+      opus: dtx ? { frameDuration: OPUS_FRAME_US, usedtx: true } : { frameDuration: OPUS_FRAME_US },
+    };
   }
 
   setSource(readable) {
@@ -119,13 +157,7 @@ export class AudioSender {
     });
     this._rate = sampleRate;
     // Opus itself always runs at 48 kHz; the config names the input format.
-    this._encoder.configure({
-      codec: 'opus',
-      sampleRate,
-      numberOfChannels: Math.min(numberOfChannels, 2),
-      bitrate: OPUS_BITRATE,
-      opus: { frameDuration: OPUS_FRAME_US },
-    });
+    this._encoder.configure(this._config(sampleRate, numberOfChannels, this._dtx));
   }
 
   _closeEncoder() {
@@ -161,10 +193,14 @@ export class AudioSender {
   }
 
   _onChunk(chunk) {
-    this.stats.encoded++;
-    this.stats.bytes += chunk.byteLength;
     const durationUs = chunk.duration || OPUS_FRAME_US;
     const captureUs = this._takeCapture(Math.round((durationUs / 1e6) * this._rate));
+    if (chunk.byteLength <= DTX_BYTES) { // DTX silence: nothing to send
+      this.stats.dtxSkipped++;
+      return;
+    }
+    this.stats.encoded++;
+    this.stats.bytes += chunk.byteLength;
     if (this.onChunk(packChunk(KIND.audio, true, captureUs, chunk)) === false) this.stats.dropped++;
   }
 }

@@ -8,9 +8,17 @@ const AUDIO_CONSTRAINTS = {
   channelCount: { ideal: 1 },
   sampleRate: { ideal: 48000 },
 };
+// 720p (three simulcast layers: 180p, 360p, 720p; media/video.js) on machines with
+// four cores or more; 360p (two layers) on smaller ones, where three software
+// encoders would not keep up. `?camera=720` or `?camera=360` chooses.
+const WANT_720P = (() => {
+  const asked = new URLSearchParams(globalThis.location?.search || '').get('camera');
+  if (asked === '720' || asked === '360') return asked === '720';
+  return (navigator.hardwareConcurrency || 2) >= 4;
+})();
 const VIDEO_CONSTRAINTS = {
-  width: { ideal: 640 },
-  height: { ideal: 360 },
+  width: { ideal: WANT_720P ? 1280 : 640 },
+  height: { ideal: WANT_720P ? 720 : 360 },
   aspectRatio: { ideal: 16 / 9 },
   frameRate: { ideal: 30, max: 30 },
 };

@@ -12,8 +12,25 @@ import { pumpTrack } from './track-reader.js';
 export const VIDEO_CODECS = Object.freeze({ vp8: 'vp8', vp9: 'vp09.00.10.08' });
 
 const CAMERA_PROFILE = { width: 640, height: 360, framerate: 30, bitrate: 500_000 };
+// Simulcast: the camera is encoded in up to three layers, numbered by height:
+// layer 0 up to 180 lines, 1 up to 360, 2 up to 720 (each its own VideoEncoder,
+// fed the same captured frame, which the encoder scales). A capture of 360 lines
+// gives layers 0 and 1; one of 720 gives all three (capture.js asks for 720p on
+// machines with four cores or more). The relay forwards each receiver the layer
+// it subscribed to, or the highest one we send below it.
+const LAYER_HEIGHTS = Object.freeze([180, 360, 720]);
+const LAYER_BITRATES = Object.freeze([150_000, 500_000, 1_500_000]);
+const MAX_CAMERA = { width: 1280, height: 720 };
+// Slow machine: when an encoder's queue is full, the frame is skipped on that
+// layer. More than SLOW_SKIPS skips within SLOW_WINDOW captured frames drop the
+// top layer (down to one); the top layer is tried again after RETRY_TOP_MS.
+const SLOW_WINDOW = 60;
+const SLOW_SKIPS = 6;
+const RETRY_TOP_MS = 30_000;
 // 720p keeps a software VP8 encoder and every receiver's decoder real-time on
-// ordinary laptops; text stays readable (contentHint 'detail').
+// ordinary laptops; text stays readable (contentHint 'detail'). A screen share is
+// one layer, 0, at its full size: the relay forwards it whatever layer a
+// receiver asked for (the highest sent below the wish, else the lowest).
 const SCREEN_PROFILE = { maxWidth: 1280, maxHeight: 720, framerate: 15, bitrate: 1_200_000 };
 const KEYFRAME_INTERVAL_US = 3_000_000;
 const MAX_ENCODE_QUEUE = 3;
@@ -35,11 +52,101 @@ function even(n) {
   return Math.max(2, Math.round(n / 2) * 2);
 }
 
+/** The layers a camera frame of w x h is sent in: [{layer, width, height, bitrate}],
+ * smallest first, at most `maxLayers` of them (the smallest ones). */
+export function cameraLayers(w, h, maxLayers = LAYER_HEIGHTS.length) {
+  const fit = Math.min(1, MAX_CAMERA.width / w, MAX_CAMERA.height / h);
+  const width = w * fit;
+  const height = h * fit;
+  const layers = [];
+  for (let layer = 0; layer < LAYER_HEIGHTS.length && layers.length < maxLayers; layer++) {
+    const below = layer ? LAYER_HEIGHTS[layer - 1] : 0;
+    if (layer && height <= below + 1) break; // this capture has nothing above the last layer
+    const scale = Math.min(1, LAYER_HEIGHTS[layer] / height);
+    layers.push({ layer, width: even(width * scale), height: even(height * scale), bitrate: LAYER_BITRATES[layer] });
+  }
+  return layers;
+}
+
+/** One layer's VideoEncoder: configured for a size, forced keyframes, its counters. */
+class LayerEncoder {
+  constructor(sender, layer) {
+    this.sender = sender;
+    this.layer = layer;
+    this.encoder = null;
+    this.size = null;
+    this.forceKey = true;
+    this.lastKeyUs = 0;
+    this.stats = { encoded: 0, keyframes: 0, dropped: 0, bytes: 0 };
+  }
+
+  encode(frame, spec, captureUs) {
+    if (!this.encoder || this.encoder.state === 'closed' || !this.size
+        || spec.width !== this.size.width || spec.height !== this.size.height) {
+      this.configure(spec);
+    }
+    if (this.encoder.encodeQueueSize >= MAX_ENCODE_QUEUE) {
+      this.stats.dropped++;
+      return false;
+    }
+    const keyFrame = this.forceKey || captureUs - this.lastKeyUs >= KEYFRAME_INTERVAL_US;
+    if (keyFrame) {
+      this.forceKey = false;
+      this.lastKeyUs = captureUs;
+    }
+    this.encoder.encode(frame, { keyFrame });
+    return true;
+  }
+
+  configure(spec) {
+    const { screen } = this.sender;
+    const config = {
+      codec: this.sender.codec,
+      width: spec.width,
+      height: spec.height,
+      bitrate: spec.bitrate,
+      framerate: screen ? SCREEN_PROFILE.framerate : CAMERA_PROFILE.framerate,
+      latencyMode: 'realtime',
+    };
+    if (screen) config.contentHint = 'detail';
+    if (!this.encoder || this.encoder.state === 'closed') {
+      this.encoder = new VideoEncoder({
+        output: (chunk) => this.sender._onChunk(chunk, this),
+        error: (err) => {
+          this.encoder = null;
+          this.forceKey = true;
+          this.sender.onError(err);
+        },
+      });
+    }
+    try {
+      this.encoder.configure(config);
+    } catch (err) {
+      if (!config.contentHint) throw err;
+      delete config.contentHint; // older engines reject the hint; it is only a hint
+      this.encoder.configure(config);
+    }
+    this.size = { width: spec.width, height: spec.height };
+    this.forceKey = true;
+  }
+
+  close() {
+    const enc = this.encoder;
+    this.encoder = null;
+    this.size = null;
+    this.forceKey = true;
+    if (enc && enc.state !== 'closed') {
+      try { enc.close(); } catch { /* already closed */ }
+    }
+  }
+}
+
 /**
  * Encodes the VideoFrames of a ReadableStream (a MediaStreamTrackProcessor's
- * readable, transferred to the media worker).
- * onChunk(buffer, isKey) receives ready-to-send glass->engine frames and returns
- * false if the frame was dropped (then the next frame becomes a keyframe).
+ * readable, transferred to the media worker): a camera in up to three simulcast
+ * layers, a screen in one.
+ * onChunk(buffer, isKey, layer) receives ready-to-send glass->engine frames and
+ * returns false if the frame was dropped (then that layer's next frame is a keyframe).
  */
 export class VideoSender {
   constructor({ kind, codec = VIDEO_CODECS.vp8, screen = false, onChunk, onError }) {
@@ -53,11 +160,14 @@ export class VideoSender {
     this._reader = null;
     this._clock = new CaptureClock();
     this._generation = 0;
-    this._encoder = null;
-    this._size = null;
-    this._forceKey = true;
-    this._lastKeyUs = 0;
-    this.stats = { framesIn: 0, encoded: 0, keyframes: 0, dropped: 0, bytes: 0, repeats: 0 };
+    this._layers = [];          // LayerEncoder per layer sent, smallest first
+    this.maxLayers = screen ? 1 : LAYER_HEIGHTS.length;
+    this._window = { frames: 0, skips: 0 };
+    this._droppedTopAt = 0;
+    this.stats = {
+      framesIn: 0, encoded: 0, keyframes: 0, dropped: 0, bytes: 0, repeats: 0,
+      layers: 0, topDrops: 0, perLayer: {},
+    };
     // A screen capture delivers no frames while nothing changes; repeat the last
     // one every second so late joiners get a picture and receivers know the
     // share is still on.
@@ -102,18 +212,25 @@ export class VideoSender {
     this._dropLast();
     this.source = readable;
     this._clock = new CaptureClock(); // a new track may count time from elsewhere
-    this._forceKey = true;
+    this._forceKeys(null);
     if (readable) this._read(readable, ++this._generation);
   }
 
   /** Encode and send only while enabled (in the meeting, camera on). */
   setEnabled(on) {
-    if (on && !this.enabled) this._forceKey = true;
+    if (on && !this.enabled) this._forceKeys(null);
     this.enabled = on;
   }
 
-  requestKeyframe() {
-    this._forceKey = true;
+  /** A keyframe of `layer` (null or undefined: of every layer) with the next frame. */
+  requestKeyframe(layer = null) {
+    this._forceKeys(layer);
+  }
+
+  _forceKeys(layer) {
+    for (const enc of this._layers) {
+      if (layer === null || layer === undefined || enc.layer === layer) enc.forceKey = true;
+    }
   }
 
   close() {
@@ -121,7 +238,7 @@ export class VideoSender {
     this._dropLast();
     clearInterval(this._repeatTimer);
     this.source = null;
-    this._closeEncoder();
+    this._closeEncoders();
   }
 
   _stopReading() {
@@ -144,96 +261,81 @@ export class VideoSender {
     });
   }
 
+  /** The layers to send this frame in: [{layer, width, height, bitrate}]. */
+  _specs(w, h) {
+    if (!this.screen) return cameraLayers(w, h, this.maxLayers);
+    const scale = Math.min(1, SCREEN_PROFILE.maxWidth / w, SCREEN_PROFILE.maxHeight / h);
+    return [{ layer: 0, width: even(w * scale), height: even(h * scale), bitrate: SCREEN_PROFILE.bitrate }];
+  }
+
   _onFrame(frame) {
     const captureUs = this._clock.observe(frame.timestamp);
     try {
       this.stats.framesIn++;
       if (!this.enabled) return;
-      const size = this._targetSize(frame.displayWidth, frame.displayHeight);
-      if (!this._encoder || this._encoder.state === 'closed' || !this._size
-          || size.width !== this._size.width || size.height !== this._size.height) {
-        this._configure(size);
-      }
-      if (this._encoder.encodeQueueSize >= MAX_ENCODE_QUEUE) {
-        this.stats.dropped++;
-        return;
-      }
-      const keyFrame = this._forceKey || captureUs - this._lastKeyUs >= KEYFRAME_INTERVAL_US;
-      if (keyFrame) {
-        this._forceKey = false;
-        this._lastKeyUs = captureUs;
-      }
-      this._encoder.encode(frame, { keyFrame });
+      this._adapt();
+      const specs = this._specs(frame.displayWidth, frame.displayHeight);
+      while (this._layers.length > specs.length) this._layers.pop().close(); // a layer less
+      let skipped = false;
+      specs.forEach((spec, i) => {
+        if (!this._layers[i]) this._layers[i] = new LayerEncoder(this, spec.layer);
+        if (!this._layers[i].encode(frame, spec, captureUs)) {
+          skipped = true;
+          this.stats.dropped++;
+        }
+      });
+      this.stats.layers = specs.length;
+      this._window.frames++;
+      if (skipped) this._window.skips++;
     } catch (err) {
-      this._closeEncoder();
+      this._closeEncoders();
       this.onError(err);
     } finally {
       frame.close();
     }
   }
 
-  _targetSize(w, h) {
-    if (!this.screen) {
-      // The camera track is asked for 640x360; encode what it delivers (scaled if larger).
-      const scale = Math.min(1, CAMERA_PROFILE.width / w, CAMERA_PROFILE.height / h);
-      return { width: even(w * scale), height: even(h * scale) };
+  /** Fewer layers when encoders fall behind; the top one back after a calm while. */
+  _adapt() {
+    if (this.screen) return;
+    const w = this._window;
+    if (w.frames >= SLOW_WINDOW) {
+      if (w.skips > SLOW_SKIPS && this.maxLayers > 1) {
+        this.maxLayers = Math.min(this.maxLayers, Math.max(1, this._layers.length)) - 1;
+        this.maxLayers = Math.max(1, this.maxLayers);
+        this._droppedTopAt = performance.now();
+        this.stats.topDrops++;
+      }
+      w.frames = 0;
+      w.skips = 0;
     }
-    const scale = Math.min(1, SCREEN_PROFILE.maxWidth / w, SCREEN_PROFILE.maxHeight / h);
-    return { width: even(w * scale), height: even(h * scale) };
-  }
-
-  _configure(size) {
-    const profile = this.screen ? SCREEN_PROFILE : CAMERA_PROFILE;
-    const config = {
-      codec: this.codec,
-      width: size.width,
-      height: size.height,
-      bitrate: profile.bitrate,
-      framerate: profile.framerate,
-      latencyMode: 'realtime',
-    };
-    if (this.screen) config.contentHint = 'detail';
-    if (!this._encoder || this._encoder.state === 'closed') {
-      this._encoder = new VideoEncoder({
-        output: (chunk) => this._onChunk(chunk),
-        error: (err) => {
-          this._encoder = null;
-          this._forceKey = true;
-          this.onError(err);
-        },
-      });
-    }
-    try {
-      this._encoder.configure(config);
-    } catch (err) {
-      if (!config.contentHint) throw err;
-      delete config.contentHint; // older engines reject the hint; it is only a hint
-      this._encoder.configure(config);
-    }
-    this._size = size;
-    this._forceKey = true;
-  }
-
-  _closeEncoder() {
-    const enc = this._encoder;
-    this._encoder = null;
-    this._size = null;
-    this._forceKey = true;
-    if (enc && enc.state !== 'closed') {
-      try { enc.close(); } catch { /* already closed */ }
+    if (this.maxLayers < LAYER_HEIGHTS.length && this._droppedTopAt
+        && performance.now() - this._droppedTopAt > RETRY_TOP_MS) {
+      this.maxLayers++;
+      this._droppedTopAt = this.maxLayers < LAYER_HEIGHTS.length ? performance.now() : 0;
     }
   }
 
-  _onChunk(chunk) {
+  _closeEncoders() {
+    for (const enc of this._layers) enc.close();
+    this._layers = [];
+  }
+
+  _onChunk(chunk, enc) {
     const key = chunk.type === 'key';
     const captureUs = this._clock.toWall(chunk.timestamp);
     this.stats.encoded++;
     if (key) this.stats.keyframes++;
     this.stats.bytes += chunk.byteLength;
-    const sent = this.onChunk(packChunk(this.kind, key, captureUs, chunk), key);
+    enc.stats.encoded++;
+    if (key) enc.stats.keyframes++;
+    enc.stats.bytes += chunk.byteLength;
+    this.stats.perLayer[enc.layer] = enc.stats;
+    const sent = this.onChunk(packChunk(this.kind, key, captureUs, chunk, enc.layer), key, enc.layer);
     if (sent === false) {
       this.stats.dropped++;
-      this._forceKey = true; // receivers need a fresh start after a gap
+      enc.stats.dropped++;
+      enc.forceKey = true; // receivers need a fresh start after a gap
     }
   }
 }
@@ -256,7 +358,10 @@ const MAX_DECODE_QUEUE = 12;
 
 /**
  * One sender's video (or screen) stream. push() frames as they arrive;
- * onFrame(frame, captureUs) gets each decoded VideoFrame (and must close it);
+ * onFrame(frame, captureUs, layer) gets each decoded VideoFrame (and must close it)
+ * with the simulcast layer it came from. The relay switches layers at a keyframe
+ * of the new one; the decoder is opened afresh there (a new size), so nothing of
+ * the old layer's state is carried over.
  * onNeedKeyframe() is called (rate-limited) when we must wait for a keyframe.
  */
 export class VideoStreamDecoder {
@@ -268,8 +373,10 @@ export class VideoStreamDecoder {
     this.decoder = null;
     this.codec = null;
     this.waitingForKey = true;
+    this.layer = null;
+    this._layers = []; // the layer of each chunk in the decoder, in order (one output each)
     this._lastRequest = -Infinity;
-    this.stats = { received: 0, decoded: 0, skipped: 0, errors: 0, lagSkips: 0 };
+    this.stats = { received: 0, decoded: 0, skipped: 0, errors: 0, lagSkips: 0, layerSwitches: 0 };
     this.lastFrameAt = 0;
     this._baseDelayUs = Infinity;
     this._baseAt = 0;
@@ -308,8 +415,14 @@ export class VideoStreamDecoder {
         this._reset();
         return;
       }
-      if (!this.decoder || this.decoder.state === 'closed' || codec !== this.codec) this._open(codec);
+      const switched = this.layer !== null && frame.layer !== this.layer;
+      if (switched) this.stats.layerSwitches++;
+      if (!this.decoder || this.decoder.state === 'closed' || codec !== this.codec || switched) this._open(codec);
+      this.layer = frame.layer;
       this.waitingForKey = false;
+    } else if (frame.layer !== this.layer) {
+      this.stats.skipped++; // a delta of another layer than the one being decoded
+      return;
     }
     if (!this.decoder || this.decoder.state !== 'configured') {
       this._reset();
@@ -323,6 +436,8 @@ export class VideoStreamDecoder {
       return;
     }
     try {
+      this._layers.push(frame.layer);
+      if (this._layers.length > 64) this._layers.shift(); // never unbounded
       this.decoder.decode(new EncodedVideoChunk({
         type: frame.keyframe ? 'key' : 'delta',
         timestamp: frame.captureUs,
@@ -342,11 +457,13 @@ export class VideoStreamDecoder {
   _open(codec) {
     this._closeDecoder();
     this.codec = codec;
+    this._layers = [];
     this.decoder = new VideoDecoder({
       output: (videoFrame) => {
         this.stats.decoded++;
         this.lastFrameAt = performance.now();
-        this.onFrame(videoFrame, videoFrame.timestamp);
+        const layer = this._layers.length ? this._layers.shift() : this.layer;
+        this.onFrame(videoFrame, videoFrame.timestamp, layer);
       },
       error: (err) => {
         this.stats.errors++;

@@ -17,7 +17,10 @@
 //   decoded: {"<leaf>:<kind>": decoder outputs since the last report},
 //   latency_ms: {"<leaf>:<kind>": [capture-to-decode ms, ...] since the last report},
 //   decoded_total, sent_total ({kind: chunks}), lag_skips, audio_dropped,
-//   audio: {leaf: jitter buffer state}}.
+//   audio: {leaf: jitter buffer state},
+//   decoded_layers: {"<leaf>:<kind>:<layer>": decoder outputs since the page loaded}}.
+// Video chunks carry their simulcast layer both ways (protocol.js); a
+// keyframe_request from the engine names the layer whose encoder must make one.
 
 import { KIND, checkOutgoing, nowUs, parseMedia } from '../protocol.js';
 import { AudioReceiver, AudioSender } from './audio.js';
@@ -31,7 +34,10 @@ let ws = null;
 let selfLeaf = null;
 let phase = 'prejoin';
 let audioStats = {};
-const report = { decoded: {}, latency: {}, decodedTotal: {}, sentTotal: { audio: 0, video: 0, screen: 0 }, at: performance.now() };
+const report = {
+  decoded: {}, latency: {}, decodedTotal: {}, decodedLayers: {},
+  sentTotal: { audio: 0, video: 0, screen: 0 }, at: performance.now(),
+};
 const canvases = new Map();     // tile id -> {canvas, ctx, lastFrameAt}
 const tileRequests = new Set(); // tile ids asked of the page, not yet given
 const decoders = new Map();     // "<leaf>:<kind>" -> VideoStreamDecoder
@@ -40,7 +46,10 @@ let localLevel = 0;
 const lastErrorAt = new Map();
 
 function freshPending() {
-  return { decoded: {}, latencies: {}, sent: { audio: 0, video: 0, screen: 0 }, keyframeRequests: 0, droppedSends: 0 };
+  return {
+    decoded: {}, decodedLayers: {}, latencies: {}, sent: { audio: 0, video: 0, screen: 0 },
+    keyframeRequests: 0, droppedSends: 0,
+  };
 }
 
 function post(message, transfer) {
@@ -85,10 +94,16 @@ const audioSender = new AudioSender({
   onError: (err) => reportError('Audio encoder', err),
 });
 const senders = { audio: audioSender, video: videoSender, screen: screenSender };
+audioSender.checkDtx().catch(() => {}); // before the first encoder: Opus DTX if supported
 
 // ---------- receiving ----------
 
-function countDecoded(key, captureUs) {
+function countDecoded(key, captureUs, layer = null) {
+  if (layer !== null) {
+    const byLayer = `${key}:${layer}`;
+    pending.decodedLayers[byLayer] = (pending.decodedLayers[byLayer] || 0) + 1;
+    report.decodedLayers[byLayer] = (report.decodedLayers[byLayer] || 0) + 1;
+  }
   pending.decoded[key] = (pending.decoded[key] || 0) + 1;
   report.decoded[key] = (report.decoded[key] || 0) + 1;
   report.decodedTotal[key] = (report.decodedTotal[key] || 0) + 1;
@@ -148,9 +163,9 @@ function onMedia(buffer) {
     const id = `${kindName === 'screen' ? 's' : 'p'}:${sender}`;
     decoder = new VideoStreamDecoder({
       screen: kindName === 'screen',
-      onFrame: (videoFrame, captureUs) => {
+      onFrame: (videoFrame, captureUs, layer) => {
         try {
-          countDecoded(key, captureUs);
+          countDecoded(key, captureUs, layer);
           draw(id, videoFrame);
         } finally {
           videoFrame.close();
@@ -199,7 +214,8 @@ function peek(text) {
     selfLeaf = Number.isInteger(msg.self_leaf) ? msg.self_leaf : null;
     if (typeof msg.phase === 'string') phase = msg.phase;
   } else if (msg.type === 'keyframe_request') {
-    (msg.kind === 'screen' ? screenSender : videoSender).requestKeyframe();
+    const layer = Number.isInteger(msg.layer) ? msg.layer : null;
+    (msg.kind === 'screen' ? screenSender : videoSender).requestKeyframe(layer);
   }
 }
 
@@ -301,6 +317,7 @@ setInterval(() => {
       lag_skips: lagSkips,
       audio_dropped: audioReceiver.dropped,
       audio: audioStats,
+      decoded_layers: report.decodedLayers,
     });
   }
   report.decoded = {};

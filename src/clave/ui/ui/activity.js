@@ -16,11 +16,15 @@ const AUDIO_SILENT_MS = 2500;
  * `onLocalLevel(level)`: our microphone's level (the pre-join meter). */
 export function applyStatus(status, state, stage, onLocalLevel) {
   addDecoded(status.decoded, status.latencies);
+  for (const [key, n] of Object.entries(status.decodedLayers || {})) {
+    stats.decodedLayers[key] = (stats.decodedLayers[key] || 0) + n;
+  }
   addSent(status.sent);
   stats.keyframeRequestsSent += status.keyframeRequests;
   stats.lagSkips = status.lagSkips;
   stats.audioDropped = status.audioDropped;
   stats.encoder = status.encoder;
+  stats.dtx = status.encoder?.audio?.dtx ?? null;
   state.localLevel = Math.max(status.localLevel, state.localLevel * 0.8);
   onLocalLevel(status.localLevel);
   for (const [leaf, level] of Object.entries(status.levels)) {
@@ -63,7 +67,7 @@ export function tick(state, micOn, stage, failing) {
     } else {
       const leaf = Number(tile.id.slice(2));
       level = state.levels.get(leaf) || 0;
-      tile.setVideoOn(tile.frameAge >= 0 && tile.frameAge < VIDEO_STALE_MS);
+      tile.setVideoOn(tile.onStage && tile.frameAge >= 0 && tile.frameAge < VIDEO_STALE_MS);
       const silent = state.silence.get(leaf);
       tile.setMicMuted(silent === undefined || silent > AUDIO_SILENT_MS);
       tile.setDecryptFailed(failing.has(String(leaf)));
@@ -86,6 +90,7 @@ export function tick(state, micOn, stage, failing) {
   }
   // Highlight only when more than one person could be speaking.
   const highlight = stage.tiles.size > 1 ? state.speaker : null;
-  for (const tile of stage.tiles.values()) tile.setSpeaking(tile.id === highlight);
+  // ... and wherever the engine hears someone speak (avatars included).
+  for (const tile of stage.tiles.values()) tile.setSpeaking(tile.id === highlight || stage.speaking(tile));
   stats.activeSpeaker = highlight;
 }

@@ -60,6 +60,10 @@ export function controlHandlers(page) {
       securityAlerts.add(msg);
     },
     keyframe_request: () => { stats.keyframeRequestsReceived++; }, // the media worker acted on it
+    stage(msg) { // who is on stage (video) and who speaks, as the engine decided (last-N)
+      stats.stage = msg;
+      page.stage.setLastN(msg);
+    },
     ended(msg) {
       if (!state.rejoinRequested) enterPhaseEnded(msg.reason, msg.outcome, msg.joined);
     },

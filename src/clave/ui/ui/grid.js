@@ -1,6 +1,12 @@
 // The video stage: one tile per participant (self included), screen shares as
 // their own large tile with everyone else in a strip beside it.
 // Tile ids: "p:<leaf>" / "p:self" for people, "s:<leaf>" / "s:self" for screens.
+//
+// Last-N: the engine receives the video of the members "on stage" only (the
+// pinned, then the most recent speakers; its `stage` message, see engine/stage.py).
+// Their tiles come first, in the engine's order, with ours; everyone else is an
+// avatar tile (initials, name, a ring while speaking), in the strip beside the
+// grid once there are any. Each remote tile has a Pin button (`pin`/`unpin`).
 
 import { avatarColor, h, icon, initials } from './dom.js';
 
@@ -8,7 +14,7 @@ const GAP = 12;
 const ASPECT = 16 / 9;
 
 export class Tile {
-  constructor({ id, name, screen = false, self = false, colorKey = id }) {
+  constructor({ id, name, screen = false, self = false, colorKey = id, onPin = null }) {
     this.id = id;
     this.screen = screen;
     this.self = self;
@@ -23,6 +29,12 @@ export class Tile {
     this.nameEl = h('span', { class: 'tile-name' });
     this.levelBars = [h('i'), h('i'), h('i')];
     this.badge = h('span', { class: 'tile-badge', hidden: true });
+    this.pinned = false;
+    this.onStage = true;
+    this.pinButton = self || screen || !onPin ? null : h('button', {
+      class: 'tile-pin', type: 'button', 'aria-pressed': 'false',
+      onclick: () => onPin(this, !this.pinned),
+    }, 'Pin');
     this.el = h('div', {
       class: `tile${screen ? ' screen-tile' : ''}${self ? ' self' : ''}`,
       dataset: { tile: id },
@@ -31,6 +43,7 @@ export class Tile {
       this.media,
       h('div', { class: 'avatar' }, this.avatarCircle),
       this.badge,
+      this.pinButton,
       h('div', { class: 'tile-label' },
         icon('mic-off', 'mic-off'),
         screen ? icon('screen') : h('span', { class: 'level', 'aria-hidden': 'true' }, this.levelBars),
@@ -72,6 +85,24 @@ export class Tile {
     this.setVideoOn(true);
   }
 
+  /** Pinned by us (its video stays on stage whoever speaks). */
+  setPinned(on) {
+    this.pinned = on;
+    this.el.classList.toggle('pinned', on);
+    if (this.pinButton) {
+      this.pinButton.textContent = on ? 'Unpin' : 'Pin';
+      this.pinButton.setAttribute('aria-pressed', String(on));
+      this.pinButton.setAttribute('aria-label', `${on ? 'Unpin' : 'Pin'} ${this.name}`);
+    }
+  }
+
+  /** On stage (video received) or an avatar. */
+  setOnStage(on) {
+    this.onStage = on;
+    this.el.classList.toggle('off-stage', !on);
+    if (!on) this.setVideoOn(false);
+  }
+
   setVideoOn(on) {
     this.el.classList.toggle('video-off', !on);
   }
@@ -104,11 +135,18 @@ export class Tile {
   }
 }
 
+function leafOf(tile) {
+  const n = Number(tile.id.slice(2));
+  return Number.isFinite(n) ? n : 1e9;
+}
+
 export class Stage {
   /** onTileCreated(tile) / onTileRemoved(tile): remote tiles hand their canvas to the media worker. */
-  constructor({ stage, grid, strip, onTileCreated, onTileRemoved }) {
+  constructor({ stage, grid, strip, onTileCreated, onTileRemoved, onPin = null }) {
     this.onTileCreated = onTileCreated;
     this.onTileRemoved = onTileRemoved;
+    this.onPin = onPin;
+    this.lastN = null; // the engine's last `stage`: {video, speaking, active, pinned}, or null
     this.stageEl = stage;
     this.gridEl = grid;
     this.stripEl = strip;
@@ -124,7 +162,8 @@ export class Stage {
   ensure(id, options) {
     let tile = this.tiles.get(id);
     if (!tile) {
-      tile = new Tile({ id, ...options });
+      tile = new Tile({ id, onPin: this.onPin, ...options });
+      this._applyLastN(tile);
       this.tiles.set(id, tile);
       this.onTileCreated?.(tile);
       this.layout();
@@ -144,28 +183,61 @@ export class Stage {
   }
 
   clear() {
+    this.lastN = null;
     for (const id of [...this.tiles.keys()]) this.remove(id);
   }
 
-  /** Order: screens first, then remote people by leaf, then self. */
+  /** The engine's `stage` message: who is on stage, speaking, pinned. */
+  setLastN(msg) {
+    this.lastN = {
+      video: msg.video, speaking: new Set(msg.speaking), active: msg.active, pinned: new Set(msg.pinned),
+    };
+    for (const tile of this.tiles.values()) this._applyLastN(tile);
+    this.layout();
+  }
+
+  /** Is this remote person's tile speaking, by the engine's ear? */
+  speaking(tile) {
+    return !!this.lastN && !tile.self && !tile.screen && this.lastN.speaking.has(leafOf(tile));
+  }
+
+  _applyLastN(tile) {
+    if (tile.self || tile.screen || !this.lastN) return;
+    const leaf = leafOf(tile);
+    tile.setOnStage(this.lastN.video.includes(leaf));
+    tile.setPinned(this.lastN.pinned.has(leaf));
+  }
+
+  /** Order: screens first, then people on stage (the engine's order; by leaf before it
+   * said), then self, then the avatars by leaf. */
   _ordered() {
     const all = [...this.tiles.values()];
-    const rank = (t) => (t.screen ? 0 : t.self ? 2 : 1);
-    const leaf = (t) => {
-      const n = Number(t.id.slice(2));
-      return Number.isFinite(n) ? n : 1e9;
+    const order = this.lastN ? this.lastN.video : [];
+    const rank = (t) => (t.screen ? 0 : t.self ? 2 : t.onStage ? 1 : 3);
+    const place = (t) => {
+      const i = order.indexOf(leafOf(t));
+      return i >= 0 ? i : 1e6 + leafOf(t);
     };
-    return all.sort((a, b) => rank(a) - rank(b) || leaf(a) - leaf(b));
+    return all.sort((a, b) => rank(a) - rank(b) || place(a) - place(b));
   }
 
   layout() {
     const ordered = this._ordered();
     const screens = ordered.filter((t) => t.screen);
+    const avatars = ordered.filter((t) => !t.screen && !t.self && !t.onStage);
     if (screens.length) {
       this.stageEl.classList.add('has-screen');
       this.stripEl.hidden = false;
       this._place(this.gridEl, [screens[0]]);
       this._place(this.stripEl, ordered.filter((t) => t !== screens[0]));
+    } else if (avatars.length) {
+      // Video tiles in the grid, the others as avatars in the strip beside it.
+      const shown = ordered.filter((t) => !avatars.includes(t));
+      this.stageEl.classList.remove('has-screen');
+      this.stripEl.hidden = false;
+      this._place(this.gridEl, shown);
+      this._place(this.stripEl, avatars);
+      this._sizeGrid(shown.length);
     } else {
       this.stageEl.classList.remove('has-screen');
       this.stripEl.hidden = true;

@@ -270,21 +270,40 @@ function participantItem(m, { isHost, isRemoving, otherHosts, roster, onVerify, 
   return li;
 }
 
-/** Lobby (#lobby) with admit/deny buttons, host only. `locked`: knockers are told so. */
-export function renderLobby(lobby, { roster = [], locked = false, onAdmit, onDeny }) {
+/** Join requests listed at most; the engine sends no more (`lobby_waiting` counts all). */
+export const LOBBY_SHOWN = 50;
+
+/**
+ * Lobby (#lobby) with admit/deny buttons, host only. `locked`: knockers are told so.
+ * `waiting`: requests waiting in all, of which `lobby` lists the first; hundreds may
+ * wait, so the list stops at LOBBY_SHOWN ("and 230 more") and "Admit all (N)" admits
+ * everyone (the engine adds them in batches).
+ */
+export function renderLobby(lobby, {
+  roster = [], locked = false, waiting = lobby.length, onAdmit, onDeny, onAdmitAll,
+}) {
   const list = $('#lobby');
+  const shown = lobby.slice(0, LOBBY_SHOWN);
+  const total = Math.max(waiting, lobby.length);
   // Keyed update: a request that is still waiting keeps its element, so keyboard
   // focus on its Admit/Deny button survives the engine's state updates.
-  const items = lobby.map((entry) => ({
+  const items = shown.map((entry) => ({
     key: String(entry.key),
     sig: JSON.stringify([entry.name, entry.fingerprint, entry.familiarity, entry.confusable_with,
       entry.confusable_with ? roster.some((m) => m.name === entry.confusable_with) : false]),
     build: () => lobbyItem(entry, { roster, onAdmit, onDeny }),
   }));
   syncKeyed(list, items, $('#lobby-title'));
-  $('#lobby-count').textContent = String(lobby.length);
+  $('#lobby-count').textContent = String(total);
+  const more = total - shown.length;
+  $('#lobby-more').hidden = more <= 0;
+  $('#lobby-more').textContent = more > 0 ? `and ${more} more waiting` : '';
+  const all = $('#lobby-admit-all');
+  all.hidden = total < 2 || locked || !onAdmitAll;
+  all.textContent = `Admit all (${total})`;
+  all.onclick = () => onAdmitAll?.();
   $('#lobby-locked-note').hidden = !locked;
-  $('#lobby-panel').hidden = lobby.length === 0;
+  $('#lobby-panel').hidden = total === 0;
 }
 
 function lobbyItem(entry, { roster, onAdmit, onDeny }) {

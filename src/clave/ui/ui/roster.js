@@ -53,7 +53,9 @@ export function renderPanels(msg, { send, members }) {
   renderLobby(msg.is_host ? msg.lobby : [], {
     roster: msg.roster,
     locked: msg.policy.locked,
+    waiting: msg.is_host ? msg.lobby_waiting : 0,
     onAdmit: (entry) => send({ type: 'admit', id: entry.id }),
+    onAdmitAll: () => send({ type: 'admit_all' }),
     onDeny: (entry) => send({ type: 'deny', id: entry.id }),
   });
   renderParticipants(msg.roster, {
