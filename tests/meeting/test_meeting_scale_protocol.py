@@ -255,13 +255,18 @@ def test_admissions_are_batched_up_to_the_configured_size(auto: bool) -> None:
     sizes = [len(e.roster) for e in host.of(EpochChanged)]
     assert sizes == [1, 4, 7, 8]  # Adds per commit: 3, 3, 1
     assert_agree([host, *guests])
+    # one Welcome per commit (sent once, naming its newcomers), delivered to each
+    welcomes = relay_msgs(net.relay.log, wire.WelcomeFor)
+    assert len(welcomes) == 7 and len({w.data for w in welcomes}) == 3
 
 
 def test_the_welcome_budget_makes_batches_smaller_in_large_meetings() -> None:
     queue = Queue(batch=50, welcome_budget=2 * 1024 * 1024)
     assert batch_size(queue, 10, 200) == 50
     assert batch_size(queue, 10, 7) == 7
-    assert 1 < batch_size(queue, 1000, 200) < 10  # ~290 KB of Welcome each at N = 1000
+    # one Welcome for all newcomers (~290 KB at N = 1000): a full batch fits
+    assert batch_size(queue, 1000, 200) == 50
+    assert 1 < batch_size(Queue(welcome_budget=300 * 1024), 1000, 200) < 50
     assert batch_size(Queue(welcome_budget=1), 1000, 5) == 1  # one is always admitted
 
 

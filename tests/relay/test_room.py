@@ -422,3 +422,11 @@ def test_caps_max_rooms_and_room_full() -> None:
     first.add(peer(2))
     crowded = rooms.enter(first.id, tokens[0], 0.0)
     assert isinstance(crowded, Error) and crowded.code is ErrorCode.room_full
+
+
+def test_one_welcome_reaches_every_newcomer_it_names() -> None:
+    room, (a, b, c, d) = room_of(1, 2, 3, 4)
+    room.welcome(a, WelcomeTo(to=2, data=b"welcome", also=[4, 2, 99]), 0.0)
+    assert inbox(b) == inbox(d) == [WelcomeFor(sender=1, data=b"welcome")]
+    assert inbox(c) == []  # not named
+    assert codes(inbox(a)) == [ErrorCode.unknown_peer]  # 99; the repeated 2 got one

@@ -23,9 +23,9 @@ honest member never sends a commit the others refuse:
 * A newcomer whose identity key is already a member's (someone admitted again
   after being stranded) replaces that member's old leaf in the same commit.
 * Admissions are **batched**: one commit adds every admitted request up to
-  ``Queue.batch`` newcomers, fewer when their Welcomes (one each, carrying the
-  ratchet tree) would exceed ``Queue.welcome_budget`` bytes; the rest go in the
-  next commit.
+  ``Queue.batch`` newcomers, fewer when its Welcome (one for all of them, sent
+  once with every newcomer's connection named, carrying the ratchet tree) would
+  exceed ``Queue.welcome_budget`` bytes; the rest go in the next commit.
 
 Exactly one commit of ours is in flight at a time (:class:`Inflight`); the
 relay orders it by the epoch credential (docs/PROTOCOL.md, "Ordering").
@@ -67,13 +67,13 @@ class Queue:
     batch: int = 50
     """Newcomers one commit adds at most."""
     welcome_budget: int = 2 * 1024 * 1024
-    """Bytes of Welcomes (one per newcomer) one commit may cost us at most."""
+    """Bytes of the Welcome (one for all newcomers) one commit may cost us at most."""
 
 
 def batch_size(queue: Queue, members: int, waiting: int) -> int:
     """How many of ``waiting`` admitted requests the next commit adds (at least one)."""
     k = min(waiting, max(1, queue.batch))
-    while k > 1 and k * WELCOME_BYTES_PER_MEMBER * (members + k) > queue.welcome_budget:
+    while k > 1 and WELCOME_BYTES_PER_MEMBER * (members + k) > queue.welcome_budget:
         k -= 1
     return k
 

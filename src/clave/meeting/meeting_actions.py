@@ -487,9 +487,10 @@ class MeetingActions(MeetingCore):
         self._backoff = 0.0
         self._resume()
         if inflight.welcome is not None:
-            for e in inflight.plan.adds:
-                if e.request_id in self._presence.peers:
-                    self._send(wire.WelcomeTo(to=e.request_id, data=inflight.welcome))
+            to = [e.request_id for e in inflight.plan.adds if e.request_id in self._presence.peers]
+            for start in range(0, len(to), wire.MAX_WELCOMED):
+                first, *also = to[start : start + wire.MAX_WELCOMED]
+                self._send(wire.WelcomeTo(to=first, data=inflight.welcome, also=also))
         self._set_previous()
         self._enter_epoch(summary)
         self._done(inflight.plan)

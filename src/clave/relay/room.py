@@ -370,13 +370,20 @@ class Room:
     # ------------------------------------------------------------ routing
 
     def welcome(self, peer: Peer, msg: WelcomeTo, now: float) -> None:
-        self._to_one(peer, msg.to, WelcomeFor(sender=peer.conn, data=msg.data))
+        """One Welcome to each connection it names (encoded once)."""
+        data = encode(WelcomeFor(sender=peer.conn, data=msg.data))
+        for to in dict.fromkeys((msg.to, *msg.also)):
+            target = self.peers.get(to)
+            if target is None:
+                peer.send(Error(ErrorCode.unknown_peer, f"no connection {to} in this room"))
+            else:
+                target.queue.push_control(data)
 
     def reply(self, peer: Peer, msg: ReplyTo, now: float) -> None:
         self._to_one(peer, msg.to, ReplyFrom(sender=peer.conn, data=msg.data))
 
     def keyframe_request(self, peer: Peer, msg: KeyframeRequest, now: float) -> None:
-        self._to_one(peer, msg.to, KeyframeWanted(by=peer.conn, kind=msg.kind))
+        self._to_one(peer, msg.to, KeyframeWanted(by=peer.conn, kind=msg.kind, layer=msg.layer))
 
     def join_request(self, peer: Peer, msg: JoinRequest, now: float) -> None:
         self._broadcast(peer, JoinRequestFrom(sender=peer.conn, data=msg.data))

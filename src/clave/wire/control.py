@@ -36,6 +36,8 @@ SmallBlob = Annotated[bytes, msgspec.Meta(min_length=1, max_length=64 * 1024)]
 ManifestBlob = Annotated[bytes, msgspec.Meta(min_length=1, max_length=4096)]
 Reason = Annotated[str, msgspec.Meta(max_length=200)]
 MAX_DROP = 128
+MAX_WELCOMED = 64
+"""Connections one ``WelcomeTo`` may name (a commit's newcomers)."""
 MAX_SUBSCRIBED = 1000
 """Senders one ``Subscribe`` may name per media kind (a meeting's connections at most)."""
 Layer = Annotated[int, msgspec.Meta(ge=0, le=2)]
@@ -142,10 +144,13 @@ class Reopen(_Msg, tag="reopen", frozen=True):
 
 
 class WelcomeTo(_Msg, tag="welcome_to", frozen=True):
-    """An MLS Welcome (opaque) for one connection."""
+    """An MLS Welcome (opaque) for connection ``to`` and the connections in ``also``:
+    one Welcome serves every newcomer of a commit (RFC 9420 section 12.4.3.1), so a
+    host uploads it once however many it admits."""
 
     to: ConnId
     data: Handshake_
+    also: Annotated[list[ConnId], msgspec.Meta(max_length=MAX_WELCOMED - 1)] = []
 
 
 class ReplyTo(_Msg, tag="reply_to", frozen=True):
