@@ -137,3 +137,18 @@ def test_a_congested_receiver_gets_a_lower_layer_before_losing_frames() -> None:
     send(room, a, 1, False, now)
     assert LayerCap(layer=2) in inbox(slow)
     assert slow.layers.cap == 2
+
+
+def test_a_frame_costs_its_receivers_not_a_walk_over_the_room() -> None:
+    """Last-N: of 60 members each watching 2 senders, a frame of sender 1 reaches the
+    receivers that named it through the room's index of who watches whom: the walk
+    for it covers them and the two who chose nobody (everything), not all 60."""
+    room, peers = room_of(*range(1, 61))
+    for p in peers[2:]:
+        room.subscribe(p, Subscribe(video_from=[1 + p.conn % 2, 50]), 0.0)
+    watchers = [p for p in peers[2:] if 1 + p.conn % 2 == 1]
+    walked = [*room._fanout[VIDEO], *room._chosen[VIDEO].get(1, ())]
+    assert sorted(p.conn for p in walked) == sorted([1, 2] + [p.conn for p in watchers])
+    send(room, peers[0], 0, True, 0.0)
+    assert all(layers_received(p) == {0: 1} for p in [peers[1], *watchers])
+    assert all(layers_received(p) == {} for p in peers[2:] if p not in watchers)

@@ -156,6 +156,7 @@ class Room:
     """One meeting's relay channel: members, epoch slots, commit budget and fan-out lists."""
 
     __slots__ = (
+        "_chosen",
         "_commits",
         "_congestion",
         "_fanout",
@@ -192,6 +193,10 @@ class Room:
         self._rename = rename
         self._members: tuple[Peer, ...] = ()
         self._fanout: tuple[tuple[Peer, ...], ...] = ((), (), ())
+        """Per kind, the peers that receive it from everybody."""
+        self._chosen: tuple[dict[int, tuple[Peer, ...]], ...] = ({}, {}, {})
+        """Per kind, sender conn -> the peers that receive it only from senders they named:
+        a frame costs its actual receivers, not a walk over the room (last-N)."""
         self._per_address: dict[str, int] = {}
         """Connections in this room by client address key (lobby flood)."""
         self.creator: Account | None = None
@@ -212,8 +217,24 @@ class Room:
 
     def _rebuild(self) -> None:
         # Immutable snapshots: iterating while a peer joins or leaves is safe.
-        self._members = tuple(self.peers.values())
-        self._fanout = tuple(tuple(p for p in self._members if p.wants[kind]) for kind in range(3))
+        self._members = members = tuple(self.peers.values())
+        fanout: list[tuple[Peer, ...]] = []
+        chosen: list[dict[int, tuple[Peer, ...]]] = []
+        for kind in range(3):
+            everybody: list[Peer] = []
+            named: dict[int, list[Peer]] = {}
+            for p in members:
+                only = p.senders[kind]
+                if not p.wants[kind]:
+                    continue
+                if only is None:
+                    everybody.append(p)
+                else:
+                    for conn in only:
+                        named.setdefault(conn, []).append(p)
+            fanout.append(tuple(everybody))
+            chosen.append({conn: tuple(peers) for conn, peers in named.items()})
+        self._fanout, self._chosen = tuple(fanout), tuple(chosen)
 
     def _broadcast(self, sender: Peer, msg: RelayMessage) -> None:
         data = encode(msg)
@@ -410,23 +431,23 @@ class Room:
             return
         mask = sender.sends.saw(kind, layer, now)
         downgrade_at, hold, restore, retry = self._congestion
-        for peer in self._fanout[kind]:
-            only = peer.senders[kind]
-            if peer is sender or (only is not None and conn not in only):
-                continue
-            choice = peer.layers
-            forward, ask = choice.admit(conn, kind, layer, keyframe, mask, now, retry)
-            if ask:
-                sender.send(KeyframeWanted(by=peer.conn, kind=kind, layer=layer))
-            if not forward:
-                continue
-            queue = peer.queue
-            if queue.push_media(data, conn, kind, keyframe, now):
-                sender.send(KeyframeWanted(by=peer.conn, kind=kind, layer=layer))
-            if queue.media_bytes > downgrade_at or choice.cap < MAX_LAYER:
-                cap = choice.congestion(queue.media_bytes, downgrade_at, now, hold, restore)
-                if cap is not None:
-                    peer.send(LayerCap(layer=cap))
+        for peers in (self._fanout[kind], self._chosen[kind].get(conn, ())):
+            for peer in peers:
+                if peer is sender:
+                    continue
+                choice = peer.layers
+                forward, ask = choice.admit(conn, kind, layer, keyframe, mask, now, retry)
+                if ask:
+                    sender.send(KeyframeWanted(by=peer.conn, kind=kind, layer=layer))
+                if not forward:
+                    continue
+                queue = peer.queue
+                if queue.push_media(data, conn, kind, keyframe, now):
+                    sender.send(KeyframeWanted(by=peer.conn, kind=kind, layer=layer))
+                if queue.media_bytes > downgrade_at or choice.cap < MAX_LAYER:
+                    cap = choice.congestion(queue.media_bytes, downgrade_at, now, hold, restore)
+                    if cap is not None:
+                        peer.send(LayerCap(layer=cap))
 
 
 HANDLERS: dict[type[Any], Callable[[Room, Peer, Any, float], None]] = {
