@@ -24,7 +24,8 @@ from collections.abc import Callable
 from ..meeting import events as ev
 from ..meeting.meeting import Meeting, Phase
 from ..meeting.speakers import LAST_N, TOP_LAYER, Choice, SpeakerTracker, choose
-from ..wire import StreamKind, WireError, unpack_payload
+from ..wire import StreamKind
+from ..wire.media import CAPTURE_TIME_BYTES
 from .connection import RelayConnectionError
 from .glass_messages import Stage, ToGlass
 from .session import MeetingSession
@@ -75,11 +76,10 @@ class StageDirector:
         """A decrypted frame: audio counts towards speaking activity."""
         if event.kind != StreamKind.audio:
             return
-        try:
-            _, data = unpack_payload(event.payload)
-        except WireError:
-            return
-        if self.speakers.heard(event.sender, len(data)):
+        # The codec bytes' count, without copying them out of the plaintext (a payload
+        # with no codec data counts as silence, as a DTX packet does).
+        size = len(event.payload) - CAPTURE_TIME_BYTES
+        if self.speakers.heard(event.sender, size):
             self.refresh()  # a start of speech: maybe a new face on stage
 
     def capped(self, layer: int) -> None:
