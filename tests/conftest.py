@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+_HERE = str(Path(__file__).resolve().parent)
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)  # ``bounded_run``, shared by the helpers of several folders
 
 
 @pytest.fixture(autouse=True, scope="session")

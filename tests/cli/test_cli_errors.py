@@ -13,11 +13,13 @@ import asyncio
 import os
 import socket
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from bounded_run import run as bounded_run
 from clave.cli import COMMANDS, main
 from clave.cli.errors import EXIT_BUG, EXIT_LOCAL, EXIT_NOT_ADMITTED, EXIT_USAGE
 from clave.cli.headless import DECLINED, ROOM_FULL
@@ -62,8 +64,8 @@ def one_line(err: str) -> str:
     return lines[0]
 
 
-def run(scenario: Awaitable[None]) -> None:
-    asyncio.run(asyncio.wait_for(scenario, TIMEOUT * 2))
+def run(scenario: Coroutine[Any, Any, None]) -> None:
+    bounded_run(scenario, TIMEOUT * 2)
 
 
 # ------------------------------------------------------------------ admission
@@ -213,6 +215,19 @@ def test_headless_only_options_in_the_browser_say_so(tmp_path: Path) -> None:
         status, _, err = await clave("meet", "--no-browser", "--no-video", cwd=tmp_path)
         assert status == EXIT_USAGE
         assert one_line(err) == "clave: --no-video: only with --headless"
+        status, _, err = await clave("meet", "--no-browser", "--fps", "10", cwd=tmp_path)
+        assert status == EXIT_USAGE
+        assert one_line(err) == "clave: --fps: only with --headless"
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("value", ["0", "61", "ten"])
+def test_a_frame_rate_out_of_range_says_so(tmp_path: Path, value: str) -> None:
+    async def scenario() -> None:
+        status, _, err = await clave("join", "--headless", "--fps", value, cwd=tmp_path)
+        assert status == EXIT_USAGE
+        assert f"--fps: must be a whole number from 1 to 60, not '{value}'" in err
 
     run(scenario())
 

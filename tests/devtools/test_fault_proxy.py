@@ -10,13 +10,14 @@ import contextlib
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any, TypeVar
 
+from bounded_run import run as bounded_run
 from clave.devtools.fault_proxy import FaultProxy
 
 T = TypeVar("T")
 
 
 def run(scenario: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(asyncio.wait_for(scenario, 20))
+    return bounded_run(scenario, 20)
 
 
 @contextlib.asynccontextmanager

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import aiohttp
 from aiohttp import WSMsgType
 
+from bounded_run import run as run  # one scenario per test, bounded (re-exported)
 from clave.devtools.ws_recorder import OP_CLOSE, StreamParser
 from clave.engine.headless import HeadlessParticipant
 from clave.media.chunk import MediaKind
@@ -49,9 +50,6 @@ E = TypeVar("E")
 BASE_URL = "http://127.0.0.1:{port}"
 
 
-def run(scenario: Coroutine[Any, Any, T], timeout: float) -> T:
-    """Run one scenario in a fresh event loop, failing after ``timeout`` seconds."""
-    return asyncio.run(asyncio.wait_for(scenario, timeout))
 
 
 @contextlib.asynccontextmanager

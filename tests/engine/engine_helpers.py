@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import aiohttp
 from aiohttp import WSMsgType
 
+from bounded_run import run as bounded_run
 from clave.engine.ui_server import UIServer
 from clave.media import OpusEncoder, TestPatternSource, ToneSource, VideoEncoder
 
@@ -30,8 +31,8 @@ GLASS_CHUNK = struct.Struct(">BBQ")
 
 
 def run(scenario: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
-    """Run one scenario in a fresh event loop, with an overall timeout."""
-    return asyncio.run(asyncio.wait_for(scenario, timeout))
+    """Run one scenario in a fresh event loop, failing after ``timeout`` seconds."""
+    return bounded_run(scenario, timeout)
 
 
 @dataclass

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import aiohttp
 from aiohttp import WSMsgType
 
+from bounded_run import run as bounded_run
 from clave.relay import RelayConfig
 from clave.relay.server import start_relay
 from clave.wire import (
@@ -39,8 +40,8 @@ M = TypeVar("M")
 
 
 def run(scenario: Coroutine[Any, Any, T], timeout: float = 20.0) -> T:
-    """Run one test scenario in a fresh event loop, with an overall timeout."""
-    return asyncio.run(asyncio.wait_for(scenario, timeout))
+    """Run one scenario in a fresh event loop, failing after ``timeout`` seconds."""
+    return bounded_run(scenario, timeout)
 
 
 def new_room() -> tuple[str, bytes]:

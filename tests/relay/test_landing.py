@@ -3,7 +3,6 @@ a secret; it explains the clave:// invitation, installing Clave and opening it."
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import re
 from collections.abc import AsyncIterator, Coroutine
@@ -13,6 +12,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bounded_run import run as bounded_run
 from clave.relay import landing
 from clave.relay.landing import CSP, SECURITY_HEADERS
 
@@ -71,7 +71,7 @@ async def landing_only() -> AsyncIterator[int]:
 
 
 def run(scenario: Coroutine[Any, Any, None]) -> None:
-    asyncio.run(asyncio.wait_for(scenario, 20))
+    bounded_run(scenario, 20)
 
 
 def check_headers(headers: dict[str, str]) -> None:

@@ -21,7 +21,9 @@ from .browse import browse
 from .errors import EXIT_BUG, EXIT_USAGE, CliError
 from .headless import participate
 
-HEADLESS_ONLY = ("no_video", "no_audio", "simulcast", "silent", "chat", "report", "linger")
+HEADLESS_ONLY = (
+    "no_video", "no_audio", "simulcast", "fps", "silent", "chat", "report", "linger"
+)
 """Options that only a headless participant takes."""
 
 

@@ -45,6 +45,7 @@ def not_admitted(report: ParticipantReport) -> str:
 
 async def participate(args: argparse.Namespace) -> int:
     from ..engine.headless import HeadlessParticipant
+    from ..engine.headless_media import VIDEO_FPS
 
     identity, people, save_people = open_store()
     opened = await open_meeting(args)
@@ -59,6 +60,7 @@ async def participate(args: argparse.Namespace) -> int:
         audio=not args.no_audio,
         simulcast=args.simulcast or 1,
         speaking=not args.silent,
+        fps=args.fps or VIDEO_FPS,
         identity=identity,
         people=people,
         config=meeting_config(args),

@@ -35,6 +35,17 @@ TAB_GRACE = 10.0
 """Default of ``--tab-grace`` (the bridge's own default)."""
 
 
+
+def _fps(text: str) -> int:
+    """``--fps``: a whole number of frames per second, 1..60."""
+    try:
+        fps = int(text)
+    except ValueError:
+        fps = 0
+    if not 1 <= fps <= 60:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to 60, not {text!r}")
+    return fps
+
 def add_parsers(sub: Any) -> None:
     """``meet`` and ``join``, which share every option but the invitation's source."""
     for name, helptext in (
@@ -117,6 +128,12 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         choices=(1, 2, 3),
         default=None,
         help="--headless: send the camera in this many layers (160x90, 320x180, 640x360)",
+    )
+    p.add_argument(
+        "--fps",
+        type=_fps,
+        default=None,
+        help="--headless: camera frames per second, 1..60 (default 30)",
     )
     p.add_argument(
         "--silent",

@@ -30,7 +30,7 @@ from ..sframe.mls import BASE_KEY_LABEL
 from ..sframe.suites import get_suite
 from ..wire import StreamKind, WireError, decode_media
 from .audit import base_key_opens
-from .headless_media import HeadlessMedia, MediaReport
+from .headless_media import VIDEO_FPS, HeadlessMedia, MediaReport
 from .removal_audit import RemovalAudit
 from .session import MeetingSession
 from .tls import RelayTrust
@@ -154,6 +154,7 @@ class HeadlessParticipant:
         relay_trust: RelayTrust | None = None,
         simulcast: int = 1,
         speaking: bool = True,
+        fps: int = VIDEO_FPS,
     ) -> None:
         self.link = link
         self.name = name
@@ -171,9 +172,9 @@ class HeadlessParticipant:
         self.report = ParticipantReport(name)
         self.counter = MediaCounter()
         self.media = HeadlessMedia(
-            name, self.counter, self._current, simulcast=simulcast, speaking=speaking
+            name, self.counter, self._current, simulcast=simulcast, speaking=speaking, fps=fps
         )
-        """Encoders (``simulcast`` layers), DTX while not ``speaking``, last-N choice."""
+        """Encoders (``simulcast`` layers at ``fps``), DTX while not ``speaking``, last-N."""
         self.media.report = self.report.media
         self.media.on_sent = self._sent
         self.session: MeetingSession | None = None

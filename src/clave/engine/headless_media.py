@@ -43,6 +43,7 @@ from .session import MeetingSession
 from .stage import StageDirector
 
 VIDEO_FPS = 30
+MAX_FPS = 60
 AUDIO_FRAME_S = 0.020
 PRIME_FRAMES = 10
 LAYER_SIZES = ((160, 90, 150_000), (320, 180, 300_000), (640, 360, 500_000))
@@ -83,12 +84,16 @@ class HeadlessMedia:
         *,
         simulcast: int = 1,
         speaking: bool = True,
+        fps: int = VIDEO_FPS,
         last_n: int = LAST_N,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not 1 <= simulcast <= MAX_LAYER + 1:
             raise ValueError(f"simulcast layers must be 1..{MAX_LAYER + 1}")
+        if not 1 <= fps <= MAX_FPS:
+            raise ValueError(f"video frames per second must be 1..{MAX_FPS}")
         self.name = name
+        self.fps = fps
         self.counter = counter
         self.report = MediaReport()
         self.speaking = speaking
@@ -119,11 +124,11 @@ class HeadlessMedia:
 
     async def video_loop(self, session: MeetingSession, ready: asyncio.Event,
                          ended: asyncio.Event) -> None:  # fmt: skip
-        source = TestPatternSource(640, 360, VIDEO_FPS, label=self.name)
-        self.encoders = [VideoEncoder("vp8", w, h, VIDEO_FPS, rate) for w, h, rate in self._layers]
+        source = TestPatternSource(640, 360, self.fps, label=self.name)
+        self.encoders = [VideoEncoder("vp8", w, h, self.fps, rate) for w, h, rate in self._layers]
         await ready.wait()
         self.request_keyframe()
-        pacer = Pacer(VIDEO_FPS, start=time.monotonic())
+        pacer = Pacer(self.fps, start=time.monotonic())
         sent = self.report.layers_sent
         while not ended.is_set():
             await asyncio.sleep(pacer.delay(time.monotonic()))

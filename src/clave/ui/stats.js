@@ -14,6 +14,7 @@ export const stats = {
   epoch: null,
   decoded: {},          // "<leaf>:<kind>" -> decoder outputs since the page loaded
   decodedLayers: {},    // "<leaf>:<kind>:<layer>" -> decoder outputs per simulcast layer
+  receivedLayers: {},   // "<leaf>:<kind>:<layer>" -> video frames received (decrypted) per layer
   stage: null,          // the engine's last `stage`: {video, layers, speaking, active, pinned}
   dtx: null,            // whether our Opus encoder uses DTX (null: not configured yet)
   names: {},            // leaf -> display name

@@ -47,7 +47,8 @@ const lastErrorAt = new Map();
 
 function freshPending() {
   return {
-    decoded: {}, decodedLayers: {}, latencies: {}, sent: { audio: 0, video: 0, screen: 0 },
+    decoded: {}, decodedLayers: {}, receivedLayers: {}, latencies: {},
+    sent: { audio: 0, video: 0, screen: 0 },
     keyframeRequests: 0, droppedSends: 0,
   };
 }
@@ -157,6 +158,8 @@ function onMedia(buffer) {
     return;
   }
   const key = `${frame.sender}:${frame.kindName}`;
+  const byLayer = `${key}:${frame.layer}`; // what the relay forwarded, decodable or not
+  pending.receivedLayers[byLayer] = (pending.receivedLayers[byLayer] || 0) + 1;
   let decoder = decoders.get(key);
   if (!decoder) {
     const { sender, kindName } = frame;

@@ -19,6 +19,9 @@ export function applyStatus(status, state, stage, onLocalLevel) {
   for (const [key, n] of Object.entries(status.decodedLayers || {})) {
     stats.decodedLayers[key] = (stats.decodedLayers[key] || 0) + n;
   }
+  for (const [key, n] of Object.entries(status.receivedLayers || {})) {
+    stats.receivedLayers[key] = (stats.receivedLayers[key] || 0) + n;
+  }
   addSent(status.sent);
   stats.keyframeRequestsSent += status.keyframeRequests;
   stats.lagSkips = status.lagSkips;
