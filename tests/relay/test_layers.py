@@ -8,7 +8,7 @@ from collections import Counter
 from test_room import inbox, room_of
 
 from clave.relay import RelayConfig
-from clave.relay.layers import RESOLVE, STALE_AFTER
+from clave.relay.layers import RESOLVE, STALE_AFTER, STALE_FRAMES
 from clave.relay.room import Peer, Room
 from clave.wire import (
     KeyframeWanted,
@@ -97,13 +97,35 @@ def test_a_receiver_falls_back_when_the_sender_stops_its_top_layer() -> None:
     send_all_layers(room, a, False, 0.1)
     assert layers_received(b) == {2: 1}
     later = STALE_AFTER + 1.0
-    send(room, a, 1, False, later)  # the sender is too slow for 720p now
-    send(room, a, 1, False, later + 0.1)
+    frames = STALE_FRAMES + 2  # the sender is too slow for 720p now: 360p only
+    for i in range(frames):
+        send(room, a, 1, False, later + 0.1 * i)
     assert layers_received(b) == {}  # a 360p delta cannot start a stream
     assert inbox(a) == [KeyframeWanted(by=b.conn, kind=VIDEO, layer=1)]
-    send(room, a, 1, True, later + 0.2)
-    send(room, a, 1, False, later + 0.3)
+    send(room, a, 1, True, later + 0.1 * frames)
+    send(room, a, 1, False, later + 0.1 * (frames + 1))
     assert layers_received(b) == {1: 2}
+
+
+def test_a_sender_that_pauses_altogether_keeps_its_layers() -> None:
+    """A busy machine pauses the sender's whole process for longer than STALE_AFTER;
+    it resumes with its lowest layer first (its encoders run in order). Its top layers
+    did not stop: the receiver stays on the layer it chose, and no keyframe of another
+    layer is asked for."""
+    room, (a, b, low) = room_of(1, 2, 3)
+    room.subscribe(b, Subscribe(layer=1), 0.0)
+    room.subscribe(low, Subscribe(layer=0), 0.0)
+    warm_up(room, [a])
+    for i in range(5):
+        send_all_layers(room, a, False, 0.1 + 0.1 * i)
+    assert layers_received(b) == {1: 5} and layers_received(low) == {0: 5}
+    inbox(a)
+    resumed = 0.5 + STALE_AFTER + 1.0  # three seconds of nothing at all
+    for i in range(3 * STALE_FRAMES):
+        send_all_layers(room, a, False, resumed + 0.1 * i)
+    assert layers_received(b) == {1: 3 * STALE_FRAMES}
+    assert layers_received(low) == {0: 3 * STALE_FRAMES}
+    assert inbox(a) == []
 
 
 def test_a_congested_receiver_gets_a_lower_layer_before_losing_frames() -> None:

@@ -5,7 +5,11 @@ envelope's flags name the layer, authenticated by SFrame). A receiver gets one
 layer per sender and kind, chosen by its ``Subscribe`` (``layers[conn]`` or
 ``layer``), lowered by the relay's congestion cap, and resolved against the
 layers that sender actually sends (:class:`SenderLayers`): the highest one at or
-below the wish, else the lowest one sent.
+below the wish, else the lowest one sent. A layer stops counting as sent once
+``STALE_AFTER`` seconds *and* ``STALE_FRAMES`` frames of the sender's other layers
+went by without it: a sender whose whole process paused (a busy machine) resumes
+with its lowest layer first, and that alone must not look like its top layers
+stopped.
 
 A change of layer (a new wish, a cap, the sender dropping its top layer) takes
 effect at the next **keyframe** of the new layer: until then the receiver keeps
@@ -31,7 +35,9 @@ from clave.wire import MAX_LAYER
 
 LAYERS = MAX_LAYER + 1
 STALE_AFTER = 2.0
-"""Seconds after which a layer a sender stopped sending no longer counts as sent."""
+"""Seconds after which a layer a sender stopped sending no longer counts as sent..."""
+STALE_FRAMES = 10
+"""... provided this many frames of its other layers (same kind) arrived meanwhile."""
 
 
 def _resolve_table() -> tuple[tuple[int, ...], ...]:
@@ -54,27 +60,36 @@ RESOLVE = _resolve_table()
 class SenderLayers:
     """The layers one connection sends, per kind (video 1, screen 2), recently seen."""
 
-    __slots__ = ("_check", "_seen", "masks")
+    __slots__ = ("_check", "_count", "_seen", "_seen_at", "masks")
 
     def __init__(self) -> None:
         self._seen = [float("-inf")] * (3 * LAYERS)
+        self._count = [0, 0, 0]
+        """Per kind, frames seen so far (all layers)."""
+        self._seen_at = [0] * (3 * LAYERS)
+        """Per kind and layer, ``_count`` when that layer was last seen."""
         self._check = [0.0, 0.0, 0.0]
         self.masks = [0, 0, 0]
         """Per kind, bit ``l`` set if layer ``l`` arrived within ``STALE_AFTER``."""
 
     def saw(self, kind: int, layer: int, now: float) -> int:
         """A frame of ``kind`` and ``layer`` arrived; the kind's layer mask now."""
-        self._seen[kind * LAYERS + layer] = now
+        base = kind * LAYERS
+        self._seen[base + layer] = now
+        count = self._count[kind] = self._count[kind] + 1
+        self._seen_at[base + layer] = count
         mask = self.masks[kind]
         if not mask >> layer & 1:
             mask |= 1 << layer
             self.masks[kind] = mask
         if now >= self._check[kind]:
             self._check[kind] = now + 1.0
-            seen = self._seen
-            base = kind * LAYERS
+            seen, seen_at = self._seen, self._seen_at
             mask = sum(
-                1 << layer for layer in range(LAYERS) if now - seen[base + layer] < STALE_AFTER
+                1 << layer
+                for layer in range(LAYERS)
+                if now - seen[base + layer] < STALE_AFTER
+                or (count - seen_at[base + layer] < STALE_FRAMES and seen_at[base + layer])
             )
             self.masks[kind] = mask
         return mask
@@ -176,4 +191,4 @@ class ReceiverLayers:
         return None
 
 
-__all__ = ["LAYERS", "RESOLVE", "STALE_AFTER", "ReceiverLayers", "SenderLayers"]
+__all__ = ["LAYERS", "RESOLVE", "STALE_AFTER", "STALE_FRAMES", "ReceiverLayers", "SenderLayers"]
