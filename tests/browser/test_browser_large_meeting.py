@@ -20,6 +20,7 @@ artifact; late manifests must stay under one per 50 frames decoded.)
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,8 @@ MIN_FRAMES = 10
 HEADLESS = {f"H{i}": i <= 2 for i in range(1, 7)}
 """Headless participants: name -> sends video (three layers) and speaks."""
 ATTEMPTS = 6
+SETTLE = 2.0
+"""Seconds after a stretch before its stage is compared again (engine -> glass)."""
 LATE_MANIFEST = "no signed manifest in time"
 LATE_RATIO = 50
 """At most one frame dropped for a late manifest per this many decoded, once all are in."""
@@ -123,9 +126,11 @@ def _stretch(glasses: dict[str, Glass], sent: dict[int, set[int]]) -> dict[str, 
         90,
         lambda: f"{MIN_FRAMES} frames each: { {n: (expected[n], gained(n)) for n in glasses} }",
     )
+    ends = {name: (_received(g), _decoded(g)) for name, g in glasses.items()}
+    time.sleep(SETTLE)  # a cap that came at the very end reaches the stage meanwhile
     out: dict[str, Any] = {}
     for name, glass in glasses.items():
-        received, decoded = _received(glass), _decoded(glass)
+        received, decoded = ends[name]
         if moved[name] or _stage(glass) != stages[name]:
             out[name] = None  # e.g. the relay capped our layers for a while (congestion)
             continue
