@@ -19,6 +19,12 @@ if [ ! -x /usr/bin/xdg-mime ] || [ ! -x /usr/bin/xdg-open ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends xdg-utils
 fi
 
+# Relay cluster tests: Debian's nats-server (the tests start it on random ports).
+if ! command -v nats-server >/dev/null 2>&1 && [ ! -x /usr/sbin/nats-server ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nats-server
+fi
+
 # Interop peer: npm ts-mls@1.6.4 under Node.js >= 20 (tests/interop).
 if ! command -v node >/dev/null 2>&1; then
     apt-get update -qq && apt-get install -y -qq nodejs

@@ -141,6 +141,15 @@ class EpochSlots:
         """True if ``key`` is a slot, open or consumed."""
         return key in self._slots
 
+    @property
+    def ordered(self) -> bool:
+        """Whether the room has ordered a commit (registration is over then)."""
+        return bool(self._ordered)
+
+    def registered(self, owner: int) -> bool:
+        """Whether ``owner`` registered a hash already (once per connection)."""
+        return owner in self._registered
+
     def is_open(self, key: bytes) -> bool:
         slot = self._slots.get(key)
         return slot is not None and slot.is_open
