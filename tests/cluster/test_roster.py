@@ -23,14 +23,18 @@ def conn(slot: int, n: int) -> int:
 
 def test_a_roster_round_trips_with_subscriptions() -> None:
     mine = {conn(2, 1): Subscribe(layer=0, video_from=[conn(3, 1)]), conn(2, 9): None}
-    assert decode_roster(encode_roster(mine), 2, SHIFT) == mine
-    assert decode_roster(b"", 2, SHIFT) == {}  # a deleted entry: nobody there
+    assert decode_roster(encode_roster(mine), 2, SHIFT) == (mine, {})
+    assert decode_roster(b"", 2, SHIFT) == ({}, {})  # a deleted entry: nobody there
+    gone = decode_roster(encode_roster({}, {conn(2, 5): "timeout"}), 2, SHIFT)
+    assert gone == ({}, {conn(2, 5): "timeout"})  # why someone left travels with it
 
 
 def test_a_node_cannot_speak_for_another_nodes_connections() -> None:
     forged = encode_roster({conn(2, 1): None, conn(3, 4): None})
     with pytest.raises(RosterError, match="not one of node 2's"):
         decode_roster(forged, 2, SHIFT)
+    with pytest.raises(RosterError, match="not one of node 2's"):
+        decode_roster(encode_roster({}, {conn(3, 4): "left"}), 2, SHIFT)
 
 
 @pytest.mark.parametrize(

@@ -53,6 +53,12 @@ def add_parser(sub: Any) -> None:
         "memory) and print its fingerprint for --relay-fingerprint",
     )
     serve.add_argument(
+        "--nats",
+        metavar="nats://HOST:PORT[,...]",
+        help="join a relay cluster through these NATS servers (JetStream on): the "
+        "participants of one meeting may then use different relays of the cluster",
+    )
+    serve.add_argument(
         "--trusted-proxy",
         action="append",
         default=[],
@@ -194,6 +200,17 @@ def _ssl_context(args: argparse.Namespace) -> tuple[ssl.SSLContext | None, str |
         raise CliError(str(exc), EXIT_USAGE) from None
 
 
+def _nats(args: argparse.Namespace) -> list[str] | None:
+    """``--nats``: the NATS server URLs (None: a relay on its own)."""
+    if not args.nats:
+        return None
+    urls = [u.strip() for u in args.nats.split(",") if u.strip()]
+    for url in urls:
+        if not url.startswith(("nats://", "tls://")):
+            raise CliError(f"--nats: {url!r} is not a nats:// or tls:// URL", EXIT_USAGE)
+    return urls
+
+
 def run(args: argparse.Namespace) -> int:
     import logging
 
@@ -215,7 +232,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"relay listening on {scheme}://{args.host}:{port}", flush=True)
 
     try:
-        serve_forever(args.host, args.port, config, on_ready=ready, ssl_context=context)
+        serve_forever(
+            args.host, args.port, config, on_ready=ready, ssl_context=context, nats=_nats(args)
+        )
     except OSError as exc:
         if listening:
             raise

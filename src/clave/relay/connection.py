@@ -302,6 +302,8 @@ class Connection:
         room.remove(self.peer, reason)
         self.queue.clear()
         log.debug("conn %d left room #%d: %s", self.conn, room.serial, reason)
+        if self.state.cluster is not None:
+            self.state.cluster.left(self.state.rooms, room, self._loop.time())
         if self.state.rooms.discard_if_empty(room, self._loop.time()):
             log.info("room #%d closed (%d rooms)", room.serial, len(self.state.rooms))
 
@@ -433,7 +435,7 @@ class Connection:
                 if data[1] == MEDIA:
                     self._media(data, now)
                 elif data[1] == CONTROL:
-                    if self._control(data):
+                    if await self._control(data):
                         return "left"
                 else:
                     raise _bad("unknown channel")
@@ -483,13 +485,17 @@ class Connection:
                 return "left"
             if not isinstance(request, Enter):
                 raise _Fatal(ErrorCode.not_joined, "Enter first", CloseCode.not_joined)
-            self._enter(request)
+            await self._enter(request)
         return None
 
-    def _enter(self, request: Enter) -> None:
-        """Admission by ``Enter`` only (see :meth:`clave.relay.room.Rooms.enter`)."""
-        rooms = self.state.rooms
-        outcome = rooms.enter(request.room, request.token, self._loop.time(), self.account)
+    async def _enter(self, request: Enter) -> None:
+        """Admission by ``Enter`` only (see :meth:`clave.relay.room.Rooms.enter`; on a
+        cluster node, :meth:`clave.relay.cluster.node.ClusterNode.enter`)."""
+        rooms, cluster, now = self.state.rooms, self.state.cluster, self._loop.time()
+        if cluster is None:
+            outcome = rooms.enter(request.room, request.token, now, self.account)
+        else:
+            outcome = await cluster.enter(rooms, request.room, request.token, now, self.account)
         if isinstance(outcome, Error):
             if outcome.code is not ErrorCode.bad_token:
                 raise _capacity(outcome)
@@ -498,6 +504,8 @@ class Connection:
             return
         if not outcome.peers:
             log.info("room #%d opened (%d rooms)", outcome.serial, len(rooms))
+        if cluster is not None:
+            await cluster.seed(outcome, self.peer, request.cred_hash)
         self.room = outcome
         outcome.add(self.peer, request.cred_hash)
         log.debug("conn %d joined room #%d (%d present)", self.conn, outcome.serial, len(outcome))
@@ -526,8 +534,10 @@ class Connection:
                 frame.layer,
             )
 
-    def _control(self, data: bytes) -> bool:
-        """Dispatch one control message of an admitted client; True if it left."""
+    async def _control(self, data: bytes) -> bool:
+        """Dispatch one control message of an admitted client; True if it left. On a
+        cluster node, commits wait for the cluster's order before the next message
+        is read (a client's messages stay in order)."""
         msg = self._decode(data)
         room = self.room
         if room is None:
@@ -536,7 +546,9 @@ class Connection:
             return self._stopping is not CloseCode.rotated
         handler = HANDLERS.get(type(msg))
         if handler is not None:
-            handler(room, self.peer, msg, self._loop.time())
+            cluster, now = self.state.cluster, self._loop.time()
+            if cluster is None or not await cluster.ordered(room, self.peer, msg, now):
+                handler(room, self.peer, msg, now)
             return False
         if isinstance(msg, Leave):
             return True

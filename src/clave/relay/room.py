@@ -31,7 +31,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
 from clave.wire import (
     MAX_LAYER,
@@ -92,6 +92,13 @@ _REFUSALS = {
     Verdict.full: Error(ErrorCode.rate_limited, "too many epochs in this room"),
 }
 
+class RoomLinkHooks(Protocol):
+    """What a room spanning relay nodes tells its link (:mod:`.cluster.room_link`)."""
+
+    def local_changed(self, peer: Peer, left: str | None = None) -> None:
+        """A connection of this node joined, changed its subscription or ``left`` (why)."""
+
+
 Rename = Callable[["Room", str, bytes], bool]
 """Move a room to a new id and token hash; False if another room holds that id."""
 
@@ -104,11 +111,13 @@ class Peer:
         "commits",
         "conn",
         "layers",
+        "node",
         "on_drop",
         "queue",
         "room",
         "senders",
         "sends",
+        "subscription",
         "wants",
     )
 
@@ -136,6 +145,10 @@ class Peer:
         """Which simulcast layer of each sender this peer gets."""
         self.sends = SenderLayers()
         """Which simulcast layers this peer sends."""
+        self.subscription: Subscribe | None = None
+        """Its last Subscribe (a cluster node tells the others: :mod:`.cluster.roster`)."""
+        self.node = 0
+        """0: a connection of this relay; else the cluster node slot it is connected to."""
         self.room: Room | None = None
 
     def send(self, msg: RelayMessage) -> None:
@@ -165,6 +178,7 @@ class Room:
         "_rename",
         "creator",
         "id",
+        "link",
         "peers",
         "serial",
         "slots",
@@ -201,6 +215,8 @@ class Room:
         """Connections in this room by client address key (lobby flood)."""
         self.creator: Account | None = None
         """The address charged with this room until it empties (room flood)."""
+        self.link: RoomLinkHooks | None = None
+        """Set while the room spans relay nodes (:mod:`.cluster.room_link`)."""
         self._congestion = (
             config.media_downgrade_at,
             config.layer_hold,
@@ -242,6 +258,23 @@ class Room:
             if peer is not sender:
                 peer.queue.push_control(data)
 
+    def broadcast(self, sender: Peer, msg: RelayMessage) -> None:
+        """``msg`` to everybody but ``sender`` (on every node of a cluster)."""
+        self._broadcast(sender, msg)
+
+    def _announce(self, peer: Peer, msg: RelayMessage, left: str | None = None) -> None:
+        """PeerJoined or PeerLeft of ``peer``: in a cluster each node tells its own
+        connections (when it learns of the change from the roster)."""
+        if self.link is None:
+            self._broadcast(peer, msg)
+            return
+        data = encode(msg)
+        for other in self._members:
+            if other is not peer and not other.node:
+                other.queue.push_control(data)
+        if not peer.node:
+            self.link.local_changed(peer, left)
+
     def _to_one(self, peer: Peer, to: int, msg: RelayMessage) -> None:
         target = self.peers.get(to)
         if target is None:
@@ -267,12 +300,14 @@ class Room:
             key = peer.account.key
             self._per_address[key] = self._per_address.get(key, 0) + 1
         self._rebuild()
-        if cred_hash is not None:
+        if cred_hash is not None and not peer.node:
             for sender, data in self.slots.chain(bytes(cred_hash)):
                 peer.send(CommitFrom(sender=sender, data=data))
-            self.slots.seed(bytes(cred_hash), peer.conn)
-        peer.send(Joined(conn=peer.conn, peers=others))
-        self._broadcast(peer, PeerJoined(conn=peer.conn))
+            if self.link is None:  # in a cluster, seeded through the room's log first
+                self.slots.seed(bytes(cred_hash), peer.conn)
+        if not peer.node:
+            peer.send(Joined(conn=peer.conn, peers=others))
+        self._announce(peer, PeerJoined(conn=peer.conn))
 
     def remove(self, peer: Peer, reason: str) -> None:
         """Remove ``peer`` (idempotent); everybody else gets ``PeerLeft(reason)``."""
@@ -287,7 +322,7 @@ class Room:
             else:
                 del self._per_address[key]
         self._rebuild()
-        self._broadcast(peer, PeerLeft(conn=peer.conn, reason=reason))
+        self._announce(peer, PeerLeft(conn=peer.conn, reason=reason), reason)
         for other in self._members:
             other.queue.forget(peer.conn)
             other.layers.forget(peer.conn)
@@ -297,6 +332,7 @@ class Room:
         receives. A sender dropped from the subscription starts again at a keyframe
         when it is subscribed again."""
         before = peer.senders
+        peer.subscription = msg
         peer.wants = (msg.audio, msg.video, msg.screen)
         peer.senders = (None, _only(msg.video_from), _only(msg.screen_from))
         peer.layers.want(msg.layer, msg.layers)
@@ -309,8 +345,21 @@ class Room:
             for conn in gone:
                 peer.layers.forget(conn)
         self._rebuild()
+        if self.link is not None and not peer.node:
+            self.link.local_changed(peer)
 
     # ------------------------------------------------------------ ordering
+
+    @property
+    def congestion_settings(self) -> tuple[int, float, float, float]:
+        """(downgrade_at, hold, restore_after, keyframe_retry) of the congestion cap."""
+        return self._congestion
+
+    def over_budget(self, peer: Peer, now: float) -> bool:
+        return self._over_budget(peer, now)
+
+    def room_budget(self, peer: Peer, now: float) -> bool:
+        return self._room_budget(peer, now)
 
     def _over_budget(self, peer: Peer, now: float) -> bool:
         """Spend one of the sender's commit tokens; True (and refused) if it has none."""

@@ -35,8 +35,11 @@ log = logging.getLogger("clave.relay")
 STATE_KEY = web.AppKey("clave.relay.state", RelayState)
 
 
-def create_app(config: RelayConfig | None = None) -> web.Application:
-    """The relay as an aiohttp application (state in ``app[STATE_KEY]``)."""
+def create_app(
+    config: RelayConfig | None = None, nats: list[str] | None = None
+) -> web.Application:
+    """The relay as an aiohttp application (state in ``app[STATE_KEY]``); with ``nats``
+    (server URLs), a node of a relay cluster, joined when the application starts."""
     logs.install()
     state = RelayState(config or RelayConfig())
     app = web.Application(client_max_size=4096)  # no route takes a request body
@@ -62,6 +65,20 @@ def create_app(config: RelayConfig | None = None) -> web.Application:
     app.router.add_get("/healthz", healthz)
     landing.setup(app)
     app.on_shutdown.append(on_shutdown)
+    if nats:
+        from .cluster.node import ClusterNode
+
+        async def join_cluster(app: web.Application) -> None:
+            node = ClusterNode(nats, state.config)
+            await node.start()
+            state.cluster = node
+
+        async def leave_cluster(app: web.Application) -> None:
+            if state.cluster is not None:
+                await state.cluster.close()
+
+        app.on_startup.append(join_cluster)
+        app.on_cleanup.append(leave_cluster)
     return app
 
 
@@ -70,14 +87,15 @@ async def start_relay(
     port: int,
     config: RelayConfig | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    nats: list[str] | None = None,
 ) -> tuple[web.AppRunner, int]:
-    """Start serving on ``host:port`` (0: any free port), over TLS with ``ssl_context``;
-    return the runner and the bound port.
+    """Start serving on ``host:port`` (0: any free port), over TLS with ``ssl_context``,
+    as a cluster node with ``nats``; return the runner and the bound port.
 
     Stop with ``await runner.cleanup()``.
     """
     runner = web.AppRunner(
-        create_app(config),
+        create_app(config, nats),
         access_log=None,
         handle_signals=False,
         shutdown_timeout=5.0,
@@ -99,9 +117,10 @@ async def serve(
     config: RelayConfig | None = None,
     on_ready: Callable[[int], None] | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    nats: list[str] | None = None,
 ) -> None:
     """Serve until SIGINT or SIGTERM; ``on_ready(bound_port)`` once listening."""
-    runner, bound = await start_relay(host, port, config, ssl_context)
+    runner, bound = await start_relay(host, port, config, ssl_context, nats)
     log.info("relay listening on port %d (%s)", bound, "TLS" if ssl_context else "no TLS")
     if on_ready is not None:
         on_ready(bound)
@@ -131,9 +150,11 @@ def serve_forever(
     config: RelayConfig | None = None,
     on_ready: Callable[[int], None] | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    nats: list[str] | None = None,
 ) -> None:
-    """Run the relay on uvloop until SIGINT or SIGTERM (over TLS with ``ssl_context``)."""
-    _run(serve(host, port, config, on_ready, ssl_context))
+    """Run the relay on uvloop until SIGINT or SIGTERM (over TLS with ``ssl_context``; a
+    cluster node with ``nats``)."""
+    _run(serve(host, port, config, on_ready, ssl_context, nats))
 
 
 run = serve_forever

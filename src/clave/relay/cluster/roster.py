@@ -30,8 +30,15 @@ class Member(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields
     subscribe: Subscribe | None = None
 
 
+class Departed(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
+    conn: int
+    reason: str = msgspec.field(default="left")
+
+
 class Roster(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
     members: list[Member]
+    left: list[Departed] = msgspec.field(default_factory=list)
+    """Who left since the node's previous roster, and why (PeerLeft's reason)."""
 
 
 _encode = msgspec.msgpack.Encoder().encode
@@ -42,14 +49,23 @@ class RosterError(Exception):
     """A roster entry this node will not use."""
 
 
-def encode_roster(members: dict[int, Subscribe | None]) -> bytes:
-    """This node's connections in a room (conn -> last Subscribe), ordered by conn."""
-    return _encode(Roster([Member(c, members[c]) for c in sorted(members)]))
+MAX_REASON = 64
 
 
-def decode_roster(data: bytes, slot: int, shift: int) -> dict[int, Subscribe | None]:
-    """Another node's roster, checked: bounded, and every connection id of that node
-    (``conn >> shift == slot``): a node cannot speak for another's connections."""
+def encode_roster(
+    members: dict[int, Subscribe | None], left: dict[int, str] | None = None
+) -> bytes:
+    """This node's connections in a room (conn -> last Subscribe), ordered by conn, and
+    who left since its previous roster (conn -> reason)."""
+    gone = [Departed(c, r[:MAX_REASON]) for c, r in (left or {}).items()]
+    return _encode(Roster([Member(c, members[c]) for c in sorted(members)], gone))
+
+
+def decode_roster(
+    data: bytes, slot: int, shift: int
+) -> tuple[dict[int, Subscribe | None], dict[int, str]]:
+    """Another node's roster and departures, checked: bounded, and every connection id
+    of that node (``conn >> shift == slot``): a node cannot speak for another's."""
     if len(data) > MAX_ROSTER_BYTES:
         raise RosterError(f"roster of {len(data)} bytes is over {MAX_ROSTER_BYTES}")
     try:
@@ -58,12 +74,15 @@ def decode_roster(data: bytes, slot: int, shift: int) -> dict[int, Subscribe | N
         raise RosterError(f"malformed roster: {exc}") from None
     if len(roster.members) > MAX_ROSTER:
         raise RosterError(f"roster of {len(roster.members)} connections is over {MAX_ROSTER}")
+    if len(roster.left) > MAX_ROSTER:
+        raise RosterError(f"roster of {len(roster.left)} departures is over {MAX_ROSTER}")
     out: dict[int, Subscribe | None] = {}
+    for conn in [m.conn for m in roster.members] + [d.conn for d in roster.left]:
+        if conn >> shift != slot or not 0 < conn <= 0xFFFFFFFF:
+            raise RosterError(f"connection {conn} is not one of node {slot}'s")
     for m in roster.members:
-        if m.conn >> shift != slot or not 0 < m.conn <= 0xFFFFFFFF:
-            raise RosterError(f"connection {m.conn} is not one of node {slot}'s")
         out[m.conn] = m.subscribe
-    return out
+    return out, {d.conn: d.reason[:MAX_REASON] for d in roster.left}
 
 
 @dataclass
@@ -89,6 +108,7 @@ def diff(old: dict[int, Subscribe | None], new: dict[int, Subscribe | None]) -> 
 
 __all__ = [
     "Changes",
+    "Departed",
     "Member",
     "Roster",
     "RosterError",

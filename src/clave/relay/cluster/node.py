@@ -1,0 +1,293 @@
+"""This relay as one node of a cluster on NATS (``clave serve --nats``): the asyncio side.
+
+* **Node slot.** A node claims a free slot 1..255 in the ``CLAVE_NODES`` bucket (a
+  compare-and-set create) and refreshes it every ``NODE_TTL / 3`` seconds; its
+  connection ids are ``slot << 24 | n``, so they are unique across the cluster.
+* **Deliveries** to another node's connections go to that node's subject
+  ``clave.node.<slot>`` as batches (:mod:`.outbox`), published in order by one task.
+  This node delivers the batches it receives to its own connections' queues, as if
+  the sender were local: their loss policy, keyframe requests and congestion cap
+  apply unchanged.
+* **Rooms** are linked to the cluster while this node has connections in them
+  (:mod:`.room_link`): their rosters, their commit order, their token hash.
+
+Subjects and bucket keys carry room handles, node slots and connection ids only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from nats.js.api import KeyValueConfig, StorageType
+from nats.js.errors import KeyWrongLastSequenceError
+
+from clave.wire import (
+    MAX_LAYER,
+    Commit,
+    Error,
+    ErrorCode,
+    KeyframeWanted,
+    LayerCap,
+    Reopen,
+    Rotate,
+    decode_media,
+    room_id_for_token,
+)
+
+from ..addresses import Account
+from ..config import RelayConfig
+from ..room import BAD_TOKEN, Peer, Room, Rooms
+from ..stats import Refused
+from .jetstream_order import connect_jetstream
+from .outbox import CONTROL, BatchError, Outbox, decode_batch
+from .room_link import UNAVAILABLE, RoomLink, room_token_ok
+
+log = logging.getLogger("clave.relay.cluster")
+
+SLOT_SHIFT = 24
+"""Connection ids are ``slot << SLOT_SHIFT | n``."""
+MAX_SLOT = 255
+NODE_TTL = 6.0
+"""Seconds after its last refresh a node's slot is free again (the node is gone)."""
+NODES_BUCKET = "CLAVE_NODES"
+ROSTER_BUCKET = "CLAVE_ROSTER"
+ROOMS_BUCKET = "CLAVE_ROOMS"
+NODE_SUBJECT = "clave.node."
+
+
+class ClusterNode:
+    """One relay's membership of the cluster (see the module docstring)."""
+
+    shift = SLOT_SHIFT
+
+    def __init__(self, servers: list[str], config: RelayConfig, **nats_options: Any) -> None:
+        self.servers = servers
+        self.config = config
+        self._options = nats_options
+        self.nc: NATS | None = None
+        self.js: JetStreamContext | None = None
+        self.slot = 0
+        self.rooms: dict[str, RoomLink] = {}
+        """Room handle -> the link of a room with connections on this node."""
+        self._opening: dict[str, asyncio.Future[None]] = {}
+        self._outboxes: dict[int, Outbox] = {}
+        self._ready: list[Outbox] = []
+        self._sending: asyncio.Queue[tuple[str, bytes] | None] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.bad_batches = 0
+        self.delivered = [0, 0, 0, 0]
+        """Items delivered to this node's connections from other nodes, by kind
+        (audio, video, screen, control)."""
+        self.nodes_kv: Any = None
+        self.roster_kv: Any = None
+        self.rooms_kv: Any = None
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        self.nc, self.js = await connect_jetstream(self.servers, **self._options)
+        js = self.js
+        self.nodes_kv = await js.create_key_value(
+            KeyValueConfig(bucket=NODES_BUCKET, ttl=NODE_TTL, storage=StorageType.MEMORY)
+        )
+        self.roster_kv = await js.create_key_value(
+            KeyValueConfig(bucket=ROSTER_BUCKET, storage=StorageType.MEMORY)
+        )
+        self.rooms_kv = await js.create_key_value(
+            KeyValueConfig(bucket=ROOMS_BUCKET, storage=StorageType.MEMORY)
+        )
+        self.slot = await self._claim_slot()
+        await self.nc.subscribe(NODE_SUBJECT + str(self.slot), cb=self._on_batch)
+        self._tasks = [
+            asyncio.create_task(self._send_loop()),
+            asyncio.create_task(self._heartbeat()),
+        ]
+        log.info("relay node %d joined the cluster", self.slot)
+
+    async def close(self) -> None:
+        for link in list(self.rooms.values()):
+            await link.close()
+        self._sending.put_nowait(None)
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.nodes_kv is not None:
+            with contextlib.suppress(Exception):
+                await self.nodes_kv.delete(str(self.slot))
+        if self.nc is not None:
+            with contextlib.suppress(Exception):
+                await self.nc.drain()
+
+    async def _claim_slot(self) -> int:
+        for slot in range(1, MAX_SLOT + 1):
+            try:
+                await self.nodes_kv.create(str(slot), b"")
+            except KeyWrongLastSequenceError:
+                continue
+            return slot
+        raise RuntimeError(f"all {MAX_SLOT} node slots of the cluster are taken")
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(NODE_TTL / 3)
+            with contextlib.suppress(Exception):  # NATS away: the client reconnects
+                await self.nodes_kv.put(str(self.slot), b"")
+
+    def conn_base(self) -> int:
+        return self.slot << SLOT_SHIFT
+
+    @property
+    def js_context(self) -> JetStreamContext:
+        assert self.js is not None, "start() first"
+        return self.js
+
+    # ------------------------------------------------------------ rooms
+
+    async def enter(
+        self, rooms: Rooms, room_id: str, token: bytes, now: float, account: Account | None
+    ) -> Room | Error:
+        """:meth:`Rooms.enter` for the cluster: the token must be the room's everywhere,
+        and the room is linked (its rosters read) before the connection is added."""
+        token_hash = hashlib.sha256(token).digest()
+        id_ok = hmac.compare_digest(room_id.encode(), room_id_for_token(token).encode())
+        if id_ok and room_id not in self.rooms and room_id not in self._opening:
+            id_ok = await room_token_ok(self, room_id, token_hash)
+        if not id_ok:
+            rooms.stats.refuse(Refused.bad_token)
+            return BAD_TOKEN
+        outcome = rooms.enter(room_id, token, now, account)
+        if isinstance(outcome, Error):
+            return outcome
+        opening = self._opening.get(outcome.id)
+        if opening is None and outcome.link is None:
+            opening = asyncio.ensure_future(RoomLink(self, outcome).open())
+            self._opening[outcome.id] = opening
+            opening.add_done_callback(lambda _: self._opening.pop(outcome.id, None))
+        if opening is not None:
+            try:
+                await asyncio.shield(opening)
+            except Exception as exc:
+                log.warning("room #%d could not join the cluster: %r", outcome.serial, exc)
+                return UNAVAILABLE
+        return outcome
+
+    async def ordered(self, room: Room, peer: Peer, msg: Any, now: float) -> bool:
+        """Handle ``msg`` if the cluster orders it (Commit, Reopen, Rotate); False if not."""
+        link = self.rooms.get(room.id)
+        handler = _ORDERED.get(type(msg))
+        if link is None or link.room is not room or handler is None:
+            return False
+        await handler(link, peer, msg, now)
+        return True
+
+    async def seed(self, room: Room, peer: Peer, cred_hash: bytes | None) -> None:
+        """Register an entering member's credential hash through the room's log."""
+        link = self.rooms.get(room.id)
+        if link is not None and link.room is room:
+            await link.seed(peer, cred_hash)
+
+    def left(self, rooms: Rooms, room: Room, now: float) -> None:
+        """A connection of this node left ``room``: unlink it once none is left here."""
+        link = self.rooms.get(room.id)
+        if link is None or link.room is not room or any(not p.node for p in room.peers.values()):
+            return
+        for peer in list(room.peers.values()):
+            room.remove(peer, "left")  # the other nodes' connections, from here only
+        room.link = None
+        rooms.discard_if_empty(room, now)
+        task = asyncio.ensure_future(link.close())
+        self._tasks.append(task)
+        task.add_done_callback(self._tasks.remove)
+
+    @staticmethod
+    def slot_of(conn: int) -> int:
+        return conn >> SLOT_SHIFT
+
+    # ------------------------------------------------------------ sending
+
+    def outbox(self, slot: int) -> Outbox:
+        box = self._outboxes.get(slot)
+        if box is None:
+            box = self._outboxes[slot] = Outbox(self._on_ready)
+            box.node = slot  # type: ignore[attr-defined]
+        return box
+
+    def _on_ready(self, box: Outbox) -> None:
+        if not self._ready:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._ready.append(box)
+
+    def _flush(self) -> None:
+        ready, self._ready = self._ready, []
+        for box in ready:
+            subject = NODE_SUBJECT + str(box.node)  # type: ignore[attr-defined]
+            for payload in box.take():
+                self._sending.put_nowait((subject, payload))
+
+    async def _send_loop(self) -> None:
+        assert self.nc is not None
+        while (item := await self._sending.get()) is not None:
+            with contextlib.suppress(Exception):  # NATS away: deliveries are lost, as
+                await self.nc.publish(*item)  # on a dropped connection
+
+    # ------------------------------------------------------------ receiving
+
+    async def _on_batch(self, msg: Any) -> None:
+        try:
+            batch = decode_batch(bytes(msg.data))
+        except BatchError as exc:
+            self.bad_batches += 1
+            log.warning("batch refused: %s", exc)
+            return
+        link = self.rooms.get(batch.room)
+        if link is None:
+            return  # the room's last connection here just left
+        room = link.room
+        now = asyncio.get_running_loop().time()
+        downgrade_at, hold, restore, _ = room.congestion_settings
+        for item in batch.items:
+            for target in item.targets:
+                peer = room.peers.get(target)
+                if peer is None or peer.node:
+                    continue
+                queue = peer.queue
+                self.delivered[item.kind] += 1
+                if item.kind == CONTROL:
+                    queue.push_control(item.data)
+                    continue
+                if queue.push_media(item.data, item.sender, item.kind, item.keyframe, now):
+                    sender = room.peers.get(item.sender)
+                    if sender is not None:
+                        layer = decode_media(item.data).layer
+                        sender.send(KeyframeWanted(by=target, kind=item.kind, layer=layer))
+                choice = peer.layers
+                if item.kind and (queue.media_bytes > downgrade_at or choice.cap < MAX_LAYER):
+                    cap = choice.congestion(queue.media_bytes, downgrade_at, now, hold, restore)
+                    if cap is not None:
+                        peer.send(LayerCap(layer=cap))
+
+
+async def _no_rotation(link: RoomLink, peer: Peer, msg: Rotate, now: float) -> None:
+    peer.send(NO_ROTATION)
+
+
+NO_ROTATION = Error(
+    ErrorCode.internal, "replacing the invitation is not available on a relay cluster yet"
+)
+_ORDERED: dict[type[Any], Callable[[RoomLink, Peer, Any, float], Awaitable[None]]] = {
+    Commit: RoomLink.commit,
+    Reopen: RoomLink.reopen,
+    Rotate: _no_rotation,
+}
+"""Control messages a linked room hands to the cluster's ordering."""
+
+__all__ = ["NODE_TTL", "SLOT_SHIFT", "ClusterNode"]

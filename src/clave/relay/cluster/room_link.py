@@ -1,0 +1,263 @@
+"""A room that spans relay nodes: its roster, its commit order and its admission.
+
+While a node has connections in a room, the room is *linked*:
+
+* its connections, with their subscriptions, are this node's roster entry of the
+  room (``CLAVE_ROSTER``, key ``<handle>.<slot>``), written once per loop tick after
+  a change; the other nodes' entries are watched, and each of their connections is
+  a peer of this room whose queue feeds that node's outbox (:mod:`.outbox`). Each
+  node tells its own connections who joined or left (``PeerJoined``/``PeerLeft``,
+  with the reason the other node gave), when it learns it;
+* its commit order is the room's log (:mod:`.jetstream_order`): ``Commit`` and
+  ``Reopen`` are answered once the log has decided, and an entering member's
+  credential hash is registered through it;
+* its token hash is the ``CLAVE_ROOMS`` entry of its id, created by the first node
+  (compare-and-set), so every node refuses a wrong token alike.
+
+The room's *handle*, used in subjects and keys, is its id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+from typing import TYPE_CHECKING, Any
+
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+
+from clave.wire import (
+    Commit,
+    CommitAccepted,
+    CommitFrom,
+    Error,
+    ErrorCode,
+    Reopen,
+    Subscribe,
+    credential_hash,
+)
+
+from ..limits import TokenBucket
+from ..ordering import Verdict
+from ..room import _REFUSALS, Peer, Room
+from .jetstream_order import ClusterUnavailable, RoomOrder
+from .order_log import OrderReplica
+from .outbox import NodeQueue
+from .roster import RosterError, decode_roster, diff, encode_roster
+
+if TYPE_CHECKING:
+    from .node import ClusterNode
+
+log = logging.getLogger("clave.relay.cluster")
+
+UNAVAILABLE = Error(ErrorCode.internal, "the relay cluster could not order this now")
+WATCH_TIMEOUT = 5.0
+"""Seconds to read a room's current rosters when the first connection here enters it."""
+
+
+class RoomLink:
+    """One room's place in the cluster, on this node (see the module docstring)."""
+
+    def __init__(self, node: ClusterNode, room: Room) -> None:
+        self.node = node
+        self.room = room
+        self.handle = room.id
+        cfg = node.config
+        self.order = RoomOrder(
+            node.js_context,
+            self.handle,
+            OrderReplica(cfg.max_epoch_slots, cfg.max_open_epochs, cfg.commit_log_bytes),
+        )
+        self._rosters: dict[int, dict[int, Subscribe | None]] = {}
+        self._left: dict[int, str] = {}
+        self._put_soon = False
+        self._watcher: Any = None
+        self._watching: asyncio.Task[None] | None = None
+        self._puts: asyncio.Task[None] | None = None
+        self.bad_rosters = 0
+
+    async def open(self) -> None:
+        """Follow the room's log and the other nodes' rosters (their current entries are
+        applied before this returns, so a newcomer's ``Joined`` lists everybody)."""
+        self.room.slots = self.order.replica.slots
+        self.room.link = self
+        self.node.rooms[self.handle] = self
+        await self.order.start()
+        self._watcher = await self.node.roster_kv.watch(f"{self.handle}.*")
+        while True:
+            entry = await self._watcher.updates(timeout=WATCH_TIMEOUT)
+            if entry is None:
+                break  # the current entries are all in
+            self._apply(entry)
+        self._watching = asyncio.create_task(self._watch())
+
+    async def close(self) -> None:
+        self.node.rooms.pop(self.handle, None)
+        if self._watching is not None:
+            self._watching.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._watching
+        if self._watcher is not None:
+            with contextlib.suppress(Exception):
+                await self._watcher.stop()
+        await self.order.stop()
+        with contextlib.suppress(Exception):
+            await self.node.roster_kv.delete(self._key)
+
+    @property
+    def _key(self) -> str:
+        return f"{self.handle}.{self.node.slot}"
+
+    # ------------------------------------------------------------ our roster
+
+    def local_changed(self, peer: Peer, left: str | None = None) -> None:
+        if left is not None:
+            self._left[peer.conn] = left
+        if not self._put_soon:
+            self._put_soon = True
+            asyncio.get_running_loop().call_soon(self._put)
+
+    def _put(self) -> None:
+        self._put_soon = False
+        members = {p.conn: p.subscription for p in self.room.peers.values() if not p.node}
+        value, self._left = encode_roster(members, self._left), {}
+        previous = self._puts
+
+        async def put() -> None:
+            if previous is not None:
+                with contextlib.suppress(Exception):
+                    await previous  # in order
+            with contextlib.suppress(Exception):  # NATS away: the next change puts all
+                await self.node.roster_kv.put(self._key, value)
+
+        self._puts = asyncio.create_task(put())
+
+    async def flushed(self) -> None:
+        """Until this node's last roster change is written."""
+        if self._puts is not None:
+            await self._puts
+
+    # ------------------------------------------------------------ their rosters
+
+    async def _watch(self) -> None:
+        while True:
+            try:
+                entry = await self._watcher.updates(timeout=3600)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                continue
+            if entry is not None:
+                self._apply(entry)
+
+    def _apply(self, entry: Any) -> None:
+        try:
+            slot = int(str(entry.key).rsplit(".", 1)[1])
+        except ValueError:
+            self.bad_rosters += 1
+            return
+        if slot == self.node.slot or slot <= 0:
+            return
+        value = b"" if entry.operation in ("DEL", "PURGE") else bytes(entry.value or b"")
+        try:
+            members, reasons = decode_roster(value, slot, self.node.shift)
+        except RosterError as exc:
+            self.bad_rosters += 1
+            log.warning("roster of node %d refused: %s", slot, exc)
+            return
+        self.apply_roster(slot, members, reasons)
+
+    def apply_roster(
+        self, slot: int, members: dict[int, Subscribe | None], reasons: dict[int, str]
+    ) -> None:
+        """Node ``slot``'s connections in this room are now ``members``."""
+        room = self.room
+        changes = diff(self._rosters.get(slot, {}), members)
+        self._rosters[slot] = members
+        now = asyncio.get_running_loop().time()
+        outbox = self.node.outbox(slot)
+        for conn in changes.joined:
+            if conn in room.peers:
+                continue
+            proxy = Peer(conn, NodeQueue(outbox, self.handle, conn), TokenBucket(1, 1, now))
+            proxy.node = slot
+            room.add(proxy)
+        for conn, sub in changes.subscribed.items():
+            peer = room.peers.get(conn)
+            if peer is not None:
+                room.subscribe(peer, sub, now)
+        for conn in changes.left:
+            peer = room.peers.get(conn)
+            if peer is not None:
+                room.remove(peer, reasons.get(conn, "disconnected"))
+
+    def forget_node(self, slot: int) -> None:
+        """Node ``slot`` is gone: its connections leave the room."""
+        if slot in self._rosters:
+            self.apply_roster(slot, {}, {})
+
+    # ------------------------------------------------------------ ordering
+
+    async def seed(self, peer: Peer, cred_hash: bytes | None) -> bool:
+        """Register an entering member's credential hash through the room's log."""
+        if cred_hash is None:
+            return True
+        try:
+            await self.order.seed(bytes(cred_hash), peer.conn)
+        except ClusterUnavailable as exc:
+            log.warning("room #%d: registration not ordered: %s", self.room.serial, exc)
+            return False
+        return True
+
+    async def commit(self, peer: Peer, msg: Commit, now: float) -> None:
+        """As :meth:`Room.commit`, with the verdict of the room's log."""
+        room = self.room
+        if room.over_budget(peer, now):
+            return
+        cred = credential_hash(msg.cred)
+        verdict = self.order.replica.check_commit(cred, bytes(msg.next), peer.conn)
+        if verdict is not Verdict.accepted:
+            peer.send(_REFUSALS[verdict])
+            return
+        if not room.room_budget(peer, now):
+            return
+        try:
+            verdict = await self.order.commit(peer.conn, cred, bytes(msg.next), bytes(msg.data))
+        except ClusterUnavailable as exc:
+            log.warning("room #%d: commit not ordered: %s", room.serial, exc)
+            peer.send(UNAVAILABLE)
+            return
+        if verdict is not Verdict.accepted:
+            peer.send(_REFUSALS[verdict])
+            return
+        peer.send(CommitAccepted())
+        room.broadcast(peer, CommitFrom(sender=peer.conn, data=msg.data))
+
+    async def reopen(self, peer: Peer, msg: Reopen, now: float) -> None:
+        room = self.room
+        if room.over_budget(peer, now):
+            return
+        cred = credential_hash(msg.cred)
+        if self.order.replica.may_reopen(cred) and room.room_budget(peer, now):
+            with contextlib.suppress(ClusterUnavailable):
+                await self.order.reopen(cred)
+
+
+async def room_token_ok(node: ClusterNode, room_id: str, token_hash: bytes) -> bool:
+    """Whether ``token_hash`` is the room's (the first node to see the room records it)."""
+    kv = node.rooms_kv
+    for _ in range(3):
+        try:
+            entry = await kv.get(room_id)
+        except KeyNotFoundError:
+            try:
+                await kv.create(room_id, token_hash)
+            except KeyWrongLastSequenceError:
+                continue  # another node created it meanwhile: compare with that
+            return True
+        return hmac.compare_digest(bytes(entry.value or b""), token_hash)
+    return False
+
+
+__all__ = ["UNAVAILABLE", "RoomLink", "room_token_ok"]
