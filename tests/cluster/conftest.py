@@ -1,5 +1,5 @@
-"""Make ``nats_helpers`` importable from tests/cluster (whatever pytest's import mode), and
-give each test that asks for it a NATS server of its own."""
+"""Make ``nats_helpers`` and tests/e2e's ``e2e_helpers`` importable from tests/cluster
+(whatever pytest's import mode), and give each test that asks a NATS server of its own."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-_HERE = str(Path(__file__).resolve().parent)
-if _HERE not in sys.path:
-    sys.path.insert(0, _HERE)
+_HERE = Path(__file__).resolve().parent
+for _path in (str(_HERE.parent / "e2e"), str(_HERE)):  # e2e_helpers: engines, waits
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
 
 from nats_helpers import NatsServer  # noqa: E402
 

@@ -10,14 +10,6 @@ same epoch with the same code (one commit won each epoch, the others were told).
 from __future__ import annotations
 
 import asyncio
-import sys
-from pathlib import Path
-
-from nats_helpers import NatsServer
-
-from bounded_run import run
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "e2e"))
 
 from e2e_helpers import (
     BASE_URL,
@@ -27,7 +19,9 @@ from e2e_helpers import (
     wait_for_frames,
     wait_until,
 )
+from nats_helpers import NatsServer
 
+from bounded_run import run
 from clave.meeting import events as ev
 from clave.relay.server import STATE_KEY, start_relay
 

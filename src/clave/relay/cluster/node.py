@@ -27,7 +27,7 @@ from typing import Any
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import KeyWrongLastSequenceError
+from nats.js.errors import KeyWrongLastSequenceError, NoKeysError
 
 from clave.wire import (
     MAX_LAYER,
@@ -46,7 +46,7 @@ from ..addresses import Account
 from ..config import RelayConfig
 from ..room import BAD_TOKEN, Peer, Room, Rooms
 from ..stats import Refused
-from .jetstream_order import connect_jetstream
+from .jetstream_order import STREAM, connect_jetstream, ensure_stream
 from .outbox import CONTROL, BatchError, Outbox, decode_batch
 from .room_link import UNAVAILABLE, RoomLink, room_token_ok
 
@@ -57,6 +57,8 @@ SLOT_SHIFT = 24
 MAX_SLOT = 255
 NODE_TTL = 6.0
 """Seconds after its last refresh a node's slot is free again (the node is gone)."""
+RESET_ATTEMPTS = 30
+"""Tries to make the stream and buckets again after the NATS server lost them."""
 NODES_BUCKET = "CLAVE_NODES"
 ROSTER_BUCKET = "CLAVE_ROSTER"
 ROOMS_BUCKET = "CLAVE_ROOMS"
@@ -86,6 +88,11 @@ class ClusterNode:
         self.delivered = [0, 0, 0, 0]
         """Items delivered to this node's connections from other nodes, by kind
         (audio, video, screen, control)."""
+        self.resets = 0
+        """Times the NATS server lost the cluster's state and this node started afresh."""
+        self.on_reset: Callable[[], Awaitable[None]] | None = None
+        """Closes this relay's connections (their engines reconnect and register again)."""
+        self._stream_created: Any = None
         self.nodes_kv: Any = None
         self.roster_kv: Any = None
         self.rooms_kv: Any = None
@@ -93,8 +100,25 @@ class ClusterNode:
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        self.nc, self.js = await connect_jetstream(self.servers, **self._options)
-        js = self.js
+        options = {
+            "reconnected_cb": self._reconnected,
+            "error_cb": self._nats_error,
+            "reconnect_time_wait": 0.5,
+        }
+        self.nc, self.js = await connect_jetstream(self.servers, **options, **self._options)
+        await self._make_buckets()
+        self.slot = await self._claim_slot()
+        await self.nc.subscribe(NODE_SUBJECT + str(self.slot), cb=self._on_batch)
+        self._tasks = [
+            asyncio.create_task(self._send_loop()),
+            asyncio.create_task(self._heartbeat()),
+            asyncio.create_task(self._watch_nodes()),
+        ]
+        log.info("relay node %d joined the cluster", self.slot)
+
+    async def _make_buckets(self) -> None:
+        js = self.js_context
+        self._stream_created = (await js.stream_info(STREAM)).created
         self.nodes_kv = await js.create_key_value(
             KeyValueConfig(bucket=NODES_BUCKET, ttl=NODE_TTL, storage=StorageType.MEMORY)
         )
@@ -104,13 +128,36 @@ class ClusterNode:
         self.rooms_kv = await js.create_key_value(
             KeyValueConfig(bucket=ROOMS_BUCKET, storage=StorageType.MEMORY)
         )
-        self.slot = await self._claim_slot()
-        await self.nc.subscribe(NODE_SUBJECT + str(self.slot), cb=self._on_batch)
-        self._tasks = [
-            asyncio.create_task(self._send_loop()),
-            asyncio.create_task(self._heartbeat()),
-        ]
-        log.info("relay node %d joined the cluster", self.slot)
+
+    async def _nats_error(self, exc: Exception) -> None:
+        """One line per NATS error (the client keeps reconnecting by itself)."""
+        log.warning("NATS: %s", exc.__class__.__name__)
+
+    async def _reconnected(self) -> None:
+        """NATS is back. If its server restarted, the cluster's state (memory only, like
+        a relay's) is gone: start afresh as a restarted relay does (its connections are
+        closed; their engines come back and register again). Else nothing was lost."""
+        try:
+            created = (await self.js_context.stream_info(STREAM)).created
+        except Exception:
+            created = None
+        if created is not None and created == self._stream_created:
+            return
+        log.warning("the NATS server lost the cluster's state: relay node starts afresh")
+        self.resets += 1
+        for link in list(self.rooms.values()):
+            await link.close()
+        for attempt in range(RESET_ATTEMPTS):  # JetStream may need a moment after a restart
+            try:
+                await ensure_stream(self.js_context)
+                await self._make_buckets()
+                await self.nodes_kv.put(str(self.slot), b"")
+                break
+            except Exception as exc:
+                log.warning("cluster state not made again yet (%r): retrying", exc)
+                await asyncio.sleep(min(0.2 * 2**attempt, 2.0))
+        if self.on_reset is not None:
+            await self.on_reset()
 
     async def close(self) -> None:
         for link in list(self.rooms.values()):
@@ -135,6 +182,23 @@ class ClusterNode:
                 continue
             return slot
         raise RuntimeError(f"all {MAX_SLOT} node slots of the cluster are taken")
+
+    async def _watch_nodes(self) -> None:
+        """Every ``NODE_TTL / 2`` s: connections of a node whose slot expired leave."""
+        while True:
+            await asyncio.sleep(NODE_TTL / 2)
+            try:
+                live = {int(k) for k in await self.nodes_kv.keys() if k.isdigit()}
+            except NoKeysError:
+                live = set()
+            except Exception:  # NATS away: look again later
+                continue
+            for link in list(self.rooms.values()):
+                for slot in link.node_slots() - live - {self.slot}:
+                    log.info("relay node %d is gone: its connections leave", slot)
+                    link.forget_node(slot)
+                    with contextlib.suppress(Exception):
+                        await self.roster_kv.delete(f"{link.handle}.{slot}")
 
     async def _heartbeat(self) -> None:
         while True:
@@ -197,12 +261,12 @@ class ClusterNode:
 
     def left(self, rooms: Rooms, room: Room, now: float) -> None:
         """A connection of this node left ``room``: unlink it once none is left here."""
-        link = self.rooms.get(room.id)
-        if link is None or link.room is not room or any(not p.node for p in room.peers.values()):
+        if any(not p.node for p in room.peers.values()):
             return
-        for peer in list(room.peers.values()):
-            room.remove(peer, "left")  # the other nodes' connections, from here only
-        room.link = None
+        link = self.rooms.get(room.id)
+        if link is None or link.room is not room:
+            return
+        link.detach()
         rooms.discard_if_empty(room, now)
         task = asyncio.ensure_future(link.close())
         self._tasks.append(task)

@@ -92,8 +92,18 @@ class RoomLink:
             self._apply(entry)
         self._watching = asyncio.create_task(self._watch())
 
-    async def close(self) -> None:
+    def detach(self) -> None:
+        """Unlink the room now: the other nodes' connections leave it (here only)."""
         self.node.rooms.pop(self.handle, None)
+        room = self.room
+        if room.link is self:
+            for peer in [p for p in room.peers.values() if p.node]:
+                room.remove(peer, "disconnected")
+            room.link = None
+
+    async def close(self) -> None:
+        """Detach, then stop following the room's log and rosters and drop our roster."""
+        self.detach()
         if self._watching is not None:
             self._watching.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -192,10 +202,14 @@ class RoomLink:
             if peer is not None:
                 room.remove(peer, reasons.get(conn, "disconnected"))
 
+    def node_slots(self) -> set[int]:
+        """The other nodes with connections in this room, as far as we know."""
+        return {slot for slot, members in self._rosters.items() if members}
+
     def forget_node(self, slot: int) -> None:
         """Node ``slot`` is gone: its connections leave the room."""
         if slot in self._rosters:
-            self.apply_roster(slot, {}, {})
+            self.apply_roster(slot, {}, dict.fromkeys(self._rosters[slot], "disconnected"))
 
     # ------------------------------------------------------------ ordering
 
