@@ -59,6 +59,16 @@ def add_parser(sub: Any) -> None:
         "participants of one meeting may then use different relays of the cluster",
     )
     serve.add_argument(
+        "--nats-creds",
+        metavar="FILE",
+        help="NATS credentials file (a user JWT and its NKey seed) for --nats",
+    )
+    serve.add_argument(
+        "--nats-ca",
+        metavar="FILE",
+        help="PEM file of the CA that signed the NATS servers' certificates (tls:// URLs)",
+    )
+    serve.add_argument(
         "--trusted-proxy",
         action="append",
         default=[],
@@ -211,6 +221,25 @@ def _nats(args: argparse.Namespace) -> list[str] | None:
     return urls
 
 
+def _nats_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``--nats-creds`` and ``--nats-ca`` as NATS client options."""
+    if (args.nats_creds or args.nats_ca) and not args.nats:
+        raise CliError("--nats-creds and --nats-ca go with --nats", EXIT_USAGE)
+    options: dict[str, Any] = {}
+    if args.nats_creds:
+        if not os.path.isfile(args.nats_creds):
+            raise CliError(f"--nats-creds: no file {args.nats_creds}", EXIT_USAGE)
+        options["user_credentials"] = args.nats_creds
+    if args.nats_ca:
+        import ssl as ssl_module
+
+        try:
+            options["tls"] = ssl_module.create_default_context(cafile=args.nats_ca)
+        except (OSError, ssl_module.SSLError) as exc:
+            raise CliError(f"--nats-ca: {exc}", EXIT_USAGE) from None
+    return options
+
+
 def run(args: argparse.Namespace) -> int:
     import logging
 
@@ -233,7 +262,13 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         serve_forever(
-            args.host, args.port, config, on_ready=ready, ssl_context=context, nats=_nats(args)
+            args.host,
+            args.port,
+            config,
+            on_ready=ready,
+            ssl_context=context,
+            nats=_nats(args),
+            nats_options=_nats_options(args),
         )
     except OSError as exc:
         if listening:

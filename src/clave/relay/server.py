@@ -36,7 +36,9 @@ STATE_KEY = web.AppKey("clave.relay.state", RelayState)
 
 
 def create_app(
-    config: RelayConfig | None = None, nats: list[str] | None = None
+    config: RelayConfig | None = None,
+    nats: list[str] | None = None,
+    nats_options: dict[str, Any] | None = None,
 ) -> web.Application:
     """The relay as an aiohttp application (state in ``app[STATE_KEY]``); with ``nats``
     (server URLs), a node of a relay cluster, joined when the application starts."""
@@ -69,7 +71,8 @@ def create_app(
         from .cluster.node import ClusterNode
 
         async def join_cluster(app: web.Application) -> None:
-            node = ClusterNode(nats, state.config)
+            node = ClusterNode(nats, state.config, **(nats_options or {}))
+            node.on_reset = lambda: on_shutdown(app)  # as a restarted relay would
             await node.start()
             state.cluster = node
 
@@ -88,6 +91,7 @@ async def start_relay(
     config: RelayConfig | None = None,
     ssl_context: ssl.SSLContext | None = None,
     nats: list[str] | None = None,
+    nats_options: dict[str, Any] | None = None,
 ) -> tuple[web.AppRunner, int]:
     """Start serving on ``host:port`` (0: any free port), over TLS with ``ssl_context``,
     as a cluster node with ``nats``; return the runner and the bound port.
@@ -95,7 +99,7 @@ async def start_relay(
     Stop with ``await runner.cleanup()``.
     """
     runner = web.AppRunner(
-        create_app(config, nats),
+        create_app(config, nats, nats_options),
         access_log=None,
         handle_signals=False,
         shutdown_timeout=5.0,
@@ -118,9 +122,10 @@ async def serve(
     on_ready: Callable[[int], None] | None = None,
     ssl_context: ssl.SSLContext | None = None,
     nats: list[str] | None = None,
+    nats_options: dict[str, Any] | None = None,
 ) -> None:
     """Serve until SIGINT or SIGTERM; ``on_ready(bound_port)`` once listening."""
-    runner, bound = await start_relay(host, port, config, ssl_context, nats)
+    runner, bound = await start_relay(host, port, config, ssl_context, nats, nats_options)
     log.info("relay listening on port %d (%s)", bound, "TLS" if ssl_context else "no TLS")
     if on_ready is not None:
         on_ready(bound)
@@ -151,10 +156,11 @@ def serve_forever(
     on_ready: Callable[[int], None] | None = None,
     ssl_context: ssl.SSLContext | None = None,
     nats: list[str] | None = None,
+    nats_options: dict[str, Any] | None = None,
 ) -> None:
     """Run the relay on uvloop until SIGINT or SIGTERM (over TLS with ``ssl_context``; a
-    cluster node with ``nats``)."""
-    _run(serve(host, port, config, on_ready, ssl_context, nats))
+    cluster node with ``nats``, whose client takes ``nats_options``)."""
+    _run(serve(host, port, config, on_ready, ssl_context, nats, nats_options))
 
 
 run = serve_forever
