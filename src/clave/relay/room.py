@@ -586,6 +586,10 @@ class Rooms:
             return ROOM_CROWDED
         return room
 
+    def rename(self, room: Room, new_id: str, token_hash: bytes) -> bool:
+        """Move ``room`` to ``new_id`` (a rotation); False if another room has that id."""
+        return self._rename(room, new_id, token_hash)
+
     def _rename(self, room: Room, new_id: str, token_hash: bytes) -> bool:
         if new_id in self._rooms:
             return False

@@ -27,7 +27,7 @@ from typing import Any
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, StorageType, StreamConfig
-from nats.js.errors import APIError, BadRequestError
+from nats.js.errors import APIError, BadRequestError, NotFoundError
 
 from ..ordering import Verdict
 from .order_log import (
@@ -35,6 +35,7 @@ from .order_log import (
     Applied,
     Entry,
     LogError,
+    Move,
     Order,
     OrderReplica,
     Reopen,
@@ -188,6 +189,29 @@ class RoomOrder:
             lambda: Seed(owner=owner, key=key) if self.replica.may_seed(key, owner) else None
         )
         return entry is not None
+
+    async def move(
+        self, owner: int, cred: bytes, room: str, token_hash: bytes, drop: list[int]
+    ) -> bool:
+        """Append a Move (a replaced invitation) if ``cred``'s slot is open; False if not."""
+        entry = await self._propose(
+            lambda: Move(owner=owner, cred=cred, room=room, token_hash=token_hash, drop=drop)
+            if self.replica.slots.is_open(cred)
+            else None
+        )
+        return entry is not None
+
+    async def last_seq(self) -> int:
+        """The log position of the room's last entry (0: none yet)."""
+        try:
+            msg = await self._js.get_last_msg(STREAM, self.subject)
+        except NotFoundError:
+            return 0
+        return int(msg.seq or 0)
+
+    async def caught_up(self) -> None:
+        """Until the replica has applied every entry appended before this call."""
+        await self._catch_up(self._reach(await self.last_seq()))
 
     async def reopen(self, key: bytes) -> bool:
         """Open a consumed slot again; False if there was nothing to reopen."""

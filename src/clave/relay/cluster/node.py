@@ -33,7 +33,6 @@ from clave.wire import (
     MAX_LAYER,
     Commit,
     Error,
-    ErrorCode,
     KeyframeWanted,
     LayerCap,
     Reopen,
@@ -48,7 +47,7 @@ from ..room import BAD_TOKEN, Peer, Room, Rooms
 from ..stats import Refused
 from .jetstream_order import STREAM, connect_jetstream, ensure_stream
 from .outbox import CONTROL, BatchError, Outbox, decode_batch
-from .room_link import UNAVAILABLE, RoomLink, room_token_ok
+from .room_link import UNAVAILABLE, RoomLink, room_handle
 
 log = logging.getLogger("clave.relay.cluster")
 
@@ -80,6 +79,9 @@ class ClusterNode:
         self.rooms: dict[str, RoomLink] = {}
         """Room handle -> the link of a room with connections on this node."""
         self._opening: dict[str, asyncio.Future[None]] = {}
+        """Room handle -> the linking of its room in progress."""
+        self.relay_rooms: Rooms | None = None
+        """This relay's rooms (set by the first :meth:`enter`)."""
         self._outboxes: dict[int, Outbox] = {}
         self._ready: list[Outbox] = []
         self._sending: asyncio.Queue[tuple[str, bytes] | None] = asyncio.Queue()
@@ -221,21 +223,27 @@ class ClusterNode:
     ) -> Room | Error:
         """:meth:`Rooms.enter` for the cluster: the token must be the room's everywhere,
         and the room is linked (its rosters read) before the connection is added."""
+        self.relay_rooms = rooms
         token_hash = hashlib.sha256(token).digest()
         id_ok = hmac.compare_digest(room_id.encode(), room_id_for_token(token).encode())
-        if id_ok and room_id not in self.rooms and room_id not in self._opening:
-            id_ok = await room_token_ok(self, room_id, token_hash)
-        if not id_ok:
+        handle = await room_handle(self, room_id, token_hash) if id_ok else None
+        if handle is None:
             rooms.stats.refuse(Refused.bad_token)
             return BAD_TOKEN
+        link = self.rooms.get(handle)
+        if link is not None and link.room.id != room_id:
+            with contextlib.suppress(Exception):  # a Move not applied here yet?
+                await link.order.caught_up()
+            if link.room.id != room_id:
+                return BAD_TOKEN  # moved on meanwhile
         outcome = rooms.enter(room_id, token, now, account)
         if isinstance(outcome, Error):
             return outcome
-        opening = self._opening.get(outcome.id)
+        opening = self._opening.get(handle)
         if opening is None and outcome.link is None:
-            opening = asyncio.ensure_future(RoomLink(self, outcome).open())
-            self._opening[outcome.id] = opening
-            opening.add_done_callback(lambda _: self._opening.pop(outcome.id, None))
+            opening = asyncio.ensure_future(RoomLink(self, outcome, handle).open())
+            self._opening[handle] = opening
+            opening.add_done_callback(lambda _: self._opening.pop(handle, None))
         if opening is not None:
             try:
                 await asyncio.shield(opening)
@@ -244,27 +252,31 @@ class ClusterNode:
                 return UNAVAILABLE
         return outcome
 
+    def rename(self, room: Room, new_id: str, token_hash: bytes) -> bool:
+        """Move a linked room to a new id here (a Move of its log)."""
+        return self.relay_rooms is not None and self.relay_rooms.rename(room, new_id, token_hash)
+
     async def ordered(self, room: Room, peer: Peer, msg: Any, now: float) -> bool:
         """Handle ``msg`` if the cluster orders it (Commit, Reopen, Rotate); False if not."""
-        link = self.rooms.get(room.id)
+        link = _link_of(room)
         handler = _ORDERED.get(type(msg))
-        if link is None or link.room is not room or handler is None:
+        if link is None or handler is None:
             return False
         await handler(link, peer, msg, now)
         return True
 
     async def seed(self, room: Room, peer: Peer, cred_hash: bytes | None) -> None:
         """Register an entering member's credential hash through the room's log."""
-        link = self.rooms.get(room.id)
-        if link is not None and link.room is room:
+        link = _link_of(room)
+        if link is not None:
             await link.seed(peer, cred_hash)
 
     def left(self, rooms: Rooms, room: Room, now: float) -> None:
         """A connection of this node left ``room``: unlink it once none is left here."""
         if any(not p.node for p in room.peers.values()):
             return
-        link = self.rooms.get(room.id)
-        if link is None or link.room is not room:
+        link = _link_of(room)
+        if link is None:
             return
         link.detach()
         rooms.discard_if_empty(room, now)
@@ -340,17 +352,16 @@ class ClusterNode:
                         peer.send(LayerCap(layer=cap))
 
 
-async def _no_rotation(link: RoomLink, peer: Peer, msg: Rotate, now: float) -> None:
-    peer.send(NO_ROTATION)
+def _link_of(room: Room) -> RoomLink | None:
+    """The cluster link of a room, if it has one (the room knows it only as hooks)."""
+    link = room.link
+    return link if isinstance(link, RoomLink) else None
 
 
-NO_ROTATION = Error(
-    ErrorCode.internal, "replacing the invitation is not available on a relay cluster yet"
-)
 _ORDERED: dict[type[Any], Callable[[RoomLink, Peer, Any, float], Awaitable[None]]] = {
     Commit: RoomLink.commit,
     Reopen: RoomLink.reopen,
-    Rotate: _no_rotation,
+    Rotate: RoomLink.rotate,
 }
 """Control messages a linked room hands to the cluster's ordering."""
 

@@ -6,7 +6,9 @@ subject, see :mod:`.jetstream_order`) of the operations that change its slots:
 
 * :class:`Seed`: an entering member registers its epoch credential's hash;
 * :class:`Order`: a commit was ordered (its slot consumed, the next one opened);
-* :class:`Reopen`: a member refused the commit ordered for a slot and opened it again.
+* :class:`Reopen`: a member refused the commit ordered for a slot and opened it again;
+* :class:`Move`: a host replaced the invitation (the room's new id, the connections
+  dropped), appended only while its credential's slot is open.
 
 Every node replays the log, in order, into its own :class:`OrderReplica`, so every
 node holds the same slots. A node proposes an operation only after checking it
@@ -28,8 +30,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Annotated
 
 import msgspec
+
+from clave.wire import MAX_DROP
 
 from ..ordering import ByteBudget, EpochSlots, Verdict
 
@@ -59,12 +64,24 @@ class Reopen(_Entry, tag="reopen", frozen=True):
     key: bytes
 
 
-Entry = Seed | Order | Reopen
+class Move(_Entry, tag="move", frozen=True):
+    """A host replaced the invitation (``Rotate``): the room's id becomes ``room``."""
+
+    owner: int
+    cred: bytes
+    """SHA-256 of the current epoch's credential (an open slot when appended)."""
+    room: Annotated[str, msgspec.Meta(max_length=64)]
+    token_hash: bytes
+    drop: Annotated[list[int], msgspec.Meta(max_length=MAX_DROP)]
+
+
+Entry = Seed | Order | Reopen | Move
 
 _HASH_FIELDS: dict[type[Entry], tuple[str, ...]] = {
     Seed: ("key",),
     Order: ("cred", "next"),
     Reopen: ("key",),
+    Move: ("cred", "token_hash"),
 }
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Entry)
@@ -128,10 +145,15 @@ def _apply_reopen(slots: EpochSlots, entry: Entry) -> None:
         slots.reopen(entry.key)
 
 
+def _apply_move(slots: EpochSlots, entry: Entry) -> None:
+    """No slot changes: the node that follows the room renames it (:mod:`.room_link`)."""
+
+
 _APPLY: dict[type[Entry], Callable[[EpochSlots, Entry], Verdict | None]] = {
     Seed: _apply_seed,
     Order: _apply_order,
     Reopen: _apply_reopen,
+    Move: _apply_move,
 }
 """How each kind of entry changes a replica's slots."""
 
@@ -189,6 +211,7 @@ __all__ = [
     "Applied",
     "Entry",
     "LogError",
+    "Move",
     "Order",
     "OrderReplica",
     "Reopen",

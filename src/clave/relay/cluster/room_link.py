@@ -14,15 +14,19 @@ While a node has connections in a room, the room is *linked*:
 * its token hash is the ``CLAVE_ROOMS`` entry of its id, created by the first node
   (compare-and-set), so every node refuses a wrong token alike.
 
-The room's *handle*, used in subjects and keys, is its id.
+The room's *handle*, used in subjects and keys, is a random name given when the room
+is first seen; it stays when a host replaces the invitation (``Rotate``), which moves
+the room to a new id on every node (a ``Move`` in the log).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import hmac
 import logging
+import secrets
 from typing import TYPE_CHECKING, Any
 
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
@@ -34,15 +38,19 @@ from clave.wire import (
     Error,
     ErrorCode,
     Reopen,
+    Rotate,
+    Rotated,
     Subscribe,
     credential_hash,
+    encode,
+    room_id_for_token,
 )
 
 from ..limits import TokenBucket
 from ..ordering import Verdict
-from ..room import _REFUSALS, Peer, Room
+from ..room import _REFUSALS, BAD_CREDENTIAL, ROOM_EXISTS, ROTATED, Peer, Room
 from .jetstream_order import ClusterUnavailable, RoomOrder
-from .order_log import OrderReplica
+from .order_log import Applied, Move, OrderReplica
 from .outbox import NodeQueue
 from .roster import RosterError, decode_roster, diff, encode_roster
 
@@ -59,16 +67,19 @@ WATCH_TIMEOUT = 5.0
 class RoomLink:
     """One room's place in the cluster, on this node (see the module docstring)."""
 
-    def __init__(self, node: ClusterNode, room: Room) -> None:
+    def __init__(self, node: ClusterNode, room: Room, handle: str) -> None:
         self.node = node
         self.room = room
-        self.handle = room.id
+        self.handle = handle
         cfg = node.config
         self.order = RoomOrder(
             node.js_context,
             self.handle,
             OrderReplica(cfg.max_epoch_slots, cfg.max_open_epochs, cfg.commit_log_bytes),
+            self._applied,
         )
+        self.live = False
+        """False while the log's past is replayed: old moves are not acted on again."""
         self._rosters: dict[int, dict[int, Subscribe | None]] = {}
         self._left: dict[int, str] = {}
         self._put_soon = False
@@ -84,6 +95,8 @@ class RoomLink:
         self.room.link = self
         self.node.rooms[self.handle] = self
         await self.order.start()
+        await self.order.caught_up()
+        self.live = True
         self._watcher = await self.node.roster_kv.watch(f"{self.handle}.*")
         while True:
             entry = await self._watcher.updates(timeout=WATCH_TIMEOUT)
@@ -248,6 +261,70 @@ class RoomLink:
         peer.send(CommitAccepted())
         room.broadcast(peer, CommitFrom(sender=peer.conn, data=msg.data))
 
+    async def rotate(self, peer: Peer, msg: Rotate, now: float) -> None:
+        """As :meth:`Room.rotate`: the new id is claimed in ``CLAVE_ROOMS`` for this room's
+        handle, then a Move is appended while the credential's slot is open; every node
+        acts on it when its copy applies it (:meth:`_applied`)."""
+        room = self.room
+        if room.over_budget(peer, now):
+            return
+        cred = credential_hash(msg.cred)
+        if not self.order.replica.slots.is_open(cred):
+            peer.send(BAD_CREDENTIAL)
+            return
+        if not room.room_budget(peer, now):
+            return
+        new_id = room_id_for_token(msg.token)
+        token_hash = hashlib.sha256(msg.token).digest()
+        old_id = room.id
+        kv = self.node.rooms_kv
+        try:
+            if new_id != old_id:
+                try:
+                    await kv.create(new_id, token_hash + self.handle.encode())
+                except KeyWrongLastSequenceError:
+                    peer.send(ROOM_EXISTS)
+                    return
+            moved = await self.order.move(peer.conn, cred, new_id, token_hash, list(msg.drop))
+        except ClusterUnavailable:
+            peer.send(UNAVAILABLE)
+            return
+        except Exception:  # NATS away
+            peer.send(UNAVAILABLE)
+            return
+        if not moved:
+            with contextlib.suppress(Exception):
+                await kv.delete(new_id)
+            peer.send(BAD_CREDENTIAL)
+            return
+        if new_id != old_id:  # the old id names nothing now: its link enters a new room
+            with contextlib.suppress(Exception):
+                await kv.delete(old_id)
+
+    def _applied(self, applied: Applied) -> None:
+        """A Move this node's copy applied: rename the room here, drop our connections it
+        names, tell our others (``Rotated``)."""
+        entry = applied.entry
+        if type(entry) is not Move or not self.live:
+            return
+        room = self.room
+        moved = entry.room != room.id
+        if moved and not self.node.rename(room, entry.room, entry.token_hash):
+            log.warning("room #%d: could not take its new id here", room.serial)
+        for conn in dict.fromkeys(entry.drop):
+            target = room.peers.get(conn)
+            if target is None or target.node or conn == entry.owner:
+                continue
+            target.send(ROTATED)
+            room.remove(target, "removed")
+            if target.on_drop is not None:
+                target.on_drop()
+        if moved:
+            data = encode(Rotated(by=entry.owner))
+            for other in room.peers.values():
+                if not other.node and other.conn != entry.owner:
+                    other.queue.push_control(data)
+
     async def reopen(self, peer: Peer, msg: Reopen, now: float) -> None:
         room = self.room
         if room.over_budget(peer, now):
@@ -258,20 +335,25 @@ class RoomLink:
                 await self.order.reopen(cred)
 
 
-async def room_token_ok(node: ClusterNode, room_id: str, token_hash: bytes) -> bool:
-    """Whether ``token_hash`` is the room's (the first node to see the room records it)."""
+async def room_handle(node: ClusterNode, room_id: str, token_hash: bytes) -> str | None:
+    """The cluster handle of the room ``room_id`` if ``token_hash`` is its token's (the
+    first node to see the room records both, with a new random handle); None if not."""
     kv = node.rooms_kv
     for _ in range(3):
         try:
             entry = await kv.get(room_id)
         except KeyNotFoundError:
+            handle = secrets.token_urlsafe(16)
             try:
-                await kv.create(room_id, token_hash)
+                await kv.create(room_id, token_hash + handle.encode())
             except KeyWrongLastSequenceError:
                 continue  # another node created it meanwhile: compare with that
-            return True
-        return hmac.compare_digest(bytes(entry.value or b""), token_hash)
-    return False
+            return handle
+        value = bytes(entry.value or b"")
+        if not hmac.compare_digest(value[:32], token_hash):
+            return None
+        return value[32:].decode("ascii", "replace") or None
+    return None
 
 
-__all__ = ["UNAVAILABLE", "RoomLink", "room_token_ok"]
+__all__ = ["UNAVAILABLE", "RoomLink", "room_handle"]
