@@ -23,7 +23,8 @@ from clave.relay.addresses import (
 )
 from clave.relay.limits import TokenBucket
 from clave.relay.queues import Backlog, OutQueue
-from clave.relay.room import ROOM_CROWDED, Peer, Rooms
+from clave.relay.room import ROOM_CROWDED, Peer
+from clave.relay.rooms import Rooms
 from clave.relay.stats import Refused
 from clave.wire import MAX_CONTROL_BYTES, Error, ErrorCode, room_id_for_token
 

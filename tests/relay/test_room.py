@@ -8,7 +8,8 @@ import os
 from clave.relay import RelayConfig
 from clave.relay.limits import TokenBucket
 from clave.relay.queues import OutQueue
-from clave.relay.room import BAD_TOKEN, HANDLERS, Peer, Room, Rooms
+from clave.relay.room import BAD_TOKEN, HANDLERS, Peer, Room
+from clave.relay.rooms import Rooms
 from clave.wire import (
     AppFrom,
     AppMessage,

@@ -1,7 +1,7 @@
 """An in-memory delivery service for sans-I/O meetings (tests and benchmarks).
 
 It is the relay without sockets: admission, commit ordering, routing and fan-out
-are the relay's own I/O-free :class:`clave.relay.room.Rooms` and
+are the relay's own I/O-free :class:`clave.relay.rooms.Rooms` and
 :class:`~clave.relay.room.Room` (docs/PROTOCOL.md, "Relay channel"), so what the
 meeting tests exercise cannot drift from what the relay does. Only the socket
 side is replaced: connection ids from 1; each connection's
@@ -25,7 +25,8 @@ from clave import wire
 from clave.relay.config import RelayConfig
 from clave.relay.limits import TokenBucket
 from clave.relay.queues import OutQueue
-from clave.relay.room import HANDLERS, Peer, Room, Rooms
+from clave.relay.room import HANDLERS, Peer, Room
+from clave.relay.rooms import Rooms
 
 MEMORY_CONFIG = RelayConfig(
     commit_rate=1e9,

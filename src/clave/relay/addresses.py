@@ -7,7 +7,7 @@ Each bound answers an attack (defaults in :class:`~clave.relay.config.RelayConfi
   live rooms created per address (20) and a token bucket of room creations per
   address (0.5/s, burst 20) against create-leave-create churn.
 * **Lobby flood** (one client crowding a room): connections per address in one room
-  (8), checked by :meth:`clave.relay.room.Rooms.enter` with :attr:`Account.key`.
+  (8), checked by :meth:`clave.relay.rooms.Rooms.enter` with :attr:`Account.key`.
 * **Big junk into non-reading sinks**: everything queued for an address's connections
   shares one :class:`~clave.relay.queues.Backlog`.
 

@@ -489,7 +489,7 @@ class Connection:
         return None
 
     async def _enter(self, request: Enter) -> None:
-        """Admission by ``Enter`` only (see :meth:`clave.relay.room.Rooms.enter`; on a
+        """Admission by ``Enter`` only (see :meth:`clave.relay.rooms.Rooms.enter`; on a
         cluster node, :meth:`clave.relay.cluster.node.ClusterNode.enter`)."""
         rooms, cluster, now = self.state.rooms, self.state.cluster, self._loop.time()
         if cluster is None:

@@ -1,11 +1,12 @@
-"""Rooms: admission by access token, commit ordering, routing and fan-out to queues.
+"""A room: membership, commit ordering, routing and fan-out to queues (see :mod:`.rooms`
+ for admission).
 
 Everything here is synchronous and I/O-free: a :class:`Peer` is a connection
 id, its subscription, its commit budget and its
 :class:`~clave.relay.queues.OutQueue`; delivering means queueing. The asyncio
 side (:mod:`clave.relay.connection`) drains queues and closes sockets.
 
-* **Admission** (:meth:`Rooms.enter`): a room's id is derived from its access
+* **Admission** (:meth:`.rooms.Rooms.enter`): a room's id is derived from its access
   token (:func:`clave.wire.room_id_for_token`), and a room keeps only the
   token's SHA-256. A room id alone therefore names nothing one could enter,
   create or squat, and every refusal of a token is the same ``BAD_TOKEN``, so
@@ -19,7 +20,7 @@ side (:mod:`clave.relay.connection`) drains queues and closes sockets.
   who are not members cannot exhaust it and starve the host's commits.
 * **Rotation** (:meth:`Room.rotate`): a host replaces the invitation after a
   removal, so the ex-member's old link no longer enters the meeting's room.
-* **Capacity** (:meth:`Rooms.enter`, with the client's
+* **Capacity** (:meth:`.rooms.Rooms.enter`, with the client's
   :class:`~clave.relay.addresses.Account`): rooms per relay and, per address, live
   rooms created and the creation rate (room flood); connections per room and, per
   address, connections in one room (lobby flood).
@@ -28,9 +29,7 @@ side (:mod:`clave.relay.connection`) drains queues and closes sockets.
 from __future__ import annotations
 
 import hashlib
-import hmac
-import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from clave.wire import (
@@ -66,13 +65,12 @@ from clave.wire import (
     room_id_for_token,
 )
 
-from .addresses import Account, Accounts
+from .addresses import Account
 from .config import RelayConfig
 from .layers import ReceiverLayers, SenderLayers
 from .limits import TokenBucket
 from .ordering import ByteBudget, EpochSlots, Verdict
 from .queues import OutQueue
-from .stats import Refused, RelayStats
 
 BAD_TOKEN = Error(ErrorCode.bad_token, "bad token")
 """The one answer for a token that does not fit the room id or the room: it tells nothing."""
@@ -512,100 +510,3 @@ HANDLERS: dict[type[Any], Callable[[Room, Peer, Any, float], None]] = {
     KeyframeRequest: Room.keyframe_request,
 }
 """The room's handler of each control message an admitted connection may send."""
-
-
-class Rooms:
-    """All rooms of one relay, in memory only, by id."""
-
-    def __init__(
-        self,
-        config: RelayConfig,
-        accounts: Accounts | None = None,
-        stats: RelayStats | None = None,
-    ) -> None:
-        self.config = config
-        self.accounts = accounts
-        """Charged with rooms created by an address (None: no per-address limits)."""
-        self.stats = stats or (accounts.stats if accounts is not None else RelayStats())
-        self._rooms: dict[str, Room] = {}
-        self._serial = 0
-        self._decoy = hashlib.sha256(secrets.token_bytes(32)).digest()
-        self.log_budget = ByteBudget(config.commit_log_total)
-        """The commit logs of all rooms draw from it (see :mod:`.ordering`)."""
-
-    def __len__(self) -> int:
-        return len(self._rooms)
-
-    def __iter__(self) -> Iterator[Room]:
-        return iter(tuple(self._rooms.values()))
-
-    def get(self, room_id: str) -> Room | None:
-        return self._rooms.get(room_id)
-
-    def enter(
-        self, room_id: str, token: bytes, now: float, account: Account | None = None
-    ) -> Room | Error:
-        """The room of ``token`` (created if nobody is in it), or the refusal.
-
-        ``room_id`` must be the token's id, else ``BAD_TOKEN``: a room id alone names
-        nothing one could enter, create or squat. An existing room also needs
-        SHA-256(token) to equal its hash (constant-time, same refusal). Capacity comes
-        after the token (a bad token is refused alike everywhere): ``room_full`` for the
-        relay's and the room's caps, ``rate_limited`` for ``account``'s quotas.
-        """
-        token_hash = hashlib.sha256(token).digest()
-        id_ok = hmac.compare_digest(room_id.encode(), room_id_for_token(token).encode())
-        room = self._rooms.get(room_id) if id_ok else None
-        expected = room.token_hash if room is not None else self._decoy
-        hash_ok = hmac.compare_digest(token_hash, expected)
-        if not id_ok or (room is not None and not hash_ok):
-            self.stats.refuse(Refused.bad_token)
-            return BAD_TOKEN
-        if room is None:
-            if len(self._rooms) >= self.config.max_rooms:
-                self.stats.refuse(Refused.rooms_full)
-                return RELAY_ROOMS_FULL
-            if account is not None and self.accounts is not None:
-                refused = self.accounts.create_room(account, now)
-                if refused is not None:
-                    return refused
-            self._serial += 1
-            room = Room(
-                room_id, token_hash, self._serial, self.config, now, self._rename, self.log_budget
-            )
-            if self.accounts is not None:
-                room.creator = account
-            self._rooms[room_id] = room
-        elif len(room) >= self.config.max_conns_per_room:
-            self.stats.refuse(Refused.room_full)
-            return ROOM_FULL
-        elif account is not None and (
-            room.conns_from(account) >= self.config.max_room_conns_per_address
-        ):
-            self.stats.refuse(Refused.room_address_conns)
-            return ROOM_CROWDED
-        return room
-
-    def rename(self, room: Room, new_id: str, token_hash: bytes) -> bool:
-        """Move ``room`` to ``new_id`` (a rotation); False if another room has that id."""
-        return self._rename(room, new_id, token_hash)
-
-    def _rename(self, room: Room, new_id: str, token_hash: bytes) -> bool:
-        if new_id in self._rooms:
-            return False
-        if self._rooms.get(room.id) is room:
-            del self._rooms[room.id]
-        room.id, room.token_hash = new_id, token_hash
-        self._rooms[new_id] = room
-        return True
-
-    def discard_if_empty(self, room: Room, now: float = 0.0) -> bool:
-        """Forget ``room`` if nobody is left in it (its creator's quota is freed); True if so."""
-        if room.peers or self._rooms.get(room.id) is not room:
-            return False
-        del self._rooms[room.id]
-        room.slots.forget_all()
-        creator, room.creator = room.creator, None
-        if creator is not None and self.accounts is not None:
-            self.accounts.room_closed(creator, now)
-        return True

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Protocol
 from .addresses import Accounts
 from .close_codes import CloseCode
 from .config import RelayConfig
-from .room import Rooms
+from .rooms import Rooms
 from .stats import RelayStats
 
 if TYPE_CHECKING:

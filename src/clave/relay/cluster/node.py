@@ -43,7 +43,8 @@ from clave.wire import (
 
 from ..addresses import Account
 from ..config import RelayConfig
-from ..room import BAD_TOKEN, Peer, Room, Rooms
+from ..room import BAD_TOKEN, Peer, Room
+from ..rooms import Rooms
 from ..stats import Refused
 from .jetstream_order import STREAM, connect_jetstream, ensure_stream
 from .outbox import CONTROL, BatchError, Outbox, decode_batch
