@@ -1,5 +1,5 @@
 """A room: membership, commit ordering, routing and fan-out to queues (see :mod:`.rooms`
- for admission).
+for admission).
 
 Everything here is synchronous and I/O-free: a :class:`Peer` is a connection
 id, its subscription, its commit budget and its
