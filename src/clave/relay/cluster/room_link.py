@@ -60,6 +60,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("clave.relay.cluster")
 
 UNAVAILABLE = Error(ErrorCode.internal, "the relay cluster could not order this now")
+CLOSE_WAIT = 2.0
+"""Seconds a closing link waits for its roster watch to end."""
 WATCH_TIMEOUT = 5.0
 """Seconds to read a room's current rosters when the first connection here enters it."""
 
@@ -87,6 +89,7 @@ class RoomLink:
         self._watching: asyncio.Task[None] | None = None
         self._puts: asyncio.Task[None] | None = None
         self.bad_rosters = 0
+        self._closing = False
 
     async def open(self) -> None:
         """Follow the room's log and the other nodes' rosters (their current entries are
@@ -115,15 +118,20 @@ class RoomLink:
             room.link = None
 
     async def close(self) -> None:
-        """Detach, then stop following the room's log and rosters and drop our roster."""
+        """Detach, then stop following the room's log and rosters and drop our roster.
+
+        The watcher is stopped before its task is cancelled, and the task is waited
+        for a bounded time: nats-py reads a watcher through ``asyncio.wait_for``, which
+        on Python 3.11 can swallow a cancellation that meets an arriving entry."""
         self.detach()
-        if self._watching is not None:
-            self._watching.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._watching
+        self._closing = True
+        watching, self._watching = self._watching, None
         if self._watcher is not None:
             with contextlib.suppress(Exception):
                 await self._watcher.stop()
+        if watching is not None:
+            watching.cancel()
+            await asyncio.wait({watching}, timeout=CLOSE_WAIT)
         await self.order.stop()
         with contextlib.suppress(Exception):
             await self.node.roster_kv.delete(self._key)
@@ -164,14 +172,15 @@ class RoomLink:
     # ------------------------------------------------------------ their rosters
 
     async def _watch(self) -> None:
-        while True:
+        while not self._closing:
             try:
                 entry = await self._watcher.updates(timeout=3600)
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception:  # a watcher timeout, NATS away: look again shortly
+                await asyncio.sleep(0.1)
                 continue
-            if entry is not None:
+            if entry is not None and not self._closing:
                 self._apply(entry)
 
     def _apply(self, entry: Any) -> None:
