@@ -19,6 +19,7 @@ from clave.relay.cluster.outbox import (
     Item,
     NodeQueue,
     Outbox,
+    RoomItems,
     decode_batch,
 )
 from clave.relay.limits import TokenBucket
@@ -31,7 +32,7 @@ VIDEO = StreamKind.video
 
 
 def items(outbox: Outbox) -> list[Item]:
-    return [item for data in outbox.take() for item in decode_batch(data).items]
+    return [i for data in outbox.take() for part in decode_batch(data).rooms for i in part.items]
 
 
 def test_one_frame_for_three_connections_travels_once_per_tick() -> None:
@@ -49,6 +50,15 @@ def test_one_frame_for_three_connections_travels_once_per_tick() -> None:
     assert ready == [box, box]  # the next tick asks again
 
 
+def test_several_rooms_travel_in_one_batch() -> None:
+    box = Outbox(lambda _: None)
+    for room in ("r1", "r2", "r3"):
+        box.add(room, 4, room.encode(), 0, 3, False)
+    batches = box.take()
+    assert len(batches) == 1  # one NATS message per node and flush, whatever the rooms
+    assert [p.room for p in decode_batch(batches[0]).rooms] == ["r1", "r2", "r3"]
+
+
 def test_big_ticks_are_split_into_batches_under_the_cap() -> None:
     box = Outbox(lambda _: None)
     chunks = [bytes([i]) * 100_000 for i in range(12)]
@@ -56,7 +66,8 @@ def test_big_ticks_are_split_into_batches_under_the_cap() -> None:
         box.add(ROOM, 5, chunk, 1, 3, False)
     batches = box.take()
     assert len(batches) > 1 and all(len(b) < 2 * MAX_BATCH_BYTES for b in batches)
-    assert [i.data for b in batches for i in decode_batch(b).items] == chunks
+    got = [i.data for b in batches for part in decode_batch(b).rooms for i in part.items]
+    assert got == chunks
 
 
 @pytest.mark.parametrize(
@@ -64,8 +75,11 @@ def test_big_ticks_are_split_into_batches_under_the_cap() -> None:
     [
         (b"\xc1", "malformed"),
         (b"\x00" * (2 * MAX_BATCH_BYTES + 1), "over"),
-        (msgspec.msgpack.encode(Batch(ROOM, [Item([1], b"x", 7)])), "bad kind"),
-        (msgspec.msgpack.encode(Batch(ROOM, [Item(list(range(3000)), b"x", 1)])), "targets"),
+        (msgspec.msgpack.encode(Batch([RoomItems(ROOM, [Item([1], b"x", 7)])])), "bad kind"),
+        (
+            msgspec.msgpack.encode(Batch([RoomItems(ROOM, [Item(list(range(3000)), b"x", 1)])])),
+            "targets",
+        ),
     ],
 )
 def test_a_bad_batch_is_refused_with_a_reason(data: bytes, problem: str) -> None:

@@ -1,12 +1,12 @@
 """What a relay node sends another node: deliveries to that node's connections, batched.
 
-A connection on another node is, in this node's room, a peer like any other whose
-queue is a :class:`NodeQueue`: what the room would queue for it (a control message,
-or a media frame the room decided this receiver gets, at its layer) goes to that
-node's :class:`Outbox` instead. Once per event loop tick the outbox becomes one or a
-few NATS messages (:class:`Batch`), in which a frame for several connections of that
-node travels once with their ids. The receiving node queues each item for its own
-connections exactly as if the sender were local (:mod:`.node`).
+A connection on another node is, in this node's room, a peer like any other whose queue
+is a :class:`NodeQueue`: what the room would queue for it (a control message, or a media
+frame the room decided this receiver gets, at its layer) goes to that node's
+:class:`Outbox` instead. Every ``FLUSH_DELAY`` (:mod:`.node`) the outbox becomes one or
+a few NATS messages (:class:`Batch`, all rooms together), in which a frame for several
+connections of that node travels once with their ids. The receiving node queues each
+item for its own connections exactly as if the sender were local (:mod:`.node`).
 
 So media goes only to nodes where someone gets it, at the layer they get: the choice
 is made where the frame enters the cluster. Nothing here is decrypted or parsed
@@ -40,10 +40,14 @@ class Item(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=T
     keyframe: bool = False
 
 
-class Batch(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
+class RoomItems(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
     room: str
-    """The room's cluster-wide handle (its first id): never a token."""
+    """The room's cluster handle (random, see :mod:`.room_link`): never a token."""
     items: list[Item]
+
+
+class Batch(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
+    rooms: list[RoomItems]
 
 
 _encode = msgspec.msgpack.Encoder().encode
@@ -62,11 +66,13 @@ def decode_batch(data: bytes) -> Batch:
         batch = _decode_batch(data)
     except msgspec.DecodeError as exc:
         raise BatchError(f"malformed batch: {exc}") from None
-    if len(batch.items) > MAX_ITEMS:
-        raise BatchError(f"batch of {len(batch.items)} items is over {MAX_ITEMS}")
-    for item in batch.items:
-        if not CONTROL <= item.kind <= 2 or len(item.targets) > MAX_TARGETS:
-            raise BatchError("batch item with a bad kind or too many targets")
+    count = sum(len(r.items) for r in batch.rooms)
+    if count > MAX_ITEMS:
+        raise BatchError(f"batch of {count} items is over {MAX_ITEMS}")
+    for part in batch.rooms:
+        for item in part.items:
+            if not CONTROL <= item.kind <= 2 or len(item.targets) > MAX_TARGETS:
+                raise BatchError("batch item with a bad kind or too many targets")
     return batch
 
 
@@ -98,21 +104,26 @@ class Outbox:
             self._on_ready(self)
 
     def take(self) -> list[bytes]:
-        """This tick's batches, encoded (emptying the outbox)."""
+        """Everything since the last flush, as few encoded batches as the size cap allows
+        (all rooms together), emptying the outbox."""
         self._pending = False
         rooms, self._rooms = self._rooms, {}
         out: list[bytes] = []
-        for room, items in rooms.items():
-            batch: list[Item] = []
-            size = 0
-            for targets, data, kind, sender, key in items.values():
-                batch.append(Item(targets, data, kind, sender, key))
+        parts: list[RoomItems] = []
+        size = count = 0
+        for room, entries in rooms.items():
+            items: list[Item] = []
+            for targets, data, kind, sender, key in entries.values():
+                items.append(Item(targets, data, kind, sender, key))
                 size += len(data) + 4 * len(targets)
-                if size >= MAX_BATCH_BYTES or len(batch) >= MAX_ITEMS:
-                    out.append(_encode(Batch(room, batch)))
-                    batch, size = [], 0
-            if batch:
-                out.append(_encode(Batch(room, batch)))
+                count += 1
+                if size >= MAX_BATCH_BYTES or count >= MAX_ITEMS:
+                    out.append(_encode(Batch([*parts, RoomItems(room, items)])))
+                    parts, items, size, count = [], [], 0, 0
+            if items:
+                parts.append(RoomItems(room, items))
+        if parts:
+            out.append(_encode(Batch(parts)))
         return out
 
 
@@ -140,4 +151,13 @@ class NodeQueue(OutQueue):
         self._room = room
 
 
-__all__ = ["CONTROL", "Batch", "BatchError", "Item", "NodeQueue", "Outbox", "decode_batch"]
+__all__ = [
+    "CONTROL",
+    "Batch",
+    "BatchError",
+    "Item",
+    "NodeQueue",
+    "Outbox",
+    "RoomItems",
+    "decode_batch",
+]

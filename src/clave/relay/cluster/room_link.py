@@ -306,13 +306,20 @@ class RoomLink:
                 await kv.delete(new_id)
             peer.send(BAD_CREDENTIAL)
             return
-        if new_id != old_id:  # the old id names nothing now: its link enters a new room
-            with contextlib.suppress(Exception):
+        if new_id != old_id:
+            # Rotated goes the way the host's Invite went just before it (deliveries,
+            # in order), so that nobody hears of the move before the new invitation.
+            data = encode(Rotated(by=peer.conn))
+            dropped = set(msg.drop)
+            for other in room.peers.values():
+                if other is not peer and other.conn not in dropped:
+                    other.queue.push_control(data)
+            with contextlib.suppress(Exception):  # the old id names nothing now
                 await kv.delete(old_id)
 
     def _applied(self, applied: Applied) -> None:
-        """A Move this node's copy applied: rename the room here, drop our connections it
-        names, tell our others (``Rotated``)."""
+        """A Move this node's copy applied: rename the room here and drop our connections
+        it names (``Rotated`` was sent by the mover's node, after the host's Invite)."""
         entry = applied.entry
         if type(entry) is not Move or not self.live:
             return
@@ -328,11 +335,6 @@ class RoomLink:
             room.remove(target, "removed")
             if target.on_drop is not None:
                 target.on_drop()
-        if moved:
-            data = encode(Rotated(by=entry.owner))
-            for other in room.peers.values():
-                if not other.node and other.conn != entry.owner:
-                    other.queue.push_control(data)
 
     async def reopen(self, peer: Peer, msg: Reopen, now: float) -> None:
         room = self.room
