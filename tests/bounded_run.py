@@ -8,6 +8,7 @@ the test (tests/e2e, tests/engine and tests/relay use it).
 from __future__ import annotations
 
 import asyncio
+import warnings
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -39,6 +40,13 @@ def run(scenario: Coroutine[Any, Any, T], timeout: float) -> T:
                 )
             if task.cancelled():
                 raise TimeoutError(f"scenario did not finish within {timeout} s")
+            # It swallowed its cancellation somewhere and finished anyway: say so.
+            warnings.warn(
+                f"scenario ran into its {timeout} s timeout; something swallowed the "
+                "cancellation and it finished anyway",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         return task.result()
     finally:
         _close_loop(loop)

@@ -4,6 +4,7 @@ ignores its cancellation fails the test within the grace period."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
@@ -45,3 +46,13 @@ def test_a_clean_up_that_ignores_cancellation_fails_instead_of_hanging(
 
     with pytest.raises(AssertionError, match="still running"):
         bounded_run.run(scenario(), 0.2)
+
+
+def test_a_scenario_that_swallows_its_timeout_is_reported() -> None:
+    async def scenario() -> int:
+        with contextlib.suppress(asyncio.CancelledError):  # as some clean-ups do
+            await asyncio.sleep(60)
+        return 1
+
+    with pytest.warns(RuntimeWarning, match="ran into its 0.2 s timeout"):
+        assert bounded_run.run(scenario(), 0.2) == 1
