@@ -14,8 +14,10 @@ balancer): Ada and Bo on node A, Cy on B, Di on C.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from cluster_helpers import FrontDoor, RelayNode
 from e2e_helpers import (
     BASE_URL,
@@ -67,10 +69,20 @@ def _healthy(people: list[RecordingParticipant]) -> None:
         assert not p.events_of(ev.SecurityAlert), (p.name, p.events_of(ev.SecurityAlert))
 
 
-def test_a_killed_node_moves_its_participants_to_another(
-    nats_server: NatsServer, tmp_path: Path
-) -> None:
-    nodes = [RelayNode(nats_server.url, tmp_path, n) for n in "ABC"]
+@pytest.fixture
+def nodes(nats_server: NatsServer, tmp_path: Path) -> Iterator[list[RelayNode]]:
+    """Relay nodes A, B and C as processes on ``nats_server``, stopped afterwards."""
+    started: list[RelayNode] = []
+    try:
+        for name in "ABC":
+            started.append(RelayNode(nats_server.url, tmp_path, name))
+        yield started
+    finally:
+        for node in started:
+            node.stop()
+
+
+def test_a_killed_node_moves_its_participants_to_another(nodes: list[RelayNode]) -> None:
 
     async def scenario() -> None:
         door = FrontDoor()
@@ -93,15 +105,12 @@ def test_a_killed_node_moves_its_participants_to_another(
             await stop_all(people)
             await door.close()
 
-    try:
-        run(scenario(), 200)
-    finally:
-        for node in nodes:
-            node.stop()
+    run(scenario(), 200)
 
 
-def test_the_meeting_survives_a_nats_restart(nats_server: NatsServer, tmp_path: Path) -> None:
-    nodes = [RelayNode(nats_server.url, tmp_path, n) for n in "ABC"]
+def test_the_meeting_survives_a_nats_restart(
+    nats_server: NatsServer, nodes: list[RelayNode]
+) -> None:
 
     async def scenario() -> None:
         door = FrontDoor()
@@ -125,8 +134,4 @@ def test_the_meeting_survives_a_nats_restart(nats_server: NatsServer, tmp_path: 
             await stop_all(people)
             await door.close()
 
-    try:
-        run(scenario(), 200)
-    finally:
-        for node in nodes:
-            node.stop()
+    run(scenario(), 200)

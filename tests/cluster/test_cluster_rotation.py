@@ -11,13 +11,11 @@ on one security code.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 from typing import Any
 
 import aiohttp
-from e2e_helpers import RecordingParticipant, stop_all, wait_until
+from e2e_helpers import RecordingParticipant, drain_control, stop_all, wait_until
 from nats_helpers import NatsServer
 
 from bounded_run import run
@@ -36,18 +34,6 @@ def quiet(link: MeetingLink, name: str, port: int, **kw: Any) -> RecordingPartic
     return RecordingParticipant(
         link, name, video=False, audio=False, relay_url=f"ws://127.0.0.1:{port}/ws", **kw
     )
-
-
-async def drain(ws: Any, seconds: float) -> list[Any]:
-    got: list[Any] = []
-    with contextlib.suppress(TimeoutError):
-        while True:
-            msg = await asyncio.wait_for(ws.receive(), seconds)
-            if msg.type != aiohttp.WSMsgType.BINARY:
-                break
-            if msg.data[1] == wire.CONTROL:
-                got.append(wire.decode_relay(memoryview(msg.data)[2:]))
-    return got
 
 
 def test_removal_with_a_new_invitation_moves_the_room_on_every_node(
@@ -76,7 +62,7 @@ def test_removal_with_a_new_invitation_moves_the_room_on_every_node(
             await lurker.send_bytes(
                 wire.encode(wire.Enter(room=old.room_id, token=old.access_token))
             )
-            await drain(lurker, 0.5)
+            await drain_control(lurker, 0.5)
             assert ada.session is not None
             bob_leaf = ada.session.meeting._presence.leaf_of_conn[bob.session.meeting.conn]  # type: ignore[union-attr]
             await ada.session.act(lambda mt: mt.remove_member(bob_leaf, replace_invitation=True))
@@ -84,7 +70,7 @@ def test_removal_with_a_new_invitation_moves_the_room_on_every_node(
             new = ada.session.meeting.link
             assert new.room_id != old.room_id
             assert carol.events_of(ev.InvitationReplaced)[-1].url == new.url
-            closing = await drain(lurker, 3.0)
+            closing = await drain_control(lurker, 3.0)
             assert any(isinstance(x, wire.Error) and x.code == wire.ErrorCode.rotated
                        for x in closing), closing  # fmt: skip
             await lurker.close()

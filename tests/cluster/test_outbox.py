@@ -37,7 +37,7 @@ def items(outbox: Outbox) -> list[Item]:
 
 def test_one_frame_for_three_connections_travels_once_per_tick() -> None:
     ready: list[Outbox] = []
-    box = Outbox(ready.append)
+    box = Outbox(2, ready.append)
     frame, other = b"\x01frame", b"\x01other"
     for target in (7, 8, 9):
         box.add(ROOM, target, frame, 1, 3, True)
@@ -51,7 +51,7 @@ def test_one_frame_for_three_connections_travels_once_per_tick() -> None:
 
 
 def test_several_rooms_travel_in_one_batch() -> None:
-    box = Outbox(lambda _: None)
+    box = Outbox(2, lambda _: None)
     for room in ("r1", "r2", "r3"):
         box.add(room, 4, room.encode(), 0, 3, False)
     batches = box.take()
@@ -60,7 +60,7 @@ def test_several_rooms_travel_in_one_batch() -> None:
 
 
 def test_big_ticks_are_split_into_batches_under_the_cap() -> None:
-    box = Outbox(lambda _: None)
+    box = Outbox(2, lambda _: None)
     chunks = [bytes([i]) * 100_000 for i in range(12)]
     for chunk in chunks:
         box.add(ROOM, 5, chunk, 1, 3, False)
@@ -97,7 +97,7 @@ def test_a_room_sends_another_node_only_what_its_connections_chose() -> None:
     layers 0 and 2 once, addressed to the one who chose it; node C gets no video."""
     config = RelayConfig()
     room = Room(ROOM, hashlib.sha256(b"t").digest(), 1, config, 0.0)
-    to_b, to_c = Outbox(lambda _: None), Outbox(lambda _: None)
+    to_b, to_c = Outbox(2, lambda _: None), Outbox(3, lambda _: None)
     ada = _peer(1, OutQueue(1 << 20, 1 << 21, 1 << 20))
     bo, cy, di = (_peer(c, NodeQueue(to_b, ROOM, c)) for c in (2, 3, 4))
     ed = _peer(5, NodeQueue(to_c, ROOM, 5))

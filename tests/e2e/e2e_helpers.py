@@ -242,6 +242,20 @@ async def stop_all(people: Iterable[HeadlessParticipant]) -> None:
             await asyncio.wait_for(p.stop(), 10)
 
 
+async def drain_control(ws: Any, seconds: float) -> list[Any]:
+    """Control messages a raw aiohttp WebSocket receives until it is quiet for
+    ``seconds`` or closes (media frames are skipped)."""
+    got: list[Any] = []
+    with contextlib.suppress(TimeoutError):
+        while True:
+            msg = await asyncio.wait_for(ws.receive(), seconds)
+            if msg.type != WSMsgType.BINARY:
+                break
+            if msg.data[1] != MEDIA:
+                got.append(decode_relay(memoryview(msg.data)[2:]))
+    return got
+
+
 def nonmedia_problems(p: RecordingParticipant) -> list[ev.Event]:
     """Errors and rejected frames a participant saw."""
     return [e for e in p.events if isinstance(e, ev.Error | ev.FrameRejected)]

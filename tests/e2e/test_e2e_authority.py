@@ -20,7 +20,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from e2e_helpers import RecordingParticipant, relay, run, stop_all, wait_until
+from e2e_helpers import RecordingParticipant, drain_control, relay, run, stop_all, wait_until
 
 from clave import wire
 from clave.meeting import events as ev
@@ -173,18 +173,6 @@ async def raw_enter(port: int, link: MeetingLink) -> tuple[aiohttp.ClientSession
     return session, ws
 
 
-async def drain(ws: Any, seconds: float) -> list[Any]:
-    got: list[Any] = []
-    with contextlib.suppress(TimeoutError):
-        while True:
-            msg = await asyncio.wait_for(ws.receive(), seconds)
-            if msg.type != aiohttp.WSMsgType.BINARY:
-                break
-            if msg.data[1] == wire.CONTROL:
-                got.append(wire.decode_relay(memoryview(msg.data)[2:]))
-    return got
-
-
 def test_a_knocker_cannot_get_commits_ordered() -> None:
     async def scenario() -> None:
         async with meeting("Bob", "Carol") as (ada, bob, _carol):
@@ -194,7 +182,7 @@ def test_a_knocker_cannot_get_commits_ordered() -> None:
                 for _ in range(200):
                     junk = wire.Commit(cred=os.urandom(32), next=os.urandom(32), data=b"junk")
                     await ws.send_bytes(wire.encode(junk))
-                got = await drain(ws, 1.0)
+                got = await drain_control(ws, 1.0)
                 refusals = [x for x in got if isinstance(x, wire.Error)]
                 assert len(refusals) == 200
                 assert {x.code for x in refusals} <= {
@@ -312,13 +300,13 @@ def test_removal_with_a_new_invitation_locks_the_ex_member_out() -> None:
             old = ada.link
             port = int(old.netloc.rsplit(":", 1)[1])
             lurk_session, lurker = await raw_enter(port, old)  # someone sitting in the room
-            await drain(lurker, 0.3)
+            await drain_control(lurker, 0.3)
             assert ada.session is not None
             await ada.session.act(lambda mt: mt.remove_member(1, replace_invitation=True))
             await wait_until(lambda: bool(carol.events_of(ev.InvitationReplaced)), 10)
             new = m(ada).link
             assert carol.events_of(ev.InvitationReplaced)[-1].url == new.url != old.url
-            closing = await drain(lurker, 2.0)
+            closing = await drain_control(lurker, 2.0)
             assert any(isinstance(x, wire.Error) and x.code == wire.ErrorCode.rotated
                        for x in closing)  # fmt: skip
             await lurker.close()

@@ -297,8 +297,7 @@ class ClusterNode:
     def outbox(self, slot: int) -> Outbox:
         box = self._outboxes.get(slot)
         if box is None:
-            box = self._outboxes[slot] = Outbox(self._on_ready)
-            box.node = slot  # type: ignore[attr-defined]
+            box = self._outboxes[slot] = Outbox(slot, self._on_ready)
         return box
 
     def _on_ready(self, box: Outbox) -> None:
@@ -309,7 +308,7 @@ class ClusterNode:
     def _flush(self) -> None:
         ready, self._ready = self._ready, []
         for box in ready:
-            subject = NODE_SUBJECT + str(box.node)  # type: ignore[attr-defined]
+            subject = NODE_SUBJECT + str(box.node)
             for payload in box.take():
                 self._sending.put_nowait((subject, payload))
 

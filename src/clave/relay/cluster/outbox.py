@@ -79,7 +79,9 @@ def decode_batch(data: bytes) -> Batch:
 class Outbox:
     """Everything bound for one other node since the last tick."""
 
-    def __init__(self, on_ready: Callable[[Outbox], None]) -> None:
+    def __init__(self, node: int, on_ready: Callable[[Outbox], None]) -> None:
+        self.node = node
+        """The node slot it is bound for."""
         self._on_ready = on_ready
         self._rooms: dict[str, dict[int, tuple[list[int], bytes, int, int, bool]]] = {}
         """Room handle -> id(data) -> (targets, data, kind, sender, keyframe)."""
