@@ -47,9 +47,13 @@ class NatsServer:
     JetStream store (``workdir/js``), so streams outlive a restart or a :meth:`kill`.
     """
 
-    def __init__(self, workdir: Path, *, executable: str = NATS_SERVER) -> None:
+    def __init__(
+        self, workdir: Path, *, executable: str = NATS_SERVER, config: str | None = None
+    ) -> None:
         self.workdir = workdir
         self.executable = executable
+        self.config = config
+        """Extra server configuration (NATS config syntax: ``tls``, ``authorization``)."""
         self.store_dir = workdir / "js"
         self.log_path = workdir / "nats-server.log"
         self.port: int | None = None
@@ -97,9 +101,15 @@ class NatsServer:
     def _launch(self) -> None:
         assert self.port is not None
         self._log = self.log_path.open("ab")
+        extra: list[str] = []
+        if self.config is not None:
+            conf = self.workdir / "nats-server.conf"
+            conf.write_text(self.config)
+            extra = ["-c", str(conf)]
         self._proc = subprocess.Popen(
             [
                 self.executable,
+                *extra,
                 "-a",
                 "127.0.0.1",
                 "-p",

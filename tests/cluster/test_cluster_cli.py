@@ -25,7 +25,7 @@ def serve(*args: str) -> subprocess.CompletedProcess[str]:
     ("args", "line"),
     [
         (["--nats", "http://127.0.0.1:4222"], "--nats: 'http://127.0.0.1:4222' is not a nats://"),
-        (["--nats-creds", "x.creds"], "--nats-creds and --nats-ca go with --nats"),
+        (["--nats-creds", "x.creds"], "--nats-creds, --nats-nkey and --nats-ca go with --nats"),
         (["--nats", "nats://127.0.0.1:1", "--nats-creds", "/nonexistent"], "no file"),
         (["--nats", "nats://127.0.0.1:1", "--nats-ca", "/nonexistent"], "--nats-ca:"),
     ],

@@ -64,6 +64,11 @@ def add_parser(sub: Any) -> None:
         help="NATS credentials file (a user JWT and its NKey seed) for --nats",
     )
     serve.add_argument(
+        "--nats-nkey",
+        metavar="FILE",
+        help="file holding the NKey seed (SU...) of the NATS user this node connects as",
+    )
+    serve.add_argument(
         "--nats-ca",
         metavar="FILE",
         help="PEM file of the CA that signed the NATS servers' certificates (tls:// URLs)",
@@ -222,14 +227,20 @@ def _nats(args: argparse.Namespace) -> list[str] | None:
 
 
 def _nats_options(args: argparse.Namespace) -> dict[str, Any]:
-    """``--nats-creds`` and ``--nats-ca`` as NATS client options."""
-    if (args.nats_creds or args.nats_ca) and not args.nats:
-        raise CliError("--nats-creds and --nats-ca go with --nats", EXIT_USAGE)
+    """``--nats-creds``, ``--nats-nkey`` and ``--nats-ca`` as NATS client options."""
+    if (args.nats_creds or args.nats_nkey or args.nats_ca) and not args.nats:
+        raise CliError("--nats-creds, --nats-nkey and --nats-ca go with --nats", EXIT_USAGE)
+    if args.nats_creds and args.nats_nkey:
+        raise CliError("--nats-creds and --nats-nkey: give one of them", EXIT_USAGE)
     options: dict[str, Any] = {}
-    if args.nats_creds:
-        if not os.path.isfile(args.nats_creds):
-            raise CliError(f"--nats-creds: no file {args.nats_creds}", EXIT_USAGE)
-        options["user_credentials"] = args.nats_creds
+    for flag, path, option in (
+        ("--nats-creds", args.nats_creds, "user_credentials"),
+        ("--nats-nkey", args.nats_nkey, "nkeys_seed"),
+    ):
+        if path:
+            if not os.path.isfile(path):
+                raise CliError(f"{flag}: no file {path}", EXIT_USAGE)
+            options[option] = path
     if args.nats_ca:
         import ssl as ssl_module
 
@@ -243,6 +254,7 @@ def _nats_options(args: argparse.Namespace) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     import logging
 
+    from ..relay.cluster.jetstream_order import ClusterJoinError
     from ..relay.server import serve_forever
 
     config = _config(args)
@@ -270,6 +282,8 @@ def run(args: argparse.Namespace) -> int:
             nats=_nats(args),
             nats_options=_nats_options(args),
         )
+    except ClusterJoinError as exc:
+        raise CliError(f"cannot join the relay cluster: {exc}", EXIT_LOCAL) from None
     except OSError as exc:
         if listening:
             raise

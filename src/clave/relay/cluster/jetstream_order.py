@@ -21,9 +21,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from nats import errors as nats_errors
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, StorageType, StreamConfig
@@ -195,9 +197,11 @@ class RoomOrder:
     ) -> bool:
         """Append a Move (a replaced invitation) if ``cred``'s slot is open; False if not."""
         entry = await self._propose(
-            lambda: Move(owner=owner, cred=cred, room=room, token_hash=token_hash, drop=drop)
-            if self.replica.slots.is_open(cred)
-            else None
+            lambda: (
+                Move(owner=owner, cred=cred, room=room, token_hash=token_hash, drop=drop)
+                if self.replica.slots.is_open(cred)
+                else None
+            )
         )
         return entry is not None
 
@@ -221,10 +225,89 @@ class RoomOrder:
         return entry is not None
 
 
+JOIN_ATTEMPTS = 3
+"""Connection attempts per server when a node starts, before it gives up with a reason
+(once joined, the client reconnects for as long as it takes)."""
+
+JOIN_TIMEOUT = 20.0
+"""Seconds a starting node tries to reach NATS at most."""
+
+_REFUSED = (
+    "the NATS server refused this node's credentials (authorization violation): check "
+    "--nats-nkey or --nats-creds"
+)
+_JOIN_FAILURES: tuple[tuple[type[BaseException], str], ...] = (
+    (nats_errors.AuthorizationError, _REFUSED),
+    (
+        ssl.SSLCertVerificationError,
+        "the NATS server's TLS certificate is not trusted ({exc}): "
+        "give the CA that signed it with --nats-ca",
+    ),
+    (ssl.SSLError, "TLS with the NATS server failed ({exc})"),
+    (ConnectionRefusedError, "no NATS server answers there (connection refused)"),
+    (OSError, "cannot reach the NATS server ({exc})"),
+    (TimeoutError, "the NATS server did not answer in time"),
+)
+
+
+class ClusterJoinError(Exception):
+    """A node could not join the cluster when it started; the message says why."""
+
+
+def join_failure(exc: BaseException) -> str:
+    """Why connecting to NATS failed, in an operator's words."""
+    if "Authorization Violation" in str(exc):  # nats-py's plain Error for the server's -ERR
+        return _REFUSED
+    for kind, text in _JOIN_FAILURES:
+        if isinstance(exc, kind):
+            return text.format(exc=getattr(exc, "verify_message", None) or exc)
+    return f"{exc.__class__.__name__}: {exc}"
+
+
+def _telling(causes: list[BaseException]) -> BaseException | None:
+    """The cause that says most: a refusal by the server or TLS over a dropped link."""
+    refused = [e for e in causes if join_failure(e) == _REFUSED]
+    tls = [e for e in causes if isinstance(e, ssl.SSLError)]
+    return (refused or tls or causes[::-1] or [None])[0]
+
+
 async def connect_jetstream(servers: list[str], **options: Any) -> tuple[NATS, JetStreamContext]:
-    """A NATS connection that keeps reconnecting, its JetStream context, the stream made."""
+    """A NATS connection that keeps reconnecting once made, its JetStream context, the
+    stream made; :class:`ClusterJoinError` if the first connection cannot be made."""
     nc = NATS()
-    await nc.connect(servers=servers, max_reconnect_attempts=-1, **options)
+    seen: list[Exception] = []
+    error_cb = options.pop("error_cb", None)
+    untrusted = asyncio.Event()
+
+    async def on_error(exc: Exception) -> None:
+        seen.append(exc)
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            untrusted.set()  # retrying cannot help (and nats-py may hang closing the link)
+        if error_cb is not None:
+            await error_cb(exc)
+
+    connecting = asyncio.ensure_future(
+        nc.connect(
+            servers=servers, max_reconnect_attempts=JOIN_ATTEMPTS, error_cb=on_error, **options
+        )
+    )
+    stop = asyncio.ensure_future(untrusted.wait())
+    try:
+        await asyncio.wait({connecting, stop}, timeout=JOIN_TIMEOUT, return_when="FIRST_COMPLETED")
+    finally:
+        stop.cancel()
+    if not connecting.done() or connecting.exception() is not None:
+        failure = connecting.exception() if connecting.done() else None
+        connecting.cancel()
+        await asyncio.wait({connecting}, timeout=2.0)
+        causes = [
+            e
+            for e in (*seen, failure or TimeoutError())
+            if not isinstance(e, nats_errors.NoServersError)
+        ]
+        raise ClusterJoinError(join_failure(_telling(causes) or causes[-1]))
+    del seen[:]  # from now on, errors only go to the caller's callback
+    nc.options["max_reconnect_attempts"] = -1  # joined: never give up again
     js = nc.jetstream()
     await ensure_stream(js)
     return nc, js
@@ -232,6 +315,7 @@ async def connect_jetstream(servers: list[str], **options: Any) -> tuple[NATS, J
 
 __all__ = [
     "STREAM",
+    "ClusterJoinError",
     "ClusterUnavailable",
     "RoomOrder",
     "connect_jetstream",

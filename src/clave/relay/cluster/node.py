@@ -106,6 +106,8 @@ class ClusterNode:
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
+        if "tls" in self._options:
+            logging.getLogger("asyncio").addFilter(_quiet_tls_eof)
         options = {
             "reconnected_cb": self._reconnected,
             "error_cb": self._nats_error,
@@ -136,8 +138,10 @@ class ClusterNode:
         )
 
     async def _nats_error(self, exc: Exception) -> None:
-        """One line per NATS error (the client keeps reconnecting by itself)."""
-        log.warning("NATS: %s", exc.__class__.__name__)
+        """One line per NATS error once joined (the client keeps reconnecting by itself);
+        before, the failure to join says it all (:class:`ClusterJoinError`)."""
+        if self.nc is not None:
+            log.warning("NATS: %s", exc.__class__.__name__)
 
     async def _reconnected(self) -> None:
         """NATS is back. If its server restarted, the cluster's state (memory only, like
@@ -356,6 +360,12 @@ class ClusterNode:
                     cap = choice.congestion(queue.media_bytes, downgrade_at, now, hold, restore)
                     if cap is not None:
                         peer.send(LayerCap(layer=cap))
+
+
+def _quiet_tls_eof(record: logging.LogRecord) -> bool:
+    """Drop asyncio's warning that nats-py's protocol returns True from ``eof_received``
+    over TLS (harmless, and logged at every disconnection)."""
+    return "eof_received() has no effect when using ssl" not in record.getMessage()
 
 
 def _link_of(room: Room) -> RoomLink | None:
