@@ -19,6 +19,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
+
+from e2e_helpers import RecordingParticipant
 
 LISTENING = re.compile(r"relay listening on http://127\.0\.0\.1:(\d+)")
 
@@ -115,3 +118,28 @@ class FrontDoor:
             server.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 2)
+
+
+async def join_each(
+    people: list[RecordingParticipant],
+    link: Any,
+    owner_key: Any,
+    ports: dict[str, int],
+    host: str = "Ada",
+) -> list[RecordingParticipant]:
+    """Start one participant per name on the relay port given (``host`` hosts with
+    ``owner_key``), each admitted before the next starts, appending each to ``people``
+    as it starts (so a caller stops those that started even when one is refused)."""
+    for name, port in ports.items():
+        hosting = name == host
+        p = RecordingParticipant(
+            link,
+            name,
+            host=hosting,
+            owner_key=owner_key if hosting else None,
+            relay_url=f"ws://127.0.0.1:{port}/ws",
+        )
+        people.append(p)
+        await p.start()
+        assert await p.wait_joined(20), f"{name} (relay port {port}) was not admitted"
+    return people

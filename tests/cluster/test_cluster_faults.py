@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cluster_helpers import FrontDoor, RelayNode
+from cluster_helpers import FrontDoor, RelayNode, join_each
 from e2e_helpers import (
     BASE_URL,
     RecordingParticipant,
@@ -46,19 +46,12 @@ async def _meeting(nodes: list[RelayNode], door: FrontDoor) -> list[RecordingPar
     for name, first in WHERE.items():
         entrances[name] = await door.open(name, ports[first:] + ports[:first])
     link, owner_key = invitation(BASE_URL.format(port=entrances["Ada"]))
-    people = []
-    for name in WHERE:
-        host = name == "Ada"
-        p = RecordingParticipant(
-            link,
-            name,
-            host=host,
-            owner_key=owner_key if host else None,
-            relay_url=f"ws://127.0.0.1:{entrances[name]}/ws",
-        )
-        people.append(p)
-        await p.start()
-        assert await p.wait_joined(20), f"{name} was not admitted"
+    people: list[RecordingParticipant] = []
+    try:
+        await join_each(people, link, owner_key, {name: entrances[name] for name in WHERE})
+    except BaseException:
+        await stop_all(people)
+        raise
     await wait_for_frames(people, timeout=60)
     _one_code(people)
     return people

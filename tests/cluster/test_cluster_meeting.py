@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 
+from cluster_helpers import join_each
 from e2e_helpers import (
     BASE_URL,
     RecordingParticipant,
@@ -38,15 +39,8 @@ def test_a_meeting_spans_three_relay_nodes(nats_server: NatsServer) -> None:
         where = {"Ada": 0, "Bo": 0, "Cy": 1, "Di": 2}
         people: list[RecordingParticipant] = []
         try:
-            for name, node in where.items():
-                url = f"ws://127.0.0.1:{ports[node]}/ws"
-                host = name == "Ada"
-                p = RecordingParticipant(
-                    link, name, host=host, owner_key=owner_key if host else None, relay_url=url
-                )
-                people.append(p)
-                await p.start()
-                assert await p.wait_joined(20), f"{name} (node {node + 1}) was not admitted"
+            port_of = {name: ports[node] for name, node in where.items()}
+            await join_each(people, link, owner_key, port_of)
             await wait_for_frames(people, timeout=60)
             codes = _codes(people)
             assert len(codes) == 1 and None not in codes, codes

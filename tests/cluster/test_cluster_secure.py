@@ -18,6 +18,7 @@ from pathlib import Path
 
 import nkeys
 import pytest
+from cluster_helpers import join_each
 from e2e_helpers import BASE_URL, RecordingParticipant, invitation, stop_all, wait_for_frames
 from nats_helpers import NatsServer
 
@@ -76,18 +77,7 @@ def test_nodes_over_tls_with_an_nkey_carry_a_meeting(
         link, owner_key = invitation(BASE_URL.format(port=ports[0]))
         people: list[RecordingParticipant] = []
         try:
-            for node, name in enumerate(("Ada", "Bo")):
-                host = name == "Ada"
-                p = RecordingParticipant(
-                    link,
-                    name,
-                    host=host,
-                    owner_key=owner_key if host else None,
-                    relay_url=f"ws://127.0.0.1:{ports[node]}/ws",
-                )
-                people.append(p)
-                await p.start()
-                assert await p.wait_joined(20), f"{name} was not admitted"
+            await join_each(people, link, owner_key, {"Ada": ports[0], "Bo": ports[1]})
             await wait_for_frames(people, timeout=60)
             codes = {p.report.security_code for p in people}
             assert len(codes) == 1 and None not in codes, codes
