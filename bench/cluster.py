@@ -13,7 +13,7 @@ the send time (CLOCK_MONOTONIC, ns). Nothing is pinned to a core.
    receiver on A and one on B. One-way delay (send to receive) p50/p95 per receiver,
    and what the cross-node path adds: client -> A's room -> A's outbox for B -> NATS
    subject ``clave.node.<slot>`` -> B -> the receiver's queue.
-2. **Throughput**: 1, 2 and 3 nodes, the same load per node (default 4 meetings of 6
+2. **Throughput**: 1, 2 and 3 nodes, the same load per node (default 16 meetings of 6
    per node, everyone sending 120 B audio at 50/s to everyone else): participants
    spread round-robin across the nodes ("split"), and for comparison at 2 and 3 nodes
    each meeting whole on one node ("whole"). Over a fixed window: frames delivered per
@@ -22,6 +22,10 @@ the send time (CLOCK_MONOTONIC, ns). Nothing is pinned to a core.
    processes share this machine's cores, so what is delivered shows only that they kept
    up; capacity is projected as "delivered frames per node CPU second x nodes": what n
    nodes on n dedicated cores would carry at the cost per frame measured here.
+3. **Meeting size**: meetings of 4, 6, 12 and 24 at about the same deliveries per node
+   (``SWEEP_DELIVERIES``), each on 1 node, split over 2 and whole on 2: how the 1 -> 2
+   nodes projection for split meetings depends on how many receivers a frame that
+   crosses nodes has there.
 
 ``BENCH_CLUSTER_PROFILE=DIR`` runs the nodes under cProfile (``DIR/<run>-node<k>.prof``).
 """
@@ -63,6 +67,9 @@ AUDIO_BYTES, AUDIO_RATE = 120, 50.0
 GOAL_ADDED_P50_MS = 2.0
 GOAL_SCALE = 1.7
 NODE_COUNTS = (1, 2, 3)
+SWEEP_SIZES = (4, 6, 12, 24)
+SWEEP_DELIVERIES = 24_000
+"""Deliveries per second owed per node in the meeting-size sweep (about)."""
 
 
 # --------------------------------------------------------------- processes
@@ -435,6 +442,71 @@ async def throughput_run(ports: list[int], procs: Procs, load: Load, split: bool
     }
 
 
+def run_placements(
+    nats: Nats, workdir: Path, load: Load, placements: list[tuple[int, bool]], tag: str
+) -> list[dict[str, Any]]:
+    """One throughput run per (nodes, split) placement, each on fresh nodes."""
+    import uvloop
+
+    rows = []
+    for n, split in placements:
+        placement = "split" if split else "whole"
+        nodes = start_nodes(n, nats.url, workdir, f"{tag}{placement}{n}")
+        try:
+            procs = Procs([x.proc.pid for x in nodes], nats)
+            ports = [x.port for x in nodes]
+            rows.append(uvloop.run(throughput_run(ports, procs, load, split)))
+        finally:
+            stop_nodes(nodes)
+        print(f"  {tag}{placement} meetings on {n} node(s) done", file=sys.stderr, flush=True)
+    return rows
+
+
+def sweep_rows(nats: Nats, workdir: Path, seconds: float, warmup: float) -> list[dict[str, Any]]:
+    """For each meeting size: 1 node, 2 nodes split, 2 nodes whole, at about
+    ``SWEEP_DELIVERIES`` deliveries per node; the 1 -> 2 split projections."""
+    out = []
+    for size in SWEEP_SIZES:
+        rooms = max(1, round(SWEEP_DELIVERIES / (size * (size - 1) * AUDIO_RATE)))
+        load = Load(rooms, size, seconds, warmup)
+        one, split, whole = run_placements(
+            nats, workdir, load, [(1, True), (2, True), (2, False)], f"size{size}-"
+        )
+        out.append(
+            {
+                "size": size,
+                "rooms": rooms,
+                "owed": rooms * size * (size - 1) * AUDIO_RATE,
+                "one": one,
+                "split": split,
+                "whole": whole,
+                "scale": split["projected"] / one["projected"],
+                "scale_whole": 2 * split["projected"] / whole["projected"],
+            }
+        )
+    return out
+
+
+def sweep_table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| meeting size | meetings per node | deliveries/s owed per node | node µs/frame: 1 node "
+        "| 2 nodes, whole | 2 nodes, split | NATS msgs/s (split) | frames per NATS msg "
+        "| **1 -> 2 nodes, split** | 1 -> 2, split, against whole x 2 |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        split = r["split"]
+        crossing = split["fps"] / (r["size"] - 1)  # each frame sent crosses to the other node
+        lines.append(
+            f"| {r['size']} | {r['rooms']} | {r['owed']:,.0f} | {r['one']['us_per_frame']:.1f} "
+            f"| {r['whole']['us_per_frame']:.1f} | {split['us_per_frame']:.1f} "
+            f"| {split['nats_msgs']:,.0f} "
+            f"| {crossing / split['nats_msgs'] if split['nats_msgs'] else 0:.1f} "
+            f"| **{r['scale']:.2f}x** | {r['scale_whole']:.2f}x |"
+        )
+    return "\n".join(lines)
+
+
 # --------------------------------------------------------------- report
 
 
@@ -519,6 +591,33 @@ def plot(rows: list[dict[str, Any]], path: Path, size: int) -> None:
     fig.savefig(path, dpi=100)
 
 
+def plot_sweep(rows: list[dict[str, Any]], path: Path) -> None:
+    """The projected 1 -> 2 nodes scaling of split meetings, by meeting size."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = [r["size"] for r in rows]
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    ax.plot(sizes, [r["scale"] for r in rows], "o-", label="split, against 1 node")
+    ax.plot(sizes, [r["scale_whole"] for r in rows], "s--", label="split, against 2 x whole")
+    ax.axhline(GOAL_SCALE, color="red", ls=":", label=f"goal {GOAL_SCALE:g}x")
+    ax.axhline(2.0, color="grey", ls=":", label="linear")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(sizes, [str(x) for x in sizes])
+    ax.set_xlabel("participants per meeting (half on each node)")
+    ax.set_ylabel("projected capacity, 2 nodes / 1 node")
+    ax.set_ylim(0, 2.2)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title(
+        f"Meetings split over 2 relay nodes, ~{SWEEP_DELIVERIES:,} deliveries/s per node",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
 def main() -> None:
     import uvloop
 
@@ -526,10 +625,15 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="short windows (a trial run)")
     parser.add_argument("--seconds", type=float, help="measured window per run (default 15)")
     parser.add_argument(
-        "--rooms-per-node", type=int, default=4, help="meetings per node (default 4)"
+        "--rooms-per-node", type=int, default=16, help="meetings per node (default 16)"
     )
     parser.add_argument("--size", type=int, default=6, help="participants per meeting")
-    parser.add_argument("--plot", type=Path, help="write the throughput plot (PNG) here")
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        help="write the throughput plot (PNG) here, and the meeting-size plot beside it",
+    )
+    parser.add_argument("--no-sweep", action="store_true", help="skip the meeting-size sweep")
     args = parser.parse_args()
     seconds = args.seconds or (2.0 if args.quick else 15.0)
     warmup = 1.0 if args.quick else 2.0
@@ -550,18 +654,9 @@ def main() -> None:
             finally:
                 stop_nodes(nodes)
             print(f"  latency done ({PROBE_BYTES} B at {PROBE_RATE:g}/s)", file=sys.stderr)
-            rows = []
             runs = [(n, True) for n in NODE_COUNTS] + [(n, False) for n in NODE_COUNTS[1:]]
-            for n, split in runs:
-                placement = "split" if split else "whole"
-                nodes = start_nodes(n, nats.url, workdir, f"{placement}{n}")
-                try:
-                    procs = Procs([x.proc.pid for x in nodes], nats)
-                    ports = [x.port for x in nodes]
-                    rows.append(uvloop.run(throughput_run(ports, procs, load, split)))
-                finally:
-                    stop_nodes(nodes)
-                print(f"  {placement} meetings on {n} node(s) done", file=sys.stderr, flush=True)
+            rows = run_placements(nats, workdir, load, runs, "")
+            sizes = [] if args.no_sweep else sweep_rows(nats, workdir, seconds, warmup)
         finally:
             nats.stop()
     print(f"1. one-way delay, one sender on node A ({PROBE_BYTES} B at {PROBE_RATE:g}/s)\n")
@@ -606,9 +701,24 @@ def main() -> None:
         f"{'MET' if projected >= GOAL_SCALE else 'NOT MET'} by projection ({projected:.2f}x); "
         f"not measurable here: nodes, nats-server and clients share {os.cpu_count()} cores"
     )
+    if sizes:
+        print(
+            f"\n\n3. meeting size: about {SWEEP_DELIVERIES:,} deliveries/s owed per node, "
+            "1 node against 2 nodes (meetings split, and whole)\n"
+        )
+        print(sweep_table(sizes))
+        met = [r["size"] for r in sizes if r["scale"] >= GOAL_SCALE]
+        print(
+            f"\ngoal (>= {GOAL_SCALE:g}x from 1 to 2 nodes, split): projected met for meeting "
+            f"sizes {met or 'none'} of {list(SWEEP_SIZES)}"
+        )
     if args.plot is not None:
         plot(rows, args.plot, load.size)
         print(f"\nplot: {args.plot}")
+        if sizes:
+            sweep_path = args.plot.with_name("cluster-meeting-size.png")
+            plot_sweep(sizes, sweep_path)
+            print(f"plot: {sweep_path}")
 
 
 if __name__ == "__main__":

@@ -93,7 +93,9 @@ class Outbox:
     def add(self, room: str, target: int, data: bytes, kind: int, sender: int, key: bool) -> None:
         """Queue ``data`` for connection ``target`` (the same bytes object for several
         targets in one tick travels once)."""
-        items = self._rooms.setdefault(room, {})
+        items = self._rooms.get(room)
+        if items is None:  # (not setdefault: it would build a dict at every call)
+            items = self._rooms[room] = {}
         item = items.get(id(data))  # the outbox holds ``data``: its id is not reused
         if item is not None and len(item[0]) < MAX_TARGETS:
             item[0].append(target)
