@@ -9,6 +9,7 @@ makes a throwaway certificate for testing whose fingerprint engines pin with
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import ipaddress
 import os
 import shutil
@@ -233,6 +234,12 @@ def _nats_options(args: argparse.Namespace) -> dict[str, Any]:
     if args.nats_creds and args.nats_nkey:
         raise CliError("--nats-creds and --nats-nkey: give one of them", EXIT_USAGE)
     options: dict[str, Any] = {}
+    if (args.nats_creds or args.nats_nkey) and importlib.util.find_spec("nkeys") is None:
+        raise CliError(
+            "--nats-nkey and --nats-creds need the nkeys package: "
+            "pip install 'clave[nats-auth]' (or: pip install nkeys)",
+            EXIT_USAGE,
+        )
     for flag, path, option in (
         ("--nats-creds", args.nats_creds, "user_credentials"),
         ("--nats-nkey", args.nats_nkey, "nkeys_seed"),
