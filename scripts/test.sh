@@ -13,6 +13,12 @@ if [ ! -x /usr/bin/chromium ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
 fi
 
+# Reactions in the browser tests' screenshots: a colour emoji font (users' systems have one).
+if ! fc-list 2>/dev/null | grep -qi emoji; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends fonts-noto-color-emoji
+fi
+
 # `clave setup` tests: xdg-mime and xdg-open register and follow the clave:// handler.
 if [ ! -x /usr/bin/xdg-mime ] || [ ! -x /usr/bin/xdg-open ]; then
     apt-get update -qq
@@ -34,6 +40,12 @@ node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)' \
     || { echo "error: tests/interop needs Node.js >= 20 (found $(node --version))" >&2; exit 1; }
 if ! cmp -s tests/interop/package-lock.json tests/interop/node_modules/.installed-lock.json; then
     (cd tests/interop && npm ci --no-audit --no-fund --loglevel=error \
+        && cp package-lock.json node_modules/.installed-lock.json)
+fi
+
+# Accessibility audit: npm axe-core, injected into the meeting page (tests/browser).
+if ! cmp -s tests/browser/a11y/package-lock.json tests/browser/a11y/node_modules/.installed-lock.json; then
+    (cd tests/browser/a11y && npm ci --no-audit --no-fund --loglevel=error \
         && cp package-lock.json node_modules/.installed-lock.json)
 fi
 

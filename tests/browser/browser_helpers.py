@@ -423,15 +423,18 @@ def new_tab(owner: Glass, name: str) -> Glass:
                                 tab=True, traffic=owner.traffic))
 
 
-def launch_glass(pw: Playwright, name: str, profile_root: Path) -> Glass:
-    """A fresh headless Chromium with fake devices, in a new profile directory."""
+def launch_glass(
+    pw: Playwright, name: str, profile_root: Path, *, args: list[str] | None = None
+) -> Glass:
+    """A fresh headless Chromium with fake devices, in a new profile directory (``args``:
+    Chromium's command line instead of :data:`CHROMIUM_ARGS`)."""
     profile = profile_root / f"profile-{name}"
     profile.mkdir(parents=True, exist_ok=False)
     context = pw.chromium.launch_persistent_context(
         str(profile),
         executable_path=CHROMIUM,
         headless=True,
-        args=CHROMIUM_ARGS,
+        args=CHROMIUM_ARGS if args is None else args,
         viewport=VIEWPORT,  # type: ignore[arg-type]
     )
     traffic = Traffic()

@@ -206,6 +206,13 @@ SAMPLES: list[gm.ToEngine] = [
     gm.MediaState(mic=True, cam=False, screen=True),
     gm.Pin(leaf=5),
     gm.Unpin(leaf="5"),
+    gm.View(mode="speaker"),
+    gm.Hand(up=True),
+    gm.LowerHand(leaf=2),
+    gm.React(emoji="\U0001f389"),
+    gm.AskUnmute(leaf=3, fingerprint="abcd"),
+    gm.Mute(leaf="3"),
+    gm.Record(on=True),
     gm.Stats(
         interval_ms=2003,
         decoded={"1:video": 60},

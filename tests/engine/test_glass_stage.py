@@ -92,6 +92,22 @@ def test_the_engine_puts_the_speaker_on_stage() -> None:
                     await glass.send({"type": "unpin", "leaf": leaf["Quinn"]})
                     back = await next_stage(glass, lambda m: m["pinned"] == [])
                     assert back["video"] == [sam]
+
+                    # Room for three: speaker view receives the focus (Sam) at the top
+                    # layer and the filmstrip at layer 0; the grid one layer apart.
+                    def layers(top: int, rest: int) -> Callable[[Json], bool]:
+                        def check(m: Json) -> bool:
+                            want = {str(x): top if x == sam else rest for x in m["video"]}
+                            return len(m["video"]) == 3 and m["layers"] == want
+
+                        return check
+
+                    bridge.stage.n = 3
+                    await glass.send({"type": "view", "mode": "speaker"})
+                    view = await next_stage(glass, layers(2, 0))
+                    assert view["active"] == sam and bridge.stage.speaker_view
+                    await glass.send({"type": "view", "mode": "grid"})
+                    await next_stage(glass, layers(2, 1))
             finally:
                 for member in (*others, host):
                     with contextlib.suppress(Exception):

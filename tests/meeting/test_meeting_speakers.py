@@ -105,3 +105,16 @@ def test_a_congestion_cap_bounds_every_layer() -> None:
     choice = choose(members=[0, 1, 2, 3], own=0, recent=[3], cap=1)
     assert choice.video == {3: 1, 1: 1, 2: 1}
     assert choose(members=[0, 1], own=0, n=0).video == {}
+
+
+def test_speaker_view_receives_the_focus_at_the_top_and_the_filmstrip_at_the_lowest() -> None:
+    choice = choose(members=[0, 1, 2, 3], own=0, recent=[2], pinned=[3], speaker_view=True)
+    assert choice.focus == 3
+    assert choice.video == {3: 2, 2: 0, 1: 0}
+    # Nobody pinned or heard: the first member on stage is the focus.
+    choice = choose(members=[0, 1, 2], own=0, speaker_view=True)
+    assert choice.focus == 1 and choice.video == {1: 2, 2: 0}
+    # The congestion cap still bounds the focus; a screen share makes a strip as before.
+    assert choose(members=[0, 1, 2], own=0, cap=1, speaker_view=True).video == {1: 1, 2: 0}
+    shared = choose(members=[0, 1, 2], own=0, recent=[2], sharers=[1], speaker_view=True)
+    assert shared.video == {2: 1, 1: 0}

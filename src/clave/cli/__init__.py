@@ -1,4 +1,4 @@
-"""The ``clave`` command: serve | meet | join | open | setup | demo | selfcheck.
+"""The ``clave`` command: serve | meet | join | record | open | setup | demo | selfcheck.
 
 One module per command family (:mod:`.serve`, :mod:`.meeting` with :mod:`.headless`
 and :mod:`.browse`, :mod:`.invitation`), dispatched through :data:`COMMANDS`. An
@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 
 from .. import __version__
 from ..engine.first_run import register_handler_once
-from . import invitation, meeting, serve
+from . import invitation, meeting, record, serve
 from .browse import browse
 from .errors import EXIT_BUG, EXIT_USAGE, CliError
 from .headless import participate
@@ -64,6 +64,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "serve": serve.run,
     "meet": meet_or_join,
     "join": meet_or_join,
+    "record": record.run,
     "demo": _demo,
     "selfcheck": _selfcheck,
 }
@@ -84,6 +85,7 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     serve.add_parser(sub)
     meeting.add_parsers(sub)
+    record.add_parser(sub)
     invitation.add_parsers(sub)
     demo = sub.add_parser(
         "demo", help="an end-to-end encrypted meeting of three on an embedded relay"

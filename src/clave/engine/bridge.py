@@ -48,6 +48,7 @@ from .glass_actions import HANDLERS, share_media_state
 from .glass_channel import BadMessage, GlassBusy, GlassOutbox, parse_control
 from .glass_events import EVENT_HANDLERS, QUIET_EVENTS, relay_failure, start_failure
 from .glass_media import BridgeCounters, ChunkSender, FrameForwarder
+from .glass_recording import GlassRecording
 from .glass_view import (
     CONNECTED,
     MEETING_PHASES,
@@ -138,6 +139,9 @@ class GlassBridge:
             self.counters, self._current_meeting, self.send, lambda leaf: leaf in self.away
         )
         self.stage = StageDirector(self._current_meeting, self.send)
+        self.recording = GlassRecording(
+            self.send, self._current_meeting, lambda: self.stage.subscribed
+        )
         self.known_leaves: set[int] = set()
         """Leaves of the last epoch (newcomers need keyframes)."""
         self.away: set[int] = set()
@@ -365,6 +369,7 @@ class GlassBridge:
         """One encoded chunk from the glass: protect and send it, or drop it (fail closed)."""
         live = self.ended_reason is None and self.link_up
         await self.chunks.handle(data, self.session if live else None)
+        self.recording.own(data, self.session if live else None)  # glass_recording.py
 
     def _dropped_notice(self) -> None:
         padlock = self.padlock()
@@ -543,6 +548,7 @@ class GlassBridge:
         self.ended_reason = reason
         self.ended_outcome = outcome
         self.send(ended_message(reason, outcome, self._in_meeting_once))
+        self.recording.close()  # the file is finished: playable
         self._refresh()
         self.ended.set()
         if self._on_ended is not None and not self._shut:

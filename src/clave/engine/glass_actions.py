@@ -15,6 +15,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import msgspec
+
+from ..media.errors import MediaError
 from ..meeting.errors import MeetingError
 from ..meeting.meeting import Phase
 from ..meeting.names import normalize_display_name
@@ -23,6 +26,7 @@ from . import glass_messages as gm
 from .connection import RelayConnectionError
 from .glass_channel import BadMessage
 from .glass_port import GlassPort
+from .session import LinkState
 
 Handler = Callable[[GlassPort, Any], Awaitable[None]]
 """``handler(bridge, message)``, ``message`` of the struct type it is registered for."""
@@ -45,12 +49,15 @@ async def on_chat(bridge: GlassPort, msg: gm.Chat) -> None:
     session = bridge.session
     if session is not None:  # echo: encrypted and sent, so the glass can mark it so
         meeting = session.meeting
+        missed = [e.name for e in meeting.roster if e.leaf in bridge.away and not e.is_self]
         bridge.send(
             gm.ChatMessage(
                 sender=meeting.own_leaf,
                 name=meeting.name,
                 text=text,
                 ts=time.time_ns() // 1_000_000,
+                missed=missed or msgspec.UNSET,
+                queued=session.link_state != LinkState.connected or msgspec.UNSET,
             )
         )
 
@@ -119,6 +126,23 @@ async def on_rotate(bridge: GlassPort, msg: gm.Rotate) -> None:
     await bridge.act("replace the invitation", lambda m: m.rotate_invitation())
 
 
+async def on_record(bridge: GlassPort, msg: gm.Record) -> None:
+    """Host: start or stop a recording this engine writes (:mod:`.glass_recording`)."""
+    session = bridge.session
+    if session is None or session.meeting.phase is not Phase.in_meeting:
+        raise BadMessage("Cannot record: you are not in the meeting.")
+    if not msg.on:
+        await bridge.recording.stop(session)
+        return
+    if not session.meeting.is_host:
+        raise BadMessage("Only a host can record the meeting.")
+    try:
+        await bridge.recording.start(session)
+    except MediaError as exc:
+        raise BadMessage(f"Cannot record: {exc}") from None
+    await bridge.act("ask for keyframes", lambda m: bridge.frames.ask_everyone())
+
+
 async def on_request_keyframe(bridge: GlassPort, msg: gm.RequestKeyframe) -> None:
     leaf = gm.as_int(msg.leaf)
     kind = _STREAM_KINDS[msg.kind]
@@ -159,6 +183,42 @@ async def on_unpin(bridge: GlassPort, msg: gm.Unpin) -> None:
     await bridge.act("unpin a member", lambda m: bridge.stage.pin(leaf, False))
 
 
+async def on_view(bridge: GlassPort, msg: gm.View) -> None:
+    """Grid or speaker view: the layers chosen follow (kept for the next meeting too)."""
+    speaker = msg.mode == "speaker"
+    session = bridge.session
+    if session is None or session.meeting.phase is not Phase.in_meeting or not bridge.link_up:
+        bridge.stage.speaker_view = speaker  # the next choice uses it
+        return
+    await bridge.act("change the layout", lambda m: bridge.stage.set_view(speaker))
+
+
+async def on_hand(bridge: GlassPort, msg: gm.Hand) -> None:
+    await bridge.act("raise a hand", lambda m: m.raise_hand(msg.up))
+
+
+async def on_lower_hand(bridge: GlassPort, msg: gm.LowerHand) -> None:
+    leaf = gm.as_int(msg.leaf)
+    await bridge.act("lower a hand", lambda m: m.lower_hand(leaf))
+
+
+async def on_react(bridge: GlassPort, msg: gm.React) -> None:
+    """Beyond the rate limit the reaction is not sent (quietly: the button cools down)."""
+    await bridge.act("react", lambda m: m.react(msg.emoji))
+
+
+async def on_ask_unmute(bridge: GlassPort, msg: gm.AskUnmute) -> None:
+    leaf = gm.as_int(msg.leaf)
+    check_person(bridge, msg.fingerprint, leaf)
+    await bridge.act("ask someone to unmute", lambda m: m.ask_to_unmute(leaf))
+
+
+async def on_mute(bridge: GlassPort, msg: gm.Mute) -> None:
+    leaf = gm.as_int(msg.leaf)
+    check_person(bridge, msg.fingerprint, leaf)
+    await bridge.act("mute someone", lambda m: m.mute_member(leaf))
+
+
 async def on_stats(bridge: GlassPort, msg: gm.Stats) -> None:
     bridge.last_stats = msg
 
@@ -181,6 +241,13 @@ HANDLERS: dict[type[gm.ToEngine], Handler] = {
     gm.Stats: on_stats,
     gm.Pin: on_pin,
     gm.Unpin: on_unpin,
+    gm.View: on_view,
+    gm.Hand: on_hand,
+    gm.LowerHand: on_lower_hand,
+    gm.React: on_react,
+    gm.AskUnmute: on_ask_unmute,
+    gm.Mute: on_mute,
+    gm.Record: on_record,
 }
 
 __all__ = ["HANDLERS", "Handler", "check_person"]

@@ -20,11 +20,20 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from ..meeting import events as ev
+from ..meeting.app_messages import Emoji
 from ..wire import StreamKind
-from .glass_messages import Alert, ChatMessage, Error, KeyframeRequest, VideoKind
+from .glass_messages import (
+    Alert,
+    ChatMessage,
+    Error,
+    KeyframeRequest,
+    Reaction,
+    UnmuteRequest,
+    VideoKind,
+)
 from .glass_port import GlassPort
 
 log = logging.getLogger("clave.engine.bridge")
@@ -116,6 +125,8 @@ def start_failure(exc: BaseException) -> str:
 def on_frame(bridge: GlassPort, event: ev.MediaFrameDecrypted) -> None:
     bridge.stage.heard(event)  # audio: who speaks (engine/stage.py)
     bridge.frames.forward(event)
+    if not bridge.recording.frame(event):  # our recording's decoder needs a keyframe
+        bridge.frames.ask_keyframe(event.sender, event.kind)
 
 
 def on_layer_capped(bridge: GlassPort, event: ev.LayerCapped) -> None:
@@ -211,6 +222,16 @@ def on_error(bridge: GlassPort, event: ev.Error) -> None:
         bridge.send(Error(message=text))
 
 
+def on_reaction(bridge: GlassPort, event: ev.ReactionReceived) -> None:
+    emoji = cast(Emoji, event.emoji)  # one of REACTIONS: the core decoded it strictly
+    bridge.send(Reaction(sender=event.leaf, name=event.name, emoji=emoji))
+
+
+def on_unmute_asked(bridge: GlassPort, event: ev.UnmuteAsked) -> None:
+    """Shown to the user, who chooses: nothing is unmuted here."""
+    bridge.send(UnmuteRequest(by=event.by, name=event.name))
+
+
 EVENT_HANDLERS: dict[type[Any], Callable[[GlassPort, Any], None]] = {
     ev.MediaFrameDecrypted: on_frame,
     ev.FrameRejected: on_frame_rejected,
@@ -230,6 +251,8 @@ EVENT_HANDLERS: dict[type[Any], Callable[[GlassPort, Any], None]] = {
     ev.Error: on_error,
     ev.LayerCapped: on_layer_capped,
     ev.MemberMedia: on_media_switches,
+    ev.ReactionReceived: on_reaction,
+    ev.UnmuteAsked: on_unmute_asked,
 }
 QUIET_EVENTS = frozenset({ev.MediaFrameDecrypted, ev.FrameRejected})
 """Events that change nothing the ``state`` or ``padlock`` shows."""

@@ -67,6 +67,8 @@ class BridgeCounters:
     """Times a glass came back within the grace after its tab went away (reloads)."""
     reconnects_seen: int = 0
     """Times the relay link came back after an outage (keyframes were asked for)."""
+    audio_held: int = 0
+    """Audio chunks not sent because a host muted us (until the user unmutes)."""
 
 
 class FrameForwarder:
@@ -215,6 +217,9 @@ class ChunkSender:
             return
         kind_b, flags, capture_us = GLASS_CHUNK_HEADER.unpack_from(data)
         sent = False
+        if session is not None and kind_b == StreamKind.audio and session.meeting.muted_by:
+            self.counters.audio_held += 1  # a host's mute: honoured here, never sent
+            return
         if session is not None:
             try:
                 kind, keyframe = StreamKind(kind_b), bool(flags & FLAG_KEYFRAME)

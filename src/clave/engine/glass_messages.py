@@ -19,7 +19,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from ..meeting.app_messages import MAX_CHAT_CHARS
+from ..meeting.app_messages import MAX_CHAT_CHARS, Emoji
 from ..meeting.events import AlertKind, Role
 from ..meeting.names import MAX_NAME_CHARS
 
@@ -167,6 +167,13 @@ class Unpin(ToEngine, tag="unpin", frozen=True):
     leaf: WireId
 
 
+class View(ToEngine, tag="view", frozen=True):
+    """The glass's layout: in speaker view the focus is received at the top layer and
+    the filmstrip at the lowest (engine/stage.py)."""
+
+    mode: Literal["grid", "speaker"]
+
+
 class Leave(ToEngine, tag="leave", frozen=True):
     """Say goodbye; ``ended`` follows."""
 
@@ -201,9 +208,49 @@ class Stats(ToEngine, tag="stats", frozen=True):
     loaded."""
 
 
+class Hand(ToEngine, tag="hand", frozen=True):
+    """Raise (``up``) or lower our own hand."""
+
+    up: bool
+
+
+class LowerHand(ToEngine, tag="lower_hand", frozen=True):
+    """Lower a member's hand (someone else's: hosts only)."""
+
+    leaf: WireId
+
+
+class React(ToEngine, tag="react", frozen=True):
+    """Send a reaction from the fixed set."""
+
+    emoji: Emoji
+
+
+class AskUnmute(ToEngine, tag="ask_unmute", frozen=True):
+    """Host: ask a member to unmute (they choose)."""
+
+    leaf: WireId
+    fingerprint: Fingerprint | None = None
+
+
+class Mute(ToEngine, tag="mute", frozen=True):
+    """Host: mute a member's outgoing audio for everyone (their engine honours it)."""
+
+    leaf: WireId
+    fingerprint: Fingerprint | None = None
+
+
+class Record(ToEngine, tag="record", frozen=True):
+    """Host: start (``on``) or stop a recording of the meeting that this engine writes
+    to a file; everyone is told who records."""
+
+    on: bool
+
+
 GlassMessage = (
     Join | Chat | Admit | AdmitAll | Deny | Lock | AutoAdmit | Remove | SetHost | Verify
-    | Rotate | RequestKeyframe | Leave | MediaState | Stats | Pin | Unpin
+    | Rotate | RequestKeyframe | Leave | MediaState | Stats | Pin | Unpin | View
+    | Hand | LowerHand | React | AskUnmute | Mute | Record
 )
 """Everything the glass may send."""
 
@@ -253,6 +300,8 @@ class RosterEntry(_Entry, frozen=True):
     cam: bool | None
     """The member's announced camera switch (null: it said nothing yet)."""
     away: bool | msgspec.UnsetType = msgspec.UNSET
+    recording: bool = False
+    """The member announced that it records the meeting ("Recording by <name>")."""
 
 
 class LobbyEntry(_Entry, frozen=True):
@@ -292,6 +341,12 @@ class State(ToGlass, tag="state", frozen=True):
     reconnects: NonNegative
     rejoining: Sentence | None
     rejoin: RejoinMode | None
+    hands: Annotated[list[NonNegative], msgspec.Meta(max_length=MAX_LIST)] = msgspec.field(
+        default_factory=list
+    )
+    """Leaves with a raised hand, in the order raised."""
+    muted_by: Name | None = None
+    """The host who muted our audio, until we unmute (no audio is sent meanwhile)."""
 
 
 class Padlock(ToGlass, tag="padlock", frozen=True):
@@ -313,6 +368,13 @@ class ChatMessage(ToGlass, tag="chat", frozen=True):
     name: Name
     text: ChatText
     ts: int
+    missed: Annotated[list[Name], msgspec.Meta(max_length=1000)] | msgspec.UnsetType = (
+        msgspec.UNSET
+    )
+    """Our own message only: members it could not reach when it was sent (away: their
+    connection is gone; they never get it, as it is not kept for them)."""
+    queued: bool | msgspec.UnsetType = msgspec.UNSET
+    """Our own message only: the relay link is down; it goes out once it is back."""
 
 
 class KeyframeRequest(ToGlass, tag="keyframe_request", frozen=True):
@@ -353,15 +415,37 @@ class Ended(ToGlass, tag="ended", frozen=True):
     joined: bool
 
 
+class Reaction(ToGlass, tag="reaction", frozen=True):
+    """A member's reaction (ours too), floated on its tile."""
+
+    sender: NonNegative
+    name: Name
+    emoji: Emoji
+
+
+class UnmuteRequest(ToGlass, tag="unmute_request", frozen=True):
+    """A host asks us to unmute: the user chooses (nothing is unmuted meanwhile)."""
+
+    by: NonNegative
+    name: Name
+
+
 class Error(ToGlass, tag="error", frozen=True):
     """A refused message, or a problem the user can act on (never a library's words)."""
 
     message: Sentence
 
 
+class Recording(ToGlass, tag="recording", frozen=True):
+    """Our own recording (started from this page): on or off, and the file it writes."""
+
+    on: bool
+    path: Link | None
+
+
 EngineMessage = (
     Hello | State | Padlock | FrameFailed | ChatMessage | KeyframeRequest | Alert | Ended
-    | Error | Stage
+    | Error | Stage | Reaction | UnmuteRequest | Recording
 )
 """Everything the engine sends the glass."""
 
@@ -376,6 +460,7 @@ __all__ = [
     "Admit",
     "AdmitAll",
     "Alert",
+    "AskUnmute",
     "AutoAdmit",
     "Chat",
     "ChatMessage",
@@ -387,6 +472,7 @@ __all__ = [
     "FrameFailed",
     "GlassMessage",
     "GlassPhase",
+    "Hand",
     "Hello",
     "Join",
     "KeyframeRequest",
@@ -394,13 +480,19 @@ __all__ = [
     "Leave",
     "LobbyEntry",
     "Lock",
+    "LowerHand",
     "MediaState",
     "MediaSwitches",
+    "Mute",
     "Outcome",
     "Padlock",
     "PadlockState",
     "Pin",
     "Policy",
+    "React",
+    "Reaction",
+    "Record",
+    "Recording",
     "RejoinMode",
     "Remove",
     "RequestKeyframe",
@@ -412,9 +504,11 @@ __all__ = [
     "Stats",
     "ToEngine",
     "ToGlass",
+    "UnmuteRequest",
     "Unpin",
     "Verify",
     "VideoKind",
+    "View",
     "WireId",
     "as_int",
 ]

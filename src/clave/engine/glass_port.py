@@ -10,6 +10,7 @@ from typing import Protocol
 from ..meeting.meeting import Meeting
 from .glass_media import FrameForwarder
 from .glass_messages import Alert, MediaSwitches, Stats, ToGlass
+from .glass_recording import GlassRecording
 from .session import MeetingSession
 from .stage import StageDirector
 
@@ -20,6 +21,7 @@ class GlassPort(Protocol):
     session: MeetingSession | None
     frames: FrameForwarder
     stage: StageDirector
+    recording: GlassRecording
     alerts: list[Alert]
     away: set[int]
     known_leaves: set[int]

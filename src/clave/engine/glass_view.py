@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import msgspec
 
+from ..meeting.app_messages import MediaState
 from ..meeting.identity import Identity
 from ..meeting.link import MeetingLink
 from ..meeting.meeting import Meeting, Phase
@@ -106,6 +107,10 @@ def ended_message(reason: str, outcome: str | None, joined: bool) -> Ended:
     )
 
 
+def _recording(switches: MediaState | None) -> bool:
+    return switches is not None and switches.rec
+
+
 def state_message(view: View) -> State:
     """The ``state`` message (engine -> glass). Roster entries say ``away`` only while
     somebody is away."""
@@ -134,6 +139,7 @@ def state_message(view: View) -> State:
                 mic=switches[e.leaf].mic if e.leaf in switches else None,
                 cam=switches[e.leaf].cam if e.leaf in switches else None,
                 away=e.leaf in away if away else msgspec.UNSET,
+                recording=meeting.recording if e.is_self else _recording(switches.get(e.leaf)),
             )
             for e in meeting.roster
         ]
@@ -171,6 +177,8 @@ def state_message(view: View) -> State:
         reconnects=view.reconnects,
         rejoining=view.rejoining,
         rejoin=view.rejoin if view.phase == "ended" else None,
+        hands=list(meeting.raised_hands) if meeting is not None and in_meeting else [],
+        muted_by=meeting.muted_by if meeting is not None and in_meeting else None,
     )
 
 

@@ -87,6 +87,8 @@ class ParticipantReport:
     old_epoch_frames_opened: int = 0
     """... and how many opened (all of them: the attempt itself works)."""
     members_left: list[str] = field(default_factory=list)
+    recorders: list[str] = field(default_factory=list)
+    """Members that announced they record the meeting, in the order first announced."""
     alerts: list[str] = field(default_factory=list)
     """Security alerts (counterfeit Welcomes, forged replies, ...): none in a healthy run."""
     declined: str = ""
@@ -506,6 +508,8 @@ class HeadlessParticipant:
     def _on_roster_change(self, event: ev.MemberMedia | ev.MemberLeft) -> None:
         if isinstance(event, ev.MemberLeft):
             self.report.members_left.append(event.name)
+        elif event.recording and event.name not in self.report.recorders:
+            self.report.recorders.append(event.name)
         self.media.director.refresh()
 
     def _decoded_at(self, sender: str, kind: str, capture_us: int) -> None:

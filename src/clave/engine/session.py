@@ -360,9 +360,12 @@ class MeetingSession:
     ) -> bool:
         """Protect and send one frame (of simulcast ``layer``); False (not sent) unless
         media is encrypted and the relay link is up (a frame lost with a dropping
-        connection counts as not sent)."""
+        connection counts as not sent). No audio while a host's mute holds
+        (:attr:`Meeting.muted_by`: until the user unmutes)."""
         meeting = self.meeting
         if not meeting.encrypted or not meeting.link_up or self.link_state != "connected":
+            return False
+        if kind is StreamKind.audio and meeting.muted_by is not None:
             return False
         frame = meeting.protect_media(kind, keyframe, payload, layer)
         queued = meeting.frames_to_send()  # the manifest covering it, when one is due

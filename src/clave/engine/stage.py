@@ -7,8 +7,9 @@ speakers.choose`) whose video to receive and at which simulcast layer, and calls
 ``Meeting.subscribe`` only when that choice changes, never per frame. It tells the glass
 who is on stage and who speaks (a ``stage`` message, sent when it changes), so the grid
 shows video for the stage and avatars for the others. Pins come from the glass
-(``pin``/``unpin``); a ``LayerCapped`` from the relay (our queue there grew) bounds
-every layer until a later one raises the cap.
+(``pin``/``unpin``), and so does its layout (``view``: in speaker view the focus is
+received at the top layer, the filmstrip at the lowest); a ``LayerCapped`` from the
+relay (our queue there grew) bounds every layer until a later one raises the cap.
 
 The relay learns what we subscribe to (connection ids and layers), as it learns sizes
 and timing; it learns nothing of who speaks (docs/SECURITY.md).
@@ -52,6 +53,8 @@ class StageDirector:
         self.n = n
         self.speakers = SpeakerTracker(clock)
         self.pinned: list[int] = []
+        self.speaker_view = False
+        """The glass shows speaker view (kept across meetings: it is the page's layout)."""
         self.cap: int | None = None
         self.subscribed: Choice | None = None
         """The choice last given to ``Meeting.subscribe`` (None: nothing yet)."""
@@ -95,6 +98,11 @@ class StageDirector:
             del self.pinned[MAX_PINS:]
         self.refresh()
 
+    def set_view(self, speaker: bool) -> None:
+        """The glass switched between grid (False) and speaker view (True)."""
+        self.speaker_view = speaker
+        self.refresh()
+
     def refresh(self) -> bool:
         """Choose again; subscribe if the choice changed (True: the core queued a
         ``Subscribe``, the caller sends it) and tell the glass if the stage changed."""
@@ -114,6 +122,7 @@ class StageDirector:
             cameras_off={leaf for leaf, s in states.items() if not s.cam},
             n=self.n,
             cap=self.cap,
+            speaker_view=self.speaker_view,
         )
         subscribed = False
         if self.subscribed is None or dict(self.subscribed.video) != dict(choice.video):

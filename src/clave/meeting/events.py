@@ -45,6 +45,11 @@ class ErrorCode(StrEnum):
     """The lobby holds ``max_lobby`` requests: a new one was answered "full"."""
     internal = "internal"
     """A bug: an unexpected exception while handling input (reported, not raised)."""
+    not_host = "not_host"
+    """A host-only request (mute, ask to unmute, lower a hand) from a member that is not
+    a host: refused and ignored."""
+    flooding = "flooding"
+    """A member sent reactions faster than the rate limit: the excess was dropped."""
 
 
 class Role(StrEnum):
@@ -304,13 +309,52 @@ class MemberBack:
 @dataclass(frozen=True, slots=True)
 class MemberMedia:
     """A member's own microphone, camera and screen-share switches changed (its
-    authenticated ``media`` message or Hello): a mute is shown as a mute."""
+    authenticated ``media`` message or Hello): a mute is shown as a mute.
+    ``recording``: it announced that it records the meeting."""
 
     leaf: int
     name: str
     mic: bool
     cam: bool
     screen: bool
+    recording: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class HandsChanged:
+    """A hand went up or down; ``queue``: leaves with a raised hand, in raise order;
+    ``by``: the host's name when a host lowered someone's hand, else None."""
+
+    leaf: int
+    name: str
+    up: bool
+    queue: tuple[int, ...]
+    by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReactionReceived:
+    """A member's reaction (one of ``app_messages.REACTIONS``), within the rate limit."""
+
+    leaf: int
+    name: str
+    emoji: str
+
+
+@dataclass(frozen=True, slots=True)
+class UnmuteAsked:
+    """A host asks us to unmute: shown to the user, who chooses (nothing is unmuted)."""
+
+    by: int
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class MutedByHost:
+    """A host muted our outgoing audio: none is sent until the user unmutes."""
+
+    by: int
+    name: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,5 +392,9 @@ Event = (
     | MemberAway
     | MemberBack
     | MemberMedia
+    | HandsChanged
+    | ReactionReceived
+    | UnmuteAsked
+    | MutedByHost
     | Error
 )

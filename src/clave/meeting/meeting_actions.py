@@ -281,17 +281,31 @@ class MeetingActions(MeetingCore):
             return False
         return self._send(wire.KeyframeRequest(to=conn, kind=int(StreamKind(kind)), layer=layer))
 
-    def set_media_state(self, *, mic: bool, cam: bool, screen: bool = False) -> None:
-        """Our microphone, camera and screen switches: announced to the others now (an
-        MLS application message) and in every later Hello, so a mute shows as one."""
+    @property
+    def recording(self) -> bool:
+        """Whether we announced that we record the meeting."""
+        return self._own_media is not None and self._own_media.rec
+
+    def set_media_state(
+        self, *, mic: bool, cam: bool, screen: bool = False, recording: bool | None = None
+    ) -> None:
+        """Our microphone, camera and screen switches and whether we record (None: as
+        before): announced to the others now (an MLS application message) and in every
+        later Hello, so a mute shows as one and everyone sees who records."""
         if self._phase is Phase.ended:
             raise StateError("the meeting has ended")
-        state = MediaState(mic=mic, cam=cam, screen=screen)
+        rec = self.recording if recording is None else recording
+        state = MediaState(mic=mic, cam=cam, screen=screen, rec=rec)
         if state == self._own_media:
             return
         self._own_media = state
         if self._in_meeting():
             self._send_app(state)
+
+    def set_recording(self, on: bool) -> None:
+        """Announce that we start (or stop) recording the meeting, other switches kept."""
+        own = self._own_media or MediaState(mic=False, cam=False)
+        self.set_media_state(mic=own.mic, cam=own.cam, screen=own.screen, recording=on)
 
     def subscribe(
         self,

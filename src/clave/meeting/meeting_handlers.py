@@ -30,6 +30,7 @@ from .app_messages import (
     MediaState,
     decode_app_message,
     media_of_bits,
+    switches,
 )
 from .core import Phase, _Incoming, peek
 from .errors import AppMessageError, IdentityError, JoinRequestError, LobbyError
@@ -55,12 +56,12 @@ from .events import (
 )
 from .join_request import open_join_request
 from .lobby import OUTCOME_TEXT, Outcome, check_key_package, entry_for, open_reply
+from .moderation import MODERATION_HANDLERS, MeetingModeration
 from .policy import AuthorityError
-from .resume import MeetingResume
 from .timers import Timer
 
 
-class MeetingInput(MeetingResume):
+class MeetingInput(MeetingModeration):
     """Relay input of a :class:`~clave.meeting.meeting.Meeting` (see the module docstring)."""
 
     def _settle(self) -> None:
@@ -380,6 +381,7 @@ class MeetingInput(MeetingResume):
             self._arm_presence()
             if self.own_leaf in msg.missing:
                 self._announce_soon()  # it does not know our connection
+            self._hello_heard(leaf)
             if msg.media is not None:
                 self._app_media(msg.media, leaf, name, sender, member)
 
@@ -409,9 +411,7 @@ class MeetingInput(MeetingResume):
             if other != me and other in self._members and other not in self._media_of:
                 state = media_of_bits(bits)
                 self._media_of[other] = state
-                self._emit(
-                    MemberMedia(other, self._name_of(other), state.mic, state.cam, state.screen)
-                )
+                self._emit(MemberMedia(other, self._name_of(other), *switches(state)))
         self._arm_presence()
         self._timers.cancel(Timer.announce)
         hello = self._hello()
@@ -423,7 +423,7 @@ class MeetingInput(MeetingResume):
         assert isinstance(msg, MediaState)
         if member and self._media_of.get(leaf) != msg:
             self._media_of[leaf] = msg
-            self._emit(MemberMedia(leaf, name, msg.mic, msg.cam, msg.screen))
+            self._emit(MemberMedia(leaf, name, *switches(msg)))
 
     def _app_bye(self, msg: AppMessage, leaf: int, name: str, sender: int, member: bool) -> None:
         if member:
@@ -582,4 +582,5 @@ _APP_HANDLERS: dict[type, Callable[[Any, AppMessage, int, str, int, bool], None]
     Bye: MeetingInput._app_bye,
     Alive: MeetingInput._app_alive,
     Invite: MeetingInput._app_invite,
+    **MODERATION_HANDLERS,
 }

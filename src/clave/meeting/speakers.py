@@ -12,6 +12,8 @@ recent start of speech, those speaking now first.
 speakers, pins, screen sharers, cameras turned off, N and a congestion cap) to whose
 video to subscribe to and at which simulcast layer: fewer tiles, a higher layer; the
 focus (the first pinned member, else the most recent speaker) one layer above the rest.
+In speaker view the focus is shown large (the top layer) and the others in a filmstrip
+(layer 0); with nobody pinned or heard, the first member on stage is the focus.
 """
 
 from __future__ import annotations
@@ -124,12 +126,14 @@ def choose(
     cameras_off: Collection[int] = (),
     n: int = LAST_N,
     cap: int | None = None,
+    speaker_view: bool = False,
 ) -> Choice:
     """Which members' video to receive: the pinned ones first, then the most recent
     speakers (``recent``, as :meth:`SpeakerTracker.recent` orders them), then the others
     by leaf, ``n`` at most; never ourselves, nor a member whose camera is announced off.
     Layers follow the tile count (:func:`layer_for`; with a screen share on, the videos
-    are a strip: as for more than four), the focus one above, none above ``cap``."""
+    are a strip: as for more than four), the focus one above, none above ``cap``.
+    ``speaker_view`` (and no screen share): the focus at the top layer, the others at 0."""
     present = set(members) - {own}
     others = sorted(present)
     candidates = [leaf for leaf in others if leaf not in cameras_off]
@@ -144,7 +148,11 @@ def choose(
     base = layer_for(len(order)) if not screens else 0
     focus = next((leaf for leaf in (*pinned, *recent) if leaf in order), None)
     top = TOP_LAYER if cap is None else max(0, min(cap, TOP_LAYER))
-    video = {leaf: min(top, base + 1 if leaf == focus else base) for leaf in order}
+    if speaker_view and not screens:
+        focus = focus if focus is not None else next(iter(order), None)
+        video = {leaf: top if leaf == focus else 0 for leaf in order}
+    else:
+        video = {leaf: min(top, base + 1 if leaf == focus else base) for leaf in order}
     return Choice(video=video, order=tuple(order), focus=focus, screen=screens)
 
 

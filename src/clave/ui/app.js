@@ -19,6 +19,9 @@
 //   ui/meeting-state.js    one engine `state` into the page
 //   ui/roster.js, panels.js   who joined or left; people, lobby, host tools, chat
 //   ui/members.js, remove-dialog.js   verify, host role, remove
+//   ui/hands.js            raised hands (queue in raise order), reactions on tiles
+//   ui/moderation.js       "asks you to unmute", "muted by <host>" (the target's side)
+//   ui/recording.js        "● Recording by <name>" for all; a host's Record control
 //   ui/invite.js           copying the invitation and the page for invitees
 //   ui/activity.js         media worker status; clock, active speaker, tile states
 //   ui/keys.js             keyboard shortcuts
@@ -35,7 +38,6 @@
 
 import { EngineLink } from './engine-link.js';
 import { recordError, stats } from './stats.js';
-import { describeMediaError } from './media/capture.js';
 import { VIDEO_CODECS, videoCodecSupported } from './media/video.js';
 import { AudioPlayout } from './media/playout.js';
 import { $ } from './ui/dom.js';
@@ -55,6 +57,12 @@ import { controlHandlers } from './ui/control.js';
 import { TICK_MS, applyStatus, tick } from './ui/activity.js';
 import { bindKeys } from './ui/keys.js';
 import { ChatLog, SidePanel } from './ui/panels.js';
+import { ShortcutHelp } from './ui/shortcut-help.js';
+import { HandsAndReactions } from './ui/hands.js';
+import { ModerationView } from './ui/moderation.js';
+import { RecordingView } from './ui/recording.js';
+import { LayoutSwitch, keepToastsClear } from './ui/layout.js';
+import { DeviceMenu, exposeDevices } from './ui/devices.js';
 
 const HELLO_WAIT_MS = 2000; // open the devices without the engine's hello after this long
 
@@ -187,30 +195,9 @@ const prejoin = new Prejoin({
   onJoin: (name) => join(name),
   onToggleMic: () => controls.toggleMic(),
   onToggleCam: () => controls.toggleCam(),
-  onCamera: async (id) => {
-    controls.media.cameraId = id;
-    if (!controls.camOn) return;
-    try {
-      await controls.media.startCamera(id);
-    } catch (err) {
-      showError(describeMediaError(err, 'camera'));
-    }
-  },
-  onMic: async (id) => {
-    try {
-      await controls.media.setMic(id);
-    } catch (err) {
-      showError(describeMediaError(err, 'microphone'));
-    }
-  },
-  onSpeaker: async (id) => {
-    try {
-      await playout.setSinkId(id);
-    } catch (err) {
-      console.warn('clave: setSinkId failed:', err);
-      showError('Could not switch to that speaker: it may be unplugged or in use. Choose another one.');
-    }
-  },
+  onCamera: (id) => controls.chooseCamera(id), // remembered for next time (ui/devices.js)
+  onMic: (id) => controls.chooseMic(id),
+  onSpeaker: (id) => controls.chooseSpeaker(id),
 });
 
 let autoOpening = false;
@@ -233,7 +220,12 @@ const controls = new LocalControls({
   canShare: () => state.phase === 'in_meeting' && !state.ended,
   canReport: () => state.hello !== null && !state.dead,
   onError: (message) => showError(message),
+  playout,
 });
+const layoutSwitch = new LayoutSwitch({ stage, send: (message) => link.send(message) });
+const deviceMenu = new DeviceMenu({ controls, inMeeting: () => state.phase === 'in_meeting' && !state.ended });
+exposeDevices(link, playout);
+keepToastsClear($('#toasts'), $('#side'));
 
 const side = new SidePanel({
   onOpenChange: (name) => {
@@ -285,12 +277,23 @@ const members = new MemberActions({
   onError: (message) => showError(message),
 });
 
+const hands = new HandsAndReactions({
+  send: (message) => state.phase === 'in_meeting' && !state.ended && link.send(message),
+  stage,
+  nameOf: (leaf) => nameOf(leaf),
+});
+const moderation = new ModerationView({ controls });
+const recording = new RecordingView({
+  send: (message) => state.phase === 'in_meeting' && !state.ended && link.send(message),
+  onError: (message) => showError(message),
+});
+
 /** What ui/meeting-state.js and ui/control.js need of this page. */
 const page = {
-  state, link, stage, chat, invite, members, connection, controls, endedScreen,
+  state, link, stage, chat, invite, members, connection, controls, endedScreen, hands, moderation, recording,
   forgetSender, enterPhase, rejoinOffer,
   prejoin, padlock, securityAlerts, side, showScreen, showError, nameOf, renderUnread,
-  enterPhaseEnded, helloArrived: () => helloArrived(),
+  enterPhaseEnded, helloArrived: () => { helloArrived(); layoutSwitch.announce(); },
 };
 
 function renderUnread() {
@@ -496,19 +499,28 @@ $('#toggle-auto-admit').addEventListener('click', () => {
   link.send({ type: 'auto_admit', on: !state.policy.auto_admit });
 });
 
+// One table binds the shortcuts and lists them in the "?" dialog.
+const SHORTCUTS = [
+  ['m', 'Microphone on or off', () => controls.toggleMic()],
+  ['v', 'Camera on or off', () => controls.toggleCam()],
+  ['c', 'Open or close the chat', () => side.toggle('chat')],
+  ['p', 'Open or close the people panel', () => side.toggle('people')],
+  ['h', 'Raise or lower your hand', () => hands.toggleHand()],
+  ['?', 'Show these shortcuts', () => shortcutHelp.show()],
+];
+const shortcutHelp = new ShortcutHelp([
+  ...SHORTCUTS.map(([key, label]) => [key, label]),
+  ['Esc', 'Close a menu, the side panel or this list'],
+]);
 bindKeys({
-  dialogOpen: () => members.dialog.open,
+  dialogOpen: () => members.dialog.open || shortcutHelp.open,
   onEscape: () => {
-    if (invite.popOpen) invite.closePop();
+    if (!hands.bar.hidden) hands.toggleBar(false);
+    else if (invite.popOpen) invite.closePop();
     else if (side.current) side.close();
   },
   inMeeting: () => state.phase === 'in_meeting' && !state.ended,
-  actions: {
-    m: () => controls.toggleMic(),
-    v: () => controls.toggleCam(),
-    c: () => side.toggle('chat'),
-    p: () => side.toggle('people'),
-  },
+  actions: Object.fromEntries(SHORTCUTS.map(([key, , action]) => [key, action])),
 });
 
 window.addEventListener('error', (ev) => {
@@ -544,7 +556,10 @@ async function start() {
   if (!state.dead && !state.ended) await controls.openDevices();
   if (state.ended) controls.stopAll(); // the meeting was over before the devices opened
   await controls.refreshDevices();
-  navigator.mediaDevices?.addEventListener?.('devicechange', () => controls.refreshDevices());
+  navigator.mediaDevices?.addEventListener?.('devicechange', () => {
+    controls.refreshDevices();
+    deviceMenu.refresh();
+  });
 }
 
 start().catch((err) => {

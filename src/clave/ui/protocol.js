@@ -99,6 +99,8 @@ const NULLABLE = { nullable: true };
 const OPTIONAL = { optional: true };
 
 const ID = int({ min: 0, max: U32, decimal: true }); // a leaf or a join request id
+// The fixed set of reactions (clave.meeting.app_messages.REACTIONS).
+export const REACTIONS = Object.freeze(['\u{1F44D}', '\u{1F44F}', '\u2764\uFE0F', '\u{1F602}', '\u{1F62E}', '\u{1F389}']);
 const SWITCHES = { mic: bool(), cam: bool(), screen: bool() };
 const VIDEO_KINDS = ['video', 'screen'];
 const LAYER_IF_ANY = int({ min: 0, max: 2, nullable: true, optional: true, fallback: null });
@@ -141,6 +143,7 @@ export const SCHEMA = Object.freeze({
         mic: bool(NULLABLE), // the member's announced switches (null: not said yet)
         cam: bool(NULLABLE),
         away: bool(OPTIONAL), // sent only while somebody is away
+        recording: bool({ optional: true, fallback: false }), // announced: records the meeting
       }), LIST, { keep: (e) => e.leaf >= 0 }),
       lobby: listOf(fields({
         // `id` goes back to the engine exactly as it came; `key` is its string form.
@@ -159,6 +162,9 @@ export const SCHEMA = Object.freeze({
       reconnects: int({ min: 0, fallback: 0 }),
       rejoining: str(SENTENCE, { nullable: true, fallback: null }),
       rejoin: oneOf(['knock', 'restart'], NULLABLE),
+      // Leaves with a raised hand, in the order raised; who muted our audio (null: nobody).
+      hands: listOf(int({ min: 0, fallback: -1 }), LIST, { optional: true, keep: (leaf) => leaf >= 0 }),
+      muted_by: str(NAME, { nullable: true, optional: true, fallback: null }),
     },
     padlock: {
       state: oneOf(['encrypted', 'warning', 'rekeying', 'reconnecting', 'not_encrypted'], {
@@ -176,6 +182,9 @@ export const SCHEMA = Object.freeze({
       name: str(NAME, { fallback: 'Unnamed' }),
       text: str(CHAT),
       ts: int({ loose: true }), // ms since the Unix epoch
+      // our own message only: who it could not reach (away), or not sent yet (link down)
+      missed: listOf(str(NAME, { fallback: 'Unnamed' }), LIST, { optional: true }),
+      queued: bool(OPTIONAL),
     },
     // `layer`: a keyframe of that simulcast layer only (null or absent: of every layer).
     keyframe_request: { kind: oneOf(VIDEO_KINDS, { fallback: 'video' }), layer: LAYER_IF_ANY },
@@ -201,6 +210,11 @@ export const SCHEMA = Object.freeze({
       joined: bool({ fallback: null }),
     },
     error: { message: str(SENTENCE, { fallback: 'Unknown error' }) },
+    reaction: { sender: int({ min: 0 }), name: str(NAME, { fallback: 'Unnamed' }), emoji: oneOf(REACTIONS) },
+    // A host asks us to unmute: the user chooses.
+    unmute_request: { by: int({ min: 0 }), name: str(NAME, { fallback: 'Unnamed' }) },
+    // Our own recording (started from this page): on or off, and the file it writes.
+    recording: { on: bool(), path: str(LINK, { nullable: true, fallback: null }) },
   },
   toEngine: {
     join: { name: str(NAME) },
@@ -218,7 +232,14 @@ export const SCHEMA = Object.freeze({
     leave: {},
     pin: { leaf: ID },
     unpin: { leaf: ID },
+    view: { mode: oneOf(['grid', 'speaker']) }, // layout: the focus large, or a grid
     media_state: SWITCHES,
+    hand: { up: bool() },
+    lower_hand: { leaf: ID },
+    react: { emoji: oneOf(REACTIONS) },
+    ask_unmute: { leaf: ID, fingerprint: FINGERPRINT_IF_STILL },
+    mute: { leaf: ID, fingerprint: FINGERPRINT_IF_STILL },
+    record: { on: bool() }, // host: start or stop a recording this engine writes
     // The media worker's report (media/worker.js): keys "<leaf>:<kind>", kinds, leaves.
     stats: {
       interval_ms: int({ min: 0, optional: true }),

@@ -47,6 +47,7 @@ export class LocalMedia {
     this.videoTrack = null;
     this.cameraId = '';
     this.micId = '';
+    this.speakerId = ''; // the audio output chosen ('' : the default)
     this.onTracksChanged = null; // () => void
   }
 
@@ -54,13 +55,13 @@ export class LocalMedia {
   async open({ withCamera = true } = {}) {
     const errors = [];
     try {
-      await this.setMic(this.micId);
+      await orDefault(this.micId, (id) => this.setMic(id));
     } catch (err) {
       errors.push(describeMediaError(err, 'microphone'));
     }
     if (withCamera) {
       try {
-        await this.startCamera();
+        await orDefault(this.cameraId, (id) => this.startCamera(id));
       } catch (err) {
         errors.push(describeMediaError(err, 'camera'));
       }
@@ -137,6 +138,16 @@ export class LocalMedia {
   stop() {
     this._replace('audioTrack', null);
     this._replace('videoTrack', null);
+  }
+}
+
+/** open(id), or open('') (the default device) if the device remembered is gone. */
+async function orDefault(id, open) {
+  try {
+    return await open(id);
+  } catch (err) {
+    if (!id || !['NotFoundError', 'OverconstrainedError'].includes(err && err.name)) throw err;
+    return open('');
   }
 }
 

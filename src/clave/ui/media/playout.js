@@ -20,6 +20,7 @@ export class AudioPlayout {
     this.ctx = null;
     this.node = null;
     this.failed = false;
+    this.sinkId = ''; // the speaker chosen ('' : the default), applied to each new context
     this.workletStats = {};
     this._starting = null;
     this._armed = false;
@@ -43,6 +44,9 @@ export class AudioPlayout {
       }
       this.ctx = ctx;
       this.failed = false;
+      if (this.sinkId && typeof ctx.setSinkId === 'function') {
+        ctx.setSinkId(this.sinkId).catch((err) => console.warn('clave: the speaker chosen is gone:', err));
+      }
       this._starting = this._loadWorklet(ctx);
     }
     if (this.ctx.state === 'suspended') this.ctx.resume().catch(() => {});
@@ -112,7 +116,8 @@ export class AudioPlayout {
   }
 
   async setSinkId(id) {
-    if (this.ctx && typeof this.ctx.setSinkId === 'function') await this.ctx.setSinkId(id || '');
+    this.sinkId = id || '';
+    if (this.ctx && typeof this.ctx.setSinkId === 'function') await this.ctx.setSinkId(this.sinkId);
   }
 
   /** For good: the page is done (its engine is gone). */

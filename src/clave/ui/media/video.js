@@ -161,12 +161,14 @@ export class VideoSender {
     this._clock = new CaptureClock();
     this._generation = 0;
     this._layers = [];          // LayerEncoder per layer sent, smallest first
+    this._canvas = null;        // for frames in a format the encoders do not take
+    this._canvasCtx = null;
     this.maxLayers = screen ? 1 : LAYER_HEIGHTS.length;
     this._window = { frames: 0, skips: 0 };
     this._droppedTopAt = 0;
     this.stats = {
       framesIn: 0, encoded: 0, keyframes: 0, dropped: 0, bytes: 0, repeats: 0,
-      layers: 0, topDrops: 0, perLayer: {},
+      layers: 0, topDrops: 0, perLayer: {}, converted: 0, // converted: drawn into a canvas first
     };
     // A screen capture delivers no frames while nothing changes; repeat the last
     // one every second so late joiners get a picture and receivers know the
@@ -268,11 +270,13 @@ export class VideoSender {
     return [{ layer: 0, width: even(w * scale), height: even(h * scale), bitrate: SCREEN_PROFILE.bitrate }];
   }
 
-  _onFrame(frame) {
-    const captureUs = this._clock.observe(frame.timestamp);
+  _onFrame(input) {
+    const captureUs = this._clock.observe(input.timestamp);
+    let frame = input;
     try {
       this.stats.framesIn++;
       if (!this.enabled) return;
+      frame = this._encodable(input);
       this._adapt();
       const specs = this._specs(frame.displayWidth, frame.displayHeight);
       while (this._layers.length > specs.length) this._layers.pop().close(); // a layer less
@@ -291,8 +295,24 @@ export class VideoSender {
       this._closeEncoders();
       this.onError(err);
     } finally {
-      frame.close();
+      if (frame !== input) frame.close();
+      input.close();
     }
+  }
+
+  /** A frame the encoders take: one whose pixel format WebCodecs does not expose (format
+   * null: a camera's 16-bit grey, for one) is drawn into a canvas first. */
+  _encodable(frame) {
+    if (frame.format) return frame;
+    const w = frame.displayWidth;
+    const h = frame.displayHeight;
+    if (!this._canvas || this._canvas.width !== w || this._canvas.height !== h) {
+      this._canvas = new OffscreenCanvas(w, h);
+      this._canvasCtx = this._canvas.getContext('2d', { alpha: false });
+    }
+    this._canvasCtx.drawImage(frame, 0, 0, w, h);
+    this.stats.converted++;
+    return new VideoFrame(this._canvas, { timestamp: frame.timestamp, duration: frame.duration ?? undefined });
   }
 
   /** Fewer layers when encoders fall behind; the top one back after a calm while. */

@@ -286,7 +286,11 @@ self.onmessage = (ev) => {
 setInterval(() => {
   const now = performance.now();
   const frames = {};
-  for (const [id, target] of canvases) frames[id] = target.lastFrameAt ? Math.round(now - target.lastFrameAt) : -1;
+  const sizes = {}; // tile id -> [width, height] of its frames (a share's tile takes its shape)
+  for (const [id, target] of canvases) {
+    frames[id] = target.lastFrameAt ? Math.round(now - target.lastFrameAt) : -1;
+    if (target.lastFrameAt) sizes[id] = [target.canvas.width, target.canvas.height];
+  }
   const { levels, silence } = audioReceiver.takeLevels();
   let lagSkips = 0;
   for (const decoder of decoders.values()) lagSkips += decoder.stats.lagSkips;
@@ -294,6 +298,7 @@ setInterval(() => {
     t: 'status',
     ...pending,
     frames,
+    sizes,
     levels,
     silence,
     localLevel,

@@ -39,6 +39,7 @@ export function applyStatus(status, state, stage, onLocalLevel) {
     const tile = stage.get(id);
     if (tile) tile.frameAge = age;
   }
+  for (const [id, [w, h]] of Object.entries(status.sizes || {})) stage.get(id)?.setFrameSize(w, h);
 }
 
 function formatDuration(ms) {

@@ -21,7 +21,7 @@ const KINDS = {
   },
   refused_takeover: {
     title: 'Someone tried to take over the meeting',
-    advice: 'Clave refused it: only hosts can admit, remove or change roles.',
+    advice: 'Clave refused it: only hosts can admit, remove, mute or change roles.',
   },
 };
 const UNKNOWN = {

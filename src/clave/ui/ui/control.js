@@ -59,6 +59,9 @@ export function controlHandlers(page) {
       if (stats.alerts.length > 100) stats.alerts.shift();
       securityAlerts.add(msg);
     },
+    reaction: (msg) => page.hands.reaction(msg), // ui/hands.js
+    unmute_request: (msg) => page.moderation.unmuteRequest(msg), // ui/moderation.js
+    recording: (msg) => page.recording.own(msg), // ui/recording.js: our own recording
     keyframe_request: () => { stats.keyframeRequestsReceived++; }, // the media worker acted on it
     stage(msg) { // who is on stage (video) and who speaks, as the engine decided (last-N)
       stats.stage = msg;

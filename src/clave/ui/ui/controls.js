@@ -1,11 +1,13 @@
 // This participant's own capture: microphone, camera and screen switches, the
 // devices behind them, what the media worker encodes, and the buttons that show
 // it. The engine remembers the switches (`media_state`), so a reloaded tab
-// starts as it was: mute and camera-off survive a reload.
+// starts as it was: mute and camera-off survive a reload. The devices chosen (and
+// the switches chosen before joining) are remembered in this browser (ui/devices.js).
 
 import { LocalMedia, captureScreen, describeMediaError } from '../media/capture.js';
 import { stats } from '../stats.js';
 import { $ } from './dom.js';
+import { loadDevicePrefs, saveDevicePrefs, speakerSupported } from './devices.js';
 import { toast } from './toast.js';
 
 export class LocalControls {
@@ -13,9 +15,9 @@ export class LocalControls {
    * link: the EngineLink; stage, prejoin: UI parts showing our own video;
    * canSend(): in the meeting with the relay link up; canShare(): in the meeting;
    * canReport(): the engine said hello (so reports do not overwrite what it remembered);
-   * onError(message).
+   * onError(message); playout: the AudioPlayout (its speaker).
    */
-  constructor({ link, stage, prejoin, canSend, canShare, canReport, onError }) {
+  constructor({ link, stage, prejoin, canSend, canShare, canReport, onError, playout }) {
     this.link = link;
     this.stage = stage;
     this.prejoin = prejoin;
@@ -23,9 +25,16 @@ export class LocalControls {
     this.canShare = canShare;
     this.canReport = canReport;
     this.onError = onError;
+    this.playout = playout;
     this.media = new LocalMedia();
-    this.micOn = true;
-    this.camOn = true;
+    const saved = loadDevicePrefs(); // last time's choices (the engine's, after a reload, win)
+    this.micOn = saved.micOn ?? true;
+    this.camOn = saved.camOn ?? true;
+    this.media.cameraId = saved.camera || '';
+    this.media.micId = saved.mic || '';
+    this.media.speakerId = saved.speaker || '';
+    if (playout) playout.sinkId = this.media.speakerId;
+    this.opened = false; // openDevices() ran
     this.screenTrack = null;
     this.camBusy = false;
     this.lastReported = '';
@@ -56,6 +65,7 @@ export class LocalControls {
 
   /** Open the microphone (and the camera if it is on); switches follow what opened. */
   async openDevices() {
+    this.opened = true;
     const errors = await this.media.open({ withCamera: this.camOn });
     if (!this.media.videoTrack) {
       this.camOn = false;
@@ -71,8 +81,8 @@ export class LocalControls {
   async refreshDevices() {
     try {
       const devices = await this.media.listDevices();
-      const speakerSupported = typeof AudioContext !== 'undefined' && 'setSinkId' in AudioContext.prototype;
-      this.prejoin.setDevices(devices, this.media.activeIds(), speakerSupported);
+      this.prejoin.setDevices(devices, { ...this.media.activeIds(), speaker: this.media.speakerId },
+        speakerSupported());
     } catch (err) {
       console.warn('clave: enumerateDevices failed', err);
     }
@@ -83,6 +93,7 @@ export class LocalControls {
     if (prefs) {
       stats.mediaRestored = { ...prefs };
       this.micOn = prefs.mic;
+      if (prefs.cam && !this.camOn && !this.opened) this.camOn = true; // not opened yet
       if (!prefs.cam && this.camOn) {
         this.camOn = false;
         if (this.media.videoTrack) this.media.stopCamera();
@@ -104,6 +115,45 @@ export class LocalControls {
     if (key !== this.lastReported && this.link.send(message)) this.lastReported = key;
   }
 
+  /** A camera chosen (pre-join or the device menu): the new track replaces the one
+   * feeding the encoder; with the camera off, it is the one used when it goes on. */
+  async chooseCamera(id) {
+    this.media.cameraId = id;
+    saveDevicePrefs({ camera: id });
+    if (!this.camOn) return;
+    try {
+      await this.media.startCamera(id);
+    } catch (err) {
+      this.onError(describeMediaError(err, 'camera'));
+    }
+  }
+
+  async chooseMic(id) {
+    saveDevicePrefs({ mic: id });
+    try {
+      await this.media.setMic(id);
+    } catch (err) {
+      this.media.micId = id; // tried again when the microphone goes on
+      this.onError(describeMediaError(err, 'microphone'));
+    }
+  }
+
+  async chooseSpeaker(id) {
+    this.media.speakerId = id;
+    saveDevicePrefs({ speaker: id });
+    try {
+      await this.playout?.setSinkId(id);
+    } catch (err) {
+      console.warn('clave: setSinkId failed:', err);
+      this.onError('Could not switch to that speaker: it may be unplugged or in use. Choose another one.');
+    }
+  }
+
+  /** Before joining, the switches are a choice remembered for next time. */
+  _rememberSwitches() {
+    if (!this.canShare()) saveDevicePrefs({ micOn: this.micOn, camOn: this.camOn });
+  }
+
   async toggleMic() {
     const turningOn = !this.micOn;
     if (turningOn && !this.media.audioTrack) {
@@ -115,6 +165,7 @@ export class LocalControls {
       }
     }
     this.micOn = turningOn;
+    this._rememberSwitches();
     this.render();
     this.updateSending();
   }
@@ -137,6 +188,7 @@ export class LocalControls {
       }
     } finally {
       this.camBusy = false;
+      this._rememberSwitches();
       this.render();
       this.updateSending();
     }

@@ -7,11 +7,19 @@
 // Their tiles come first, in the engine's order, with ours; everyone else is an
 // avatar tile (initials, name, a ring while speaking), in the strip beside the
 // grid once there are any. Each remote tile has a Pin button (`pin`/`unpin`).
+//
+// Speaker view (setMode('speaker')): one tile large (the pinned member, else the
+// engine's focus: `active`), the others in a filmstrip. The filmstrip goes beside or
+// below the large tile, whichever shows it bigger; a screen share's tile takes the
+// share's own aspect ratio, so it fills its tile without black bars.
 
 import { avatarColor, h, icon, initials } from './dom.js';
+import { stats } from '../stats.js';
 
 const GAP = 12;
 const ASPECT = 16 / 9;
+const STRIP_SIDE = 232; // px: the filmstrip's width beside the large tile (app.css .strip)
+const STRIP_BELOW = 124; // px: its height below it (layout.css)
 
 export class Tile {
   constructor({ id, name, screen = false, self = false, colorKey = id, onPin = null }) {
@@ -31,6 +39,9 @@ export class Tile {
     this.badge = h('span', { class: 'tile-badge', hidden: true });
     this.pinned = false;
     this.onStage = true;
+    this.frameSize = null; // {w, h} of the last frame drawn (screen tiles: their aspect ratio)
+    this.onResize = null;  // () => void: the frame size changed
+    if (self) this.media.addEventListener('resize', () => this.setFrameSize(this.media.videoWidth, this.media.videoHeight));
     this.pinButton = self || screen || !onPin ? null : h('button', {
       class: 'tile-pin', type: 'button', 'aria-pressed': 'false',
       onclick: () => onPin(this, !this.pinned),
@@ -107,6 +118,13 @@ export class Tile {
     this.el.classList.toggle('video-off', !on);
   }
 
+  /** The size of the frames shown (the media worker's canvas, or our own video). */
+  setFrameSize(w, h) {
+    if (!w || !h || (this.frameSize && this.frameSize.w === w && this.frameSize.h === h)) return;
+    this.frameSize = { w, h };
+    this.onResize?.();
+  }
+
   setMicMuted(muted) {
     this.el.classList.toggle('mic-muted', muted);
   }
@@ -151,6 +169,8 @@ export class Stage {
     this.gridEl = grid;
     this.stripEl = strip;
     this.tiles = new Map();
+    this.mode = 'grid'; // or 'speaker'
+    this.large = null; // the tile shown large (speaker view or a screen share), or null
     this._observer = new ResizeObserver(() => this.layout());
     this._observer.observe(stage);
   }
@@ -163,6 +183,7 @@ export class Stage {
     let tile = this.tiles.get(id);
     if (!tile) {
       tile = new Tile({ id, onPin: this.onPin, ...options });
+      tile.onResize = () => { if (tile === this.large) this.layout(); };
       this._applyLastN(tile);
       this.tiles.set(id, tile);
       this.onTileCreated?.(tile);
@@ -196,6 +217,24 @@ export class Stage {
     this.layout();
   }
 
+  /** 'grid' or 'speaker' (one tile large, the others in a filmstrip). */
+  setMode(mode) {
+    this.mode = mode === 'speaker' ? 'speaker' : 'grid';
+    this.stageEl.classList.toggle('speaker-view', this.mode === 'speaker');
+    this.layout();
+  }
+
+  /** Speaker view's large tile: our pin, else the engine's focus, else the first on stage. */
+  _focus(people) {
+    const remote = people.filter((t) => !t.self);
+    const byLeaf = (leaf) => remote.find((t) => leafOf(t) === leaf) || null;
+    const last = this.lastN;
+    return (last && ([...last.pinned].map(byLeaf).find(Boolean)
+      || (last.active !== null && last.active !== undefined && byLeaf(last.active))
+      || last.video.map(byLeaf).find(Boolean)))
+      || remote.find((t) => t.onStage) || remote[0] || people[0];
+  }
+
   /** Is this remote person's tile speaking, by the engine's ear? */
   speaking(tile) {
     return !!this.lastN && !tile.self && !tile.screen && this.lastN.speaking.has(leafOf(tile));
@@ -225,12 +264,24 @@ export class Stage {
     const ordered = this._ordered();
     const screens = ordered.filter((t) => t.screen);
     const avatars = ordered.filter((t) => !t.screen && !t.self && !t.onStage);
-    if (screens.length) {
-      this.stageEl.classList.add('has-screen');
+    const large = screens[0] || (this.mode === 'speaker' && ordered.length > 1 ? this._focus(ordered) : null);
+    if (this.large !== large) {
+      this.large?.el.classList.remove('is-large');
+      large?.el.classList.add('is-large');
+      this.large = large;
+    }
+    this.stageEl.classList.toggle('has-focus', !!large && !large.screen);
+    stats.view = { mode: this.mode, large: large ? large.id : null };
+    if (large) {
+      this.stageEl.classList.toggle('has-screen', !!large.screen);
       this.stripEl.hidden = false;
-      this._place(this.gridEl, [screens[0]]);
-      this._place(this.stripEl, ordered.filter((t) => t !== screens[0]));
-    } else if (avatars.length) {
+      this._place(this.gridEl, [large]);
+      this._place(this.stripEl, ordered.filter((t) => t !== large));
+      this._sizeLarge(large);
+      return;
+    }
+    this.stageEl.classList.remove('strip-below');
+    if (avatars.length) {
       // Video tiles in the grid, the others as avatars in the strip beside it.
       const shown = ordered.filter((t) => !avatars.includes(t));
       this.stageEl.classList.remove('has-screen');
@@ -258,6 +309,25 @@ export class Stage {
     for (const tile of tiles) {
       if (tile.self && tile.media.srcObject && tile.media.paused) tile.media.play().catch(() => {});
     }
+  }
+
+  /** The large tile at its frames' aspect ratio (16:9 until known), as big as it fits,
+   * with the filmstrip beside it or below it, whichever leaves it bigger. */
+  _sizeLarge(tile) {
+    const size = tile.frameSize;
+    const aspect = tile.screen && size ? size.w / size.h : ASPECT;
+    const width = this.stageEl.clientWidth;
+    const height = this.stageEl.clientHeight;
+    if (!width || !height) return;
+    const fit = (w, h) => Math.min(w, h * aspect) * Math.min(h, w / aspect);
+    const below = fit(width, height - STRIP_BELOW - GAP) > fit(width - STRIP_SIDE - GAP, height);
+    this.stageEl.classList.toggle('strip-below', below);
+    const w = this.gridEl.clientWidth;
+    const h = this.gridEl.clientHeight;
+    if (!w || !h) return;
+    const tileW = Math.min(w, h * aspect);
+    this.gridEl.style.setProperty('--tile-w', `${Math.floor(tileW)}px`);
+    this.gridEl.style.setProperty('--tile-h', `${Math.floor(Math.min(h, tileW / aspect))}px`);
   }
 
   /** Largest 16:9 tiles that fit n times in the grid: 1, 2 side by side, 2x2, 3x3, ... */

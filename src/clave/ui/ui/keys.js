@@ -1,4 +1,4 @@
-// Keyboard shortcuts in the meeting: M microphone, V camera, C chat, P people;
+// Keyboard shortcuts in the meeting (the table in app.js, listed by the ? key);
 // Escape closes the invitation popover or the side panel. Never while typing.
 
 /**

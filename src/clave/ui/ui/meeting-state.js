@@ -111,6 +111,9 @@ export function applyState(msg, page) {
     document.title = `${newLobby[0].name} is asking to join — Clave`;
   }
   renderPanels(msg, { send: (message) => link.send(message), members });
+  page.hands.render(msg);
+  page.moderation.render(msg);
+  page.recording.render(msg); // "Recording by <name>" (ui/recording.js)
   if (msg.phase === 'in_meeting') document.title = `Clave — ${msg.roster.length} in meeting`;
   if (msg.phase !== state.phase || msg.phase === 'in_meeting') page.enterPhase(msg.phase);
   else if (rejoiningChanged && (msg.phase === 'lobby' || msg.phase === 'connecting')) {
@@ -121,8 +124,10 @@ export function applyState(msg, page) {
   controls.updateSending();
 }
 
-/** A member's announced switches, as a tile badge: "Muted", "Camera off" (or ''). */
+/** A member's announced switches, as a tile badge: "Muted", "Camera off" (or ''); a
+ * member that records says only "● Recording" (the People list has the rest). */
 export function switchesText(m) {
+  if (m.recording) return '\u25CF Recording';
   return [m.mic === false ? 'Muted' : '', m.cam === false ? 'Camera off' : '']
     .filter(Boolean).join(' · ');
 }

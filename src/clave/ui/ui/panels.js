@@ -1,6 +1,7 @@
 // The side panel: people (security code, host admission tools, invitation,
 // participants with fingerprints, roles and familiarity), the lobby and chat.
 
+import { chatNodes, deliveryNote } from './chat-text.js';
 import { $, avatarColor, clockTime, h, icon, initials, syncKeyed } from './dom.js';
 
 export class SidePanel {
@@ -177,7 +178,7 @@ function actionButton({ text, label, focus, data, cls = 'btn-chip', title = null
  * role and removal for hosts.
  * handlers: onVerify(m, verified), onSetHost(m, host), onRemove(m)
  */
-export function renderParticipants(roster, { isHost, pending = [], onVerify, onSetHost, onRemove }) {
+export function renderParticipants(roster, { isHost, pending = [], onVerify, onSetHost, onRemove, onMute, onAskUnmute }) {
   const list = $('#participants');
   const removing = new Set(pending);
   const hosts = roster.filter((m) => m.is_host).length;
@@ -189,19 +190,19 @@ export function renderParticipants(roster, { isHost, pending = [], onVerify, onS
     .map((m) => {
       const isRemoving = removing.has(m.leaf);
       const sig = JSON.stringify([m.name, m.role, m.familiarity, m.verified, m.confusable_with,
-        m.is_self, isHost, isRemoving, m.is_self && hosts > 1, m.mic, m.cam]);
+        m.is_self, isHost, isRemoving, m.is_self && hosts > 1, m.mic, m.cam, m.recording]);
       return {
         key: `${m.leaf}:${m.fingerprint}`,
         sig,
         build: () => participantItem(m, { isHost, isRemoving, otherHosts: hosts - (m.is_host ? 1 : 0), roster,
-          onVerify, onSetHost, onRemove }),
+          onVerify, onSetHost, onRemove, onMute, onAskUnmute }),
       };
     });
   syncKeyed(list, items, $('#people-title'));
   $('#people-count').textContent = String(roster.length);
 }
 
-function participantItem(m, { isHost, isRemoving, otherHosts, roster, onVerify, onSetHost, onRemove }) {
+function participantItem(m, { isHost, isRemoving, otherHosts, roster, onVerify, onSetHost, onRemove, onMute, onAskUnmute }) {
   const badge = ROLE_BADGES[m.role];
   const verified = m.verified || familiarityKind(m.familiarity) === 'verified';
   const tags = [
@@ -212,6 +213,7 @@ function participantItem(m, { isHost, isRemoving, otherHosts, roster, onVerify, 
     isRemoving ? h('span', { class: 'removing-tag' }, 'removing\u2026') : null,
     m.mic === false ? h('span', { class: 'tag', title: 'Their microphone is off' }, 'muted') : null,
     m.cam === false ? h('span', { class: 'tag', title: 'Their camera is off' }, 'camera off') : null,
+    m.recording ? h('span', { class: 'tag tag-rec', title: 'Recording the meeting' }, '\u25CF Recording') : null,
   ];
   const actions = [];
   if (!m.is_self) {
@@ -224,6 +226,18 @@ function participantItem(m, { isHost, isRemoving, otherHosts, roster, onVerify, 
       focus: 'verify', data: { verify: String(m.leaf) },
       onclick: () => onVerify(m, !verified),
     }));
+  }
+  if (isHost && !m.is_self && !isRemoving && onMute) {
+    actions.push(m.mic === false
+      ? actionButton({
+        text: 'Ask to unmute', label: `Ask ${m.name} to unmute`, focus: 'ask-unmute',
+        title: 'They see your request and choose', data: { askUnmute: String(m.leaf) }, onclick: () => onAskUnmute(m),
+      })
+      : actionButton({
+        text: 'Mute', label: `Mute ${m.name} for everyone`, focus: 'mute',
+        title: 'Their audio stops for everyone; only they can unmute themselves', data: { mute: String(m.leaf) },
+        onclick: () => onMute(m),
+      }));
   }
   if (isHost && !m.is_self && !isRemoving) {
     if (m.role === 'host') {
@@ -377,19 +391,31 @@ export class ChatLog {
   }
 
   /** A chat message from the engine. Returns true if it was new (not our echo). */
-  receive({ sender, name, text, ts }, selfLeaf) {
+  receive({ sender, name, text, ts, missed, queued }, selfLeaf) {
     const now = performance.now();
     this.pending = this.pending.filter((p) => now - p.at < 30000);
-    if (sender !== null && sender === selfLeaf) {
+    const mine = sender !== null && sender === selfLeaf;
+    if (mine) {
       const i = this.pending.findIndex((p) => p.text === text.trim() || p.text === text);
       if (i >= 0) {
-        this.pending[i].el.classList.remove('pending');
+        const { el } = this.pending[i];
+        el.classList.remove('pending');
         this.pending.splice(i, 1);
+        this._note(el, { missed, queued });
         return false;
       }
     }
-    this._append({ name, text, date: toDate(ts), mine: sender !== null && sender === selfLeaf, sender });
+    const el = this._append({ name, text, date: toDate(ts), mine, sender });
+    if (mine) this._note(el, { missed, queued });
     return true;
+  }
+
+  /** Say under our own message that it did not reach everyone (see chat-text.js). */
+  _note(el, delivery) {
+    const note = deliveryNote(delivery);
+    if (!note) return;
+    el.classList.add('undelivered');
+    el.append(note);
   }
 
   system(text) {
@@ -411,7 +437,7 @@ export class ChatLog {
       continued ? null : h('div', { class: 'msg-head' },
         h('span', { class: 'msg-name' }, mine ? 'You' : name),
         h('time', { class: 'msg-time', datetime: date.toISOString() }, clockTime(date))),
-      h('div', { class: 'msg-text' }, text));
+      h('div', { class: 'msg-text' }, chatNodes(text)));
     this.lastSender = sender;
     const atBottom = this.log.scrollHeight - this.log.scrollTop - this.log.clientHeight < 40;
     this.log.append(el);

@@ -114,12 +114,12 @@ export class Prejoin {
     this.meter.style.height = `${pct.toFixed(0)}%`;
   }
 
-  /** Fill the device pickers; `active` = {camera, mic} ids in use. */
+  /** Fill the device pickers; `active` = {camera, mic, speaker} ids in use (or chosen). */
   setDevices({ cameras, mics, speakers }, active, speakerSupported) {
     fill(this.cameraSelect, cameras, active.camera, 'No camera found');
     fill(this.micSelect, mics, active.mic, 'No microphone found');
     $('#speaker-field').hidden = !speakerSupported || speakers.length === 0;
-    if (speakerSupported) fill(this.speakerSelect, speakers, this.speakerSelect.value, 'Default speaker');
+    if (speakerSupported) fill(this.speakerSelect, speakers, active.speaker, 'Default speaker');
   }
 }
 

@@ -64,6 +64,9 @@ export function renderPanels(msg, { send, members }) {
     onVerify: (m, verified) => members.setVerified(m, verified),
     onSetHost: (m, host) => members.setHost(m, host),
     onRemove: (m) => members.askRemove(m),
+    // A host's moderation (ui/moderation.js shows the target's side).
+    onMute: (m) => send({ type: 'mute', leaf: m.leaf, fingerprint: m.fingerprint }),
+    onAskUnmute: (m) => send({ type: 'ask_unmute', leaf: m.leaf, fingerprint: m.fingerprint }),
   });
   members.check();
 }
