@@ -27,8 +27,9 @@ import hashlib
 import hmac
 import logging
 import secrets
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 
 from clave.wire import (
@@ -46,16 +47,33 @@ from clave.wire import (
     room_id_for_token,
 )
 
+from ..config import RelayConfig
 from ..limits import TokenBucket
 from ..ordering import Verdict
 from ..room import _REFUSALS, BAD_CREDENTIAL, ROOM_EXISTS, ROTATED, Peer, Room
 from .jetstream_order import ClusterUnavailable, RoomOrder
 from .order_log import Applied, Move, OrderReplica
-from .outbox import NodeQueue
+from .outbox import NodeQueue, Outbox
 from .roster import RosterError, decode_roster, diff, encode_roster
 
-if TYPE_CHECKING:
-    from .node import ClusterNode
+
+class LinkedNode(Protocol):
+    """What a room link uses of its node (:class:`.node.ClusterNode`; a protocol, so that
+    this module does not import that one)."""
+
+    config: RelayConfig
+    slot: int
+    shift: int
+    rooms: dict[str, RoomLink]
+    roster_kv: Any
+    rooms_kv: Any
+
+    @property
+    def js_context(self) -> JetStreamContext: ...
+
+    def outbox(self, slot: int) -> Outbox: ...
+
+    def rename(self, room: Room, new_id: str, token_hash: bytes) -> bool: ...
 
 log = logging.getLogger("clave.relay.cluster")
 
@@ -69,7 +87,7 @@ WATCH_TIMEOUT = 5.0
 class RoomLink:
     """One room's place in the cluster, on this node (see the module docstring)."""
 
-    def __init__(self, node: ClusterNode, room: Room, handle: str) -> None:
+    def __init__(self, node: LinkedNode, room: Room, handle: str) -> None:
         self.node = node
         self.room = room
         self.handle = handle
@@ -346,7 +364,7 @@ class RoomLink:
                 await self.order.reopen(cred)
 
 
-async def room_handle(node: ClusterNode, room_id: str, token_hash: bytes) -> str | None:
+async def room_handle(node: LinkedNode, room_id: str, token_hash: bytes) -> str | None:
     """The cluster handle of the room ``room_id`` if ``token_hash`` is its token's (the
     first node to see the room records both, with a new random handle); None if not."""
     kv = node.rooms_kv
