@@ -481,6 +481,29 @@ def admit(host: Glass, who: str, timeout: float = 20.0) -> None:
     item.wait_for(state="detached", timeout=timeout * 1000)
 
 
+def host_and_guest(
+    pw: Playwright, procs: Processes, root: Path, glasses: list[Glass]
+) -> tuple[Engine, Glass, Glass]:
+    """Alice hosts from her browser (``clave meet`` on a new relay), Bob joins from his
+    (``clave join``) and Alice admits him by clicking; each glass is appended to
+    ``glasses`` as it opens (the caller closes them). Alice's engine (its invitation)
+    and both glasses."""
+    relay = procs.relay()
+    alice_engine = procs.engine("alice", "meet", "--relay", relay, "--name", "Alice")
+    assert alice_engine.invitation is not None
+    alice = launch_glass(pw, "alice", root)
+    glasses.append(alice)
+    join_meeting(alice, alice_engine.url, "Alice")
+    wait_in_meeting(alice)
+    bob_engine = procs.engine("bob", "join", "--name", "Bob", invitation=alice_engine.invitation)
+    bob = launch_glass(pw, "bob", root)
+    glasses.append(bob)
+    join_meeting(bob, bob_engine.url, "Bob")
+    admit(alice, "Bob")
+    wait_in_meeting(bob)
+    return alice_engine, alice, bob
+
+
 def leaves_of(glass: Glass) -> dict[str, int]:
     """``{name: leaf}`` of the members this glass knows."""
     names: dict[str, str] = glass.page.evaluate("() => ({...window.claveStats.names})")

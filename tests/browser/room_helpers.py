@@ -10,16 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from browser_helpers import (
-    Glass,
-    Processes,
-    admit,
-    join_meeting,
-    launch_glass,
-    leaves_of,
-    wait_for,
-    wait_in_meeting,
-)
+from browser_helpers import Glass, Processes, admit, host_and_guest, leaves_of, wait_for
 from playwright.sync_api import sync_playwright
 from thread_member import ThreadMember
 
@@ -40,20 +31,9 @@ def meeting_of_three(tmp_path: Path) -> Iterator[Room]:
     carol: ThreadMember | None = None
     try:
         with sync_playwright() as pw:
-            relay = procs.relay()
-            alice_engine = procs.engine("alice", "meet", "--relay", relay, "--name", "Alice")
+            alice_engine, alice, bob = host_and_guest(pw, procs, tmp_path, glasses)
             invitation = alice_engine.invitation
             assert invitation is not None
-            alice = launch_glass(pw, "alice", tmp_path)
-            glasses.append(alice)
-            join_meeting(alice, alice_engine.url, "Alice")
-            wait_in_meeting(alice)
-            bob_engine = procs.engine("bob", "join", "--name", "Bob", invitation=invitation)
-            bob = launch_glass(pw, "bob", tmp_path)
-            glasses.append(bob)
-            join_meeting(bob, bob_engine.url, "Bob")
-            admit(alice, "Bob")
-            wait_in_meeting(bob)
             carol = ThreadMember("Carol", invitation)
             admit(alice, "Carol")
             assert carol.wait_joined(), "Carol was not admitted"

@@ -24,12 +24,10 @@ from browser_helpers import (
     Glass,
     Processes,
     admit,
-    join_meeting,
-    launch_glass,
+    host_and_guest,
     leaves_of,
     screenshot,
     wait_for,
-    wait_in_meeting,
 )
 from playwright.sync_api import Page, sync_playwright
 
@@ -138,20 +136,9 @@ def test_speaker_view_pins_and_the_screen_share_layout(tmp_path: Path) -> None:
     glasses: list[Glass] = []
     try:
         with sync_playwright() as pw:
-            relay = procs.relay()
-            alice_engine = procs.engine("alice", "meet", "--relay", relay, "--name", "Alice")
+            alice_engine, alice, bob = host_and_guest(pw, procs, tmp_path, glasses)
             invitation = alice_engine.invitation
             assert invitation is not None
-            alice = launch_glass(pw, "alice", tmp_path)
-            glasses.append(alice)
-            join_meeting(alice, alice_engine.url, "Alice")
-            wait_in_meeting(alice)
-            bob_engine = procs.engine("bob", "join", "--name", "Bob", invitation=invitation)
-            bob = launch_glass(pw, "bob", tmp_path)
-            glasses.append(bob)
-            join_meeting(bob, bob_engine.url, "Bob")
-            admit(alice, "Bob")
-            wait_in_meeting(bob)
             carol = procs.start(
                 "carol", "join", "--headless", "--name", "Carol", "--simulcast", "3",
                 "--duration", "300", stdin=invitation + "\n",
