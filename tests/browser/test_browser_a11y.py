@@ -4,7 +4,9 @@ axe-core (npm, pinned in ``tests/browser/a11y``) runs in Alice's page at each sc
 user meets: the pre-join screen, the lobby as a host sees it with Bob knocking, the
 meeting with the people panel and with the chat open, and the keyboard shortcut list.
 Not one violation of serious or critical impact is allowed; every finding of any impact
-is written to ``test-artifacts/a11y-audit.json``.
+is written to ``test-artifacts/a11y-audit.json``. Then the keyboard: Tab from the top of
+the meeting page reaches every visible button of the control bar, and every element it
+reaches shows that it has the focus (a focus ring, or a text field's border).
 
 axe is evaluated through the DevTools protocol (as a test tool, not as a page script),
 so the page's Content-Security-Policy stays as it is.
@@ -57,6 +59,44 @@ def _audit(glass: Glass, screen: str, found: dict[str, Any]) -> list[dict[str, A
     return result
 
 
+def _keyboard_walk(glass: Glass, presses: int = 150) -> dict[str, Any]:
+    """Press Tab from the top of the page: every control it reaches, those of the meeting
+    control bar that are visible (all must be reached), and any reached element whose
+    focus leaves no visible mark (a box-shadow or outline, or a text field's border)."""
+    page = glass.page
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")
+    describe = """() => {
+      const el = document.activeElement;
+      if (!el || el === document.body) return null;
+      const s = getComputedStyle(el);
+      const field = el.matches('input, textarea, select');
+      const mark = s.boxShadow !== 'none' || s.outlineStyle !== 'none' || field;
+      const name = el.id || el.getAttribute('aria-label') || el.textContent.trim().slice(0, 30);
+      return { name: el.tagName.toLowerCase() + ':' + name, mark };
+    }"""
+    reached: list[str] = []
+    unmarked: list[str] = []
+    for _ in range(presses):
+        page.keyboard.press("Tab")
+        now = page.evaluate(describe)
+        if now is None:
+            continue
+        if now["name"] in reached:
+            if now["name"] == reached[0]:
+                break  # round the page once
+            continue
+        reached.append(now["name"])
+        if not now["mark"]:
+            unmarked.append(now["name"])
+    controls: list[str] = page.evaluate(
+        """() => [...document.querySelectorAll('footer.controls button')]
+          .filter((b) => b.offsetParent !== null && !b.disabled)
+          .map((b) => 'button:' + (b.id || b.getAttribute('aria-label')
+                                   || b.textContent.trim().slice(0, 30)))"""
+    )
+    return {"reached": reached, "unmarked": unmarked, "controls": controls}
+
+
 def _blocking(violations: list[dict[str, Any]]) -> list[str]:
     return [
         f"{v['id']} ({v['impact']}): {v['help']} at {v['nodes']}"
@@ -98,6 +138,15 @@ def test_no_serious_accessibility_violations(tmp_path: Path) -> None:
             admit(alice, "Bob")
             wait_in_meeting(bob)
             problems["people"] = _blocking(_audit(alice, "people", found))
+
+            walk = _keyboard_walk(alice)
+            found["keyboard"] = walk
+            controls = walk["controls"]
+            assert controls and not set(controls) - set(walk["reached"]), (
+                "meeting controls Tab never reaches",
+                sorted(set(controls) - set(walk["reached"])),
+            )
+            assert not walk["unmarked"], ("focused with no visible focus mark", walk["unmarked"])
 
             page.locator("#tab-chat").click()
             page.locator("#chat-input").fill("hello https://example.org/agenda")
