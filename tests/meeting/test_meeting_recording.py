@@ -89,3 +89,26 @@ def test_the_protocol_document_shows_the_media_message_as_encoded() -> None:
     doc = (Path(__file__).resolve().parents[2] / "docs" / "PROTOCOL.md").read_text()
     for state in (MediaState(mic=False, cam=True), MediaState(mic=False, cam=False, rec=True)):
         assert f"`{encode_app_message(state).hex()}`" in doc
+
+
+def test_a_recorder_is_never_a_successor() -> None:
+    """A recording bot is not someone to hand the meeting to: the host drops it from the
+    successors once it announces a recording and picks others (counted in roles)."""
+    net = Net()
+    alice, bob = host_and_bob(net)
+    roles = {r.name: r.role for r in alice.meeting.roster}
+    assert roles["Bob"] == "successor"  # the longest present guest, before recording
+    bob.meeting.set_recording(True)
+    net.pump()
+    for name in ("Carol", "Dave"):
+        guest = net.guest(name)
+        net.admit_via_lobby(alice, guest)
+        net.pump()
+    roles = {r.name: r.role for r in alice.meeting.roster}
+    assert roles == {
+        "Alice": "owner",
+        "Bob": "member",
+        "Carol": "successor",
+        "Dave": "successor",
+    }, roles
+    assert {r.role for r in bob.meeting.roster if r.is_self} == {"member"}

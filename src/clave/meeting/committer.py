@@ -8,7 +8,8 @@ honest member never sends a commit the others refuse:
 * The **primary host** (the first host in the policy's list that is present)
   removes departed members, answers requests automatically (auto-admit) and
   keeps up to ``WANTED_SUCCESSORS`` successors, chosen among the longest
-  present members and certified with its own chain. Every host commits its own
+  present members that do not announce a recording, and certified with its own
+  chain. Every host commits its own
   user's actions (admit, remove, lock, roles).
 * A crashed owner-host is removed by another host only once it has been
   silent as long as the takeover rule asks.
@@ -129,6 +130,9 @@ class View:
     last_refresh_by: int | None
     fingerprints: Mapping[int, str] = field(default_factory=dict)
     """Leaf -> identity fingerprint of each member."""
+    recorders: frozenset[int] = frozenset()
+    """Leaves announcing that they record (``rec``): never made successors or heirs (a
+    recording bot is not someone to hand the meeting to)."""
 
 
 def _leaf_of(view: View, key: bytes) -> int | None:
@@ -197,7 +201,10 @@ def _plan_host(view: View, queue: Queue) -> Plan:
         removes.discard(owner_leaf)  # retried once the takeover silence has passed
     gone_keys = {members[leaf].signature_key for leaf in removes}
     hosts = [h for h in target.hosts if h.key not in gone_keys and h.key not in queue.demote]
-    successors = [s for s in target.successors if s.key not in gone_keys]
+    recording = {members[leaf].signature_key for leaf in view.recorders if leaf in members}
+    successors = [
+        s for s in target.successors if s.key not in gone_keys and s.key not in recording
+    ]
     mine = policy.host_entry(view.my_key)
     assert mine is not None
     for key in sorted(queue.promote):
@@ -238,7 +245,10 @@ def _heir(view: View, successors: list[HostEntry], removes: set[int]) -> bytes |
     others = [
         leaf
         for leaf in view.members
-        if leaf != view.me and leaf not in removes and leaf not in view.presence.departed
+        if leaf != view.me
+        and leaf not in removes
+        and leaf not in view.presence.departed
+        and leaf not in view.recorders
     ]
     if not others:
         return None
@@ -261,6 +271,7 @@ def _fill_successors(
         for leaf, m in view.members.items()
         if leaf not in removes
         and leaf not in view.presence.departed
+        and leaf not in view.recorders
         and m.signature_key not in taken
     ]
     keys = [view.members[leaf].signature_key for leaf in sorted(candidates, key=view.seniority)]

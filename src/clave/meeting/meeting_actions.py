@@ -381,6 +381,7 @@ class MeetingActions(MeetingCore):
             now=self._clock(),
             last_refresh_by=self._last_refresh_by,
             fingerprints={leaf: e.fingerprint for leaf, e in self._members.items()},
+            recorders=frozenset(leaf for leaf, m in self.media_states.items() if m.rec),
         )
 
     def _is_primary(self) -> bool:
