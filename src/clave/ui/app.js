@@ -27,6 +27,7 @@
 //   ui/keys.js             keyboard shortcuts
 //   ui/alerts.js, toast.js security alerts, toasts
 //   ui/problems.js         what the user is told when something fails (in words)
+//   i18n.js, i18n/*.js     the words: one catalogue per language, English the fallback
 // Media worker (media/worker.js): WebSocket, media/video.js (VideoEncoder,
 // VideoDecoder per sender+kind drawing into OffscreenCanvas), media/audio.js
 // (AudioEncoder, AudioDecoder per sender), media/clock.js (capture times).
@@ -36,6 +37,7 @@
 // rejoin (a fresh admission). While the engine restores its relay link the
 // meeting stays on screen under a "Reconnecting…" banner.
 
+import { applyStatic, bindLanguageSelect, t } from './i18n.js';
 import { EngineLink } from './engine-link.js';
 import { recordError, stats } from './stats.js';
 import { VIDEO_CODECS, videoCodecSupported } from './media/video.js';
@@ -43,7 +45,7 @@ import { AudioPlayout } from './media/playout.js';
 import { $ } from './ui/dom.js';
 import { SecurityAlerts } from './ui/alerts.js';
 import { initToasts, toast, toastError } from './ui/toast.js';
-import { AUDIO_PROMPT, Problems } from './ui/problems.js';
+import { Problems, audioPrompt } from './ui/problems.js';
 import { Prejoin } from './ui/prejoin.js';
 import { Stage } from './ui/grid.js';
 import { Padlock } from './ui/padlock.js';
@@ -61,7 +63,7 @@ import { ShortcutHelp } from './ui/shortcut-help.js';
 import { HandsAndReactions } from './ui/hands.js';
 import { ModerationView } from './ui/moderation.js';
 import { RecordingView } from './ui/recording.js';
-import { LayoutSwitch, keepToastsClear } from './ui/layout.js';
+import { LayoutSwitch, fitControls, keepToastsClear } from './ui/layout.js';
 import { DeviceMenu, exposeDevices } from './ui/devices.js';
 
 const HELLO_WAIT_MS = 2000; // open the devices without the engine's hello after this long
@@ -96,6 +98,9 @@ const state = {
   unread: 0,
 };
 
+// The page's static words in the chosen language (i18n.js), and the language selectors.
+applyStatic(document);
+
 const screens = new Screens();
 
 initToasts($('#toasts'));
@@ -129,14 +134,12 @@ const link = new EngineLink({
   },
   onClose: (ev) => {
     if (!ev.everOpened) {
-      engineGone('Could not connect', 'Clave on this computer did not accept this page. '
-        + 'It may already be open in another tab or window (only one at a time), or it has stopped.');
+      engineGone(t('app.couldNotConnect'), t('app.couldNotConnectText'));
     } else if (state.ended && !state.rejoinRequested) {
       engineGone(null, null);
     } else {
       if (ev.reason) console.warn('clave: the engine closed the connection:', ev.code, ev.reason);
-      engineGone('Disconnected', 'Lost the connection to Clave on this computer. '
-        + 'If the Clave program was closed, start it again to rejoin.');
+      engineGone(t('app.disconnected'), t('app.disconnectedText'));
     }
   },
   onBadMessage: (problem) => {
@@ -144,8 +147,7 @@ const link = new EngineLink({
     const now = performance.now();
     if (now - lastBadMessageToast > 10000) {
       lastBadMessageToast = now;
-      showError('Clave on this computer sent something this page did not understand. '
-        + 'If the meeting looks wrong, reload the page.');
+      showError(t('app.badMessage'));
     }
   },
   onMediaError: (what, message) => problems.media(what, message),
@@ -165,7 +167,7 @@ const playout = new AudioPlayout({
 
 function nameOf(leaf) {
   const member = state.roster.find((m) => m.leaf === leaf);
-  return member ? member.name : `Participant ${leaf}`;
+  return member ? member.name : t('common.participant', { leaf });
 }
 
 function forgetSender(leaf) {
@@ -199,6 +201,9 @@ const prejoin = new Prejoin({
   onMic: (id) => controls.chooseMic(id),
   onSpeaker: (id) => controls.chooseSpeaker(id),
 });
+for (const select of [$('#lang-select'), $('#lang-select-meeting')]) {
+  bindLanguageSelect(select, { beforeSwitch: () => prejoin.keepDraft() });
+}
 
 let autoOpening = false;
 const stage = new Stage({
@@ -226,6 +231,7 @@ const layoutSwitch = new LayoutSwitch({ stage, send: (message) => link.send(mess
 const deviceMenu = new DeviceMenu({ controls, inMeeting: () => state.phase === 'in_meeting' && !state.ended });
 exposeDevices(link, playout);
 keepToastsClear($('#toasts'), $('#side'));
+fitControls($('.controls'));
 
 const side = new SidePanel({
   onOpenChange: (name) => {
@@ -253,11 +259,11 @@ const chat = new ChatLog({
   onSend: (text) => {
     if (state.phase !== 'in_meeting') return false;
     if (connection.reconnecting) {
-      showError('Reconnecting to the relay: the message was not sent. Send it again once the meeting is back.');
+      showError(t('chat.notSentReconnecting'));
       return false;
     }
     if (!link.send({ type: 'chat', text: text.slice(0, 4000) })) {
-      showError('Not connected: the message was not sent.');
+      showError(t('chat.notSent'));
       return false;
     }
     return true;
@@ -351,9 +357,9 @@ function startMeetingView() {
     startAudio();
   }
   playout.resumeOnGesture(() => {
-    if (!state.ended) toast(AUDIO_PROMPT, { ms: 8000, iconName: 'speaker' });
+    if (!state.ended) toast(audioPrompt(), { ms: 8000, iconName: 'speaker' });
   });
-  const self = stage.ensure('p:self', { name: state.name || 'You', self: true, colorKey: 'self' });
+  const self = stage.ensure('p:self', { name: state.name || t('common.you'), self: true, colorKey: 'self' });
   self.setStream(controls.camOn ? controls.media.videoTrack : null);
   self.setMicMuted(!controls.micOn);
   controls.render();
@@ -382,7 +388,7 @@ function endMeeting(heading, text) {
   stats.phase = 'ended';
   endedScreen.show(heading, text, rejoinOffer());
   screens.show('ended', 'ended');
-  document.title = state.joined === true ? 'Clave — meeting ended' : 'Clave — not in the meeting';
+  document.title = t(state.joined === true ? 'app.titleEnded' : 'app.titleNotIn');
   members.dialog.close();
   controls.stopAll(); // nothing captured or sent any more (the camera light goes out)
   forgetOthers();
@@ -399,7 +405,7 @@ function engineGone(heading, text) {
     endedScreen.setRejoin(null);
   } else {
     state.ended = false;
-    endMeeting(heading || 'Disconnected', text);
+    endMeeting(heading || t('app.disconnected'), text);
   }
   controls.shutdown();
   link.close();
@@ -430,7 +436,7 @@ function enterPhaseEnded(rawReason, outcome = null, joined = null) {
 }
 
 function leftTitle() {
-  return state.joined === false ? 'You stopped waiting to join' : 'You left the meeting';
+  return t(state.joined === false ? 'ended.stoppedWaiting' : 'ended.left');
 }
 
 // ---------- actions ----------
@@ -449,7 +455,7 @@ async function join(name) {
   if (!link.send({ type: 'join', name })) {
     state.joinRequested = false;
     prejoin.setBusy(false);
-    showError('Not connected to the Clave engine yet. Try again in a moment.');
+    showError(t('app.notConnectedJoin'));
     return;
   }
   if (state.phase === 'prejoin') screens.connecting(state.phase);
@@ -464,7 +470,7 @@ async function rejoin() {
   startAudio(); // in the click: the browser lets audio resume
   const name = state.name || (state.hello && state.hello.default_name) || '';
   if (!link.send({ type: 'join', name })) {
-    showError('Not connected to the Clave engine: cannot rejoin.');
+    showError(t('app.notConnectedRejoin'));
     return;
   }
   endedScreen.setBusy();
@@ -475,7 +481,7 @@ async function rejoin() {
   state.joined = false;
   state.leaving = false;
   state.outcome = null;
-  screens.wait('Rejoining…', 'Setting up encryption keys with the meeting again.', state.phase);
+  screens.wait(t('wait.rejoining'), t('wait.settingUpAgain'), state.phase);
   await controls.openDevices();
   if (state.ended && !state.rejoinRequested) controls.stopAll(); // it failed meanwhile
 }
@@ -501,16 +507,16 @@ $('#toggle-auto-admit').addEventListener('click', () => {
 
 // One table binds the shortcuts and lists them in the "?" dialog.
 const SHORTCUTS = [
-  ['m', 'Microphone on or off', () => controls.toggleMic()],
-  ['v', 'Camera on or off', () => controls.toggleCam()],
-  ['c', 'Open or close the chat', () => side.toggle('chat')],
-  ['p', 'Open or close the people panel', () => side.toggle('people')],
-  ['h', 'Raise or lower your hand', () => hands.toggleHand()],
-  ['?', 'Show these shortcuts', () => shortcutHelp.show()],
+  ['m', t('keys.mic'), () => controls.toggleMic()],
+  ['v', t('keys.cam'), () => controls.toggleCam()],
+  ['c', t('keys.chat'), () => side.toggle('chat')],
+  ['p', t('keys.people'), () => side.toggle('people')],
+  ['h', t('keys.hand'), () => hands.toggleHand()],
+  ['?', t('keys.help'), () => shortcutHelp.show()],
 ];
 const shortcutHelp = new ShortcutHelp([
   ...SHORTCUTS.map(([key, label]) => [key, label]),
-  ['Esc', 'Close a menu, the side panel or this list'],
+  ['Esc', t('keys.escape')],
 ]);
 bindKeys({
   dialogOpen: () => members.dialog.open || shortcutHelp.open,
@@ -543,7 +549,7 @@ setInterval(() => {
 async function start() {
   controls.render();
   if (typeof VideoEncoder === 'undefined' || typeof MediaStreamTrackProcessor === 'undefined') {
-    showError('This browser lacks WebCodecs or MediaStreamTrackProcessor. Please use a current Chromium-based browser.');
+    showError(t('app.noWebCodecs'));
   }
   const wantVp9 = new URLSearchParams(location.search).get('codec') === 'vp9'
     || (() => { try { return localStorage.getItem('clave.videoCodec') === 'vp9'; } catch { return false; } })();
@@ -564,6 +570,5 @@ async function start() {
 
 start().catch((err) => {
   console.error('clave: the page could not start:', err);
-  showError('This page could not start. Reload it; if that does not help, open it in a current '
-    + 'Chrome, Chromium or Edge.');
+  showError(t('app.couldNotStart'));
 });

@@ -50,6 +50,7 @@ export const stats = {
   encoder: {},          // encoder counters from the media worker
   lagSkips: 0,          // video deltas skipped to catch up after falling behind
   audioDropped: 0,      // audio packets dropped because decoding fell behind
+  i18nMissing: [],      // text keys no catalogue has (i18n.js): shown as the key itself
 };
 window.claveStats = stats;
 

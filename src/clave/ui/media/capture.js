@@ -1,6 +1,8 @@
 // Capture: camera and microphone (getUserMedia with a chosen deviceId),
 // device lists (enumerateDevices) and screen share (getDisplayMedia).
 
+import { t } from '../i18n.js';
+
 const AUDIO_CONSTRAINTS = {
   echoCancellation: true,
   noiseSuppression: true,
@@ -24,21 +26,15 @@ const VIDEO_CONSTRAINTS = {
 };
 
 /** A sentence for a getUserMedia failure that says what to do; the browser's own
- * message goes to the console only. */
+ * message goes to the console only. `what`: 'camera' | 'microphone' | 'screen'. */
 export function describeMediaError(err, what) {
   const name = err && err.name;
   console.warn(`clave: could not start the ${what}:`, err);
-  if (name === 'NotAllowedError' || name === 'SecurityError') {
-    return `Permission to use the ${what} was denied. Allow it in the browser's site settings `
-      + '(the icon left of the address), then try again.';
-  }
-  if (name === 'NotFoundError' || name === 'OverconstrainedError') {
-    return `No ${what} was found. Check that it is connected, or choose another one.`;
-  }
-  if (name === 'NotReadableError' || name === 'AbortError') {
-    return `The ${what} is in use by another application. Close that application, then try again.`;
-  }
-  return `Could not start the ${what}. Check that it is connected and not in use, then try again.`;
+  const device = t(`media.device.${what}`);
+  if (name === 'NotAllowedError' || name === 'SecurityError') return t('media.denied', { device });
+  if (name === 'NotFoundError' || name === 'OverconstrainedError') return t('media.notFound', { device });
+  if (name === 'NotReadableError' || name === 'AbortError') return t('media.inUse', { device });
+  return t('media.failed', { device });
 }
 
 export class LocalMedia {

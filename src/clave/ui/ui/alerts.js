@@ -4,46 +4,32 @@
 // in the lobby, and a reloaded tab may already be on the "ended" screen.
 
 import { h, icon } from './dom.js';
+import { t } from '../i18n.js';
 
-const KINDS = {
-  counterfeit_welcome: {
-    title: 'Someone tried to pull you into a counterfeit meeting',
-    advice: 'Clave refused it: it was not from a host of the meeting your invitation names. '
-      + 'Nothing was sent to it.',
-  },
-  forged_reply: {
-    title: 'A forged answer from the lobby was ignored',
-    advice: 'Only an answer signed by a host of this meeting counts; Clave ignored this one and kept waiting for a host.',
-  },
-  unexpected_rotation: {
-    title: 'The relay room was moved without a host\u2019s invitation',
-    advice: 'The meeting and its keys are unaffected. Tell the hosts.',
-  },
-  refused_takeover: {
-    title: 'Someone tried to take over the meeting',
-    advice: 'Clave refused it: only hosts can admit, remove, mute or change roles.',
-  },
-};
-const UNKNOWN = {
-  title: 'Clave refused something suspicious',
-  advice: '',
-};
+// The kinds the page knows; each has a title and advice in the catalogue
+// (alert.<kind>.title, alert.<kind>.advice). Others get alert.unknown.title.
+const KINDS = new Set(['counterfeit_welcome', 'forged_reply', 'unexpected_rotation', 'refused_takeover']);
+
+function kindText(kind) {
+  if (!KINDS.has(kind)) return { title: t('alert.unknown.title'), advice: '' };
+  return { title: t(`alert.${kind}.title`), advice: t(`alert.${kind}.advice`) };
+}
 const MAX_ALERTS = 20;
 let serial = 0;
 
 function sentence(text) {
-  const t = String(text || '').trim();
-  if (!t) return '';
-  return t[0].toUpperCase() + t.slice(1) + (/[.!?]$/.test(t) ? '' : '.');
+  const s = String(text || '').trim();
+  if (!s) return '';
+  return s[0].toUpperCase() + s.slice(1) + (/[.!?]$/.test(s) ? '' : '.');
 }
 
 /** What the alert says beyond its title and advice. The engine's message ends with
  * the refused input's technical error, for the console only; of a known kind only who
  * tried is shown (a takeover names them). */
 function plainText(kind, message) {
-  if (!KINDS[kind]) return sentence(message);
+  if (!KINDS.has(kind)) return sentence(message); // the engine's words (English)
   const who = /^(.{1,80}) tried to act as a host\b/.exec(String(message || ''));
-  return kind === 'refused_takeover' && who ? `${who[1]} tried to act as a host.` : '';
+  return kind === 'refused_takeover' && who ? t('alert.triedHost', { name: who[1] }) : '';
 }
 
 export class SecurityAlerts {
@@ -64,16 +50,16 @@ export class SecurityAlerts {
     const known = this.entries.get(key);
     if (known) {
       known.count++;
-      known.countEl.textContent = ` (${known.count} times)`;
+      known.countEl.textContent = t('alert.times', { count: known.count });
       return;
     }
-    const info = KINDS[kind] || UNKNOWN;
+    const info = kindText(kind);
     console.warn('clave: security alert:', kind, message);
     const text = plainText(kind, message);
     const id = `security-alert-${++serial}`;
     const countEl = h('span', { class: 'alert-count' });
     const close = h('button', {
-      type: 'button', class: 'icon-btn', 'aria-label': `Dismiss: ${info.title}`,
+      type: 'button', class: 'icon-btn', 'aria-label': t('alert.dismiss', { title: info.title }),
       dataset: { dismissAlert: kind },
     }, icon('close'));
     const el = h('div', {
@@ -82,7 +68,7 @@ export class SecurityAlerts {
       icon('warn'),
       h('div', { class: 'alert-body' },
         h('strong', { class: 'alert-title', id },
-          h('span', { class: 'visually-hidden' }, 'Security alert: '), info.title, countEl),
+          h('span', { class: 'visually-hidden' }, t('alert.security')), info.title, countEl),
         text ? h('span', { class: 'alert-text' }, text) : null,
         info.advice ? h('span', { class: 'alert-advice' }, info.advice) : null),
       close);

@@ -3,6 +3,7 @@
 // always text (no HTML is parsed).
 
 import { h } from './dom.js';
+import { t } from '../i18n.js';
 
 // http(s) URLs up to whitespace; trailing punctuation that usually ends a sentence is
 // left out of the link.
@@ -41,15 +42,13 @@ export function chatNodes(text) {
 /** The note under our own message when it did not reach everyone, or null. */
 export function deliveryNote({ missed, queued }) {
   if (queued) {
-    return h('p', { class: 'msg-note', role: 'status' },
-      'Not sent yet: the connection to the relay is down. It goes out once it is back.');
+    return h('p', { class: 'msg-note', role: 'status' }, t('chat.queued'));
   }
   if (missed && missed.length) {
     const names = missed.length > 3
-      ? `${missed.slice(0, 3).join(', ')} and ${missed.length - 3} more`
+      ? t('chat.namesAndMore', { names: missed.slice(0, 3).join(', '), count: missed.length - 3 })
       : missed.join(', ');
-    return h('p', { class: 'msg-note', role: 'status' },
-      `Not delivered to ${names}: away when it was sent.`);
+    return h('p', { class: 'msg-note', role: 'status' }, t('chat.missed', { names }));
   }
   return null;
 }

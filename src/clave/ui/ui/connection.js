@@ -5,6 +5,7 @@
 
 import { $ } from './dom.js';
 import { stats } from '../stats.js';
+import { t } from '../i18n.js';
 
 export class ConnectionBanner {
   constructor() {
@@ -28,10 +29,7 @@ export class ConnectionBanner {
     if (stats.connectionLog.length > 100) stats.connectionLog.shift();
     const show = connection === 'reconnecting';
     this.banner.hidden = !show;
-    const text = show
-      ? 'The connection to the relay was lost. Your audio and video are paused, nothing is sent '
-        + 'until it is back, and the meeting keys never left this computer.'
-      : '';
+    const text = show ? t('alert.reconnectingText') : '';
     if (this.text.textContent !== text) this.text.textContent = text;
   }
 

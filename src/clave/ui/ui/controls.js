@@ -9,6 +9,7 @@ import { stats } from '../stats.js';
 import { $ } from './dom.js';
 import { loadDevicePrefs, saveDevicePrefs, speakerSupported } from './devices.js';
 import { toast } from './toast.js';
+import { t } from '../i18n.js';
 
 export class LocalControls {
   /**
@@ -48,7 +49,7 @@ export class LocalControls {
     const { media } = this;
     this.link.setSource('audio', media.audioTrack);
     this.link.setSource('video', this.camOn ? media.videoTrack : null);
-    this.prejoin.showPreview(this.camOn ? media.videoTrack : null, this.camOn ? 'No camera' : 'Camera is off');
+    this.prejoin.showPreview(this.camOn ? media.videoTrack : null, t(this.camOn ? 'prejoin.noCamera' : 'prejoin.cameraOff'));
     this.stage.get('p:self')?.setStream(this.camOn ? media.videoTrack : null);
     this.updateSending();
   }
@@ -69,7 +70,7 @@ export class LocalControls {
     const errors = await this.media.open({ withCamera: this.camOn });
     if (!this.media.videoTrack) {
       this.camOn = false;
-      this.prejoin.showPreview(null, errors.find((e) => e.includes('camera')) || 'Camera is off');
+      this.prejoin.showPreview(null, errors.find((e) => e.includes(t('media.device.camera'))) || t('prejoin.cameraOff'));
     }
     if (!this.media.audioTrack) this.micOn = false;
     for (const e of errors) this.onError(e);
@@ -99,7 +100,7 @@ export class LocalControls {
         if (this.media.videoTrack) this.media.stopCamera();
       }
       if (prefs.screen) {
-        toast('Your screen share stopped when this page reloaded. Press "Share screen" to share again.',
+        toast(t('controls.shareStopped'),
           { ms: 8000, iconName: 'screen' });
       }
     }
@@ -145,7 +146,7 @@ export class LocalControls {
       await this.playout?.setSinkId(id);
     } catch (err) {
       console.warn('clave: setSinkId failed:', err);
-      this.onError('Could not switch to that speaker: it may be unplugged or in use. Choose another one.');
+      this.onError(t('controls.speakerFailed'));
     }
   }
 
@@ -205,7 +206,7 @@ export class LocalControls {
       track = await captureScreen();
     } catch (err) {
       if (err && err.name === 'NotAllowedError') return; // the user cancelled the picker
-      this.onError(describeMediaError(err, 'screen share'));
+      this.onError(describeMediaError(err, 'screen'));
       return;
     }
     if (!this.canShare()) {
@@ -217,11 +218,11 @@ export class LocalControls {
       if (this.screenTrack === track) this.stopScreen();
     });
     this.link.setSource('screen', track);
-    const tile = this.stage.ensure('s:self', { name: 'You', screen: true, self: true, colorKey: 'self' });
+    const tile = this.stage.ensure('s:self', { name: t('common.you'), screen: true, self: true, colorKey: 'self' });
     tile.setStream(track);
     this.render();
     this.updateSending();
-    toast('You are presenting your screen. Everyone in the meeting can see it.', { kind: 'ok' });
+    toast(t('controls.presenting'), { kind: 'ok' });
   }
 
   stopScreen() {
@@ -257,18 +258,18 @@ export class LocalControls {
     this.prejoin.setToggles(this.micOn, this.camOn);
     const mic = $('#toggle-mic');
     mic.setAttribute('aria-pressed', String(this.micOn));
-    mic.setAttribute('aria-label', this.micOn ? 'Mute microphone' : 'Unmute microphone');
-    mic.querySelector('.ctrl-label').textContent = this.micOn ? 'Mute' : 'Unmute';
+    mic.setAttribute('aria-label', t(this.micOn ? 'controls.muteMic' : 'controls.unmuteMic'));
+    mic.querySelector('.ctrl-label').textContent = t(this.micOn ? 'controls.mute' : 'controls.unmute');
     mic.dataset.state = this.micOn ? 'on' : 'off';
     const cam = $('#toggle-cam');
     cam.setAttribute('aria-pressed', String(this.camOn));
-    cam.setAttribute('aria-label', this.camOn ? 'Turn camera off' : 'Turn camera on');
-    cam.querySelector('.ctrl-label').textContent = this.camOn ? 'Stop video' : 'Start video';
+    cam.setAttribute('aria-label', t(this.camOn ? 'controls.camOff' : 'controls.camOn'));
+    cam.querySelector('.ctrl-label').textContent = t(this.camOn ? 'controls.stopVideo' : 'controls.startVideo');
     cam.dataset.state = this.camOn ? 'on' : 'off';
     const share = $('#toggle-screen');
     share.setAttribute('aria-pressed', String(!!this.screenTrack));
-    share.setAttribute('aria-label', this.screenTrack ? 'Stop sharing your screen' : 'Share your screen');
-    share.querySelector('.ctrl-label').textContent = this.screenTrack ? 'Stop sharing' : 'Share screen';
+    share.setAttribute('aria-label', t(this.screenTrack ? 'controls.stopShareLabel' : 'controls.shareLabel'));
+    share.querySelector('.ctrl-label').textContent = t(this.screenTrack ? 'controls.stopShare' : 'controls.share');
     this.stage.get('p:self')?.setMicMuted(!this.micOn);
     stats.switches = { mic: this.micOn, cam: this.camOn, screen: !!this.screenTrack };
     this.report();

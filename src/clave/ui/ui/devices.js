@@ -10,6 +10,7 @@
 
 import { stats } from '../stats.js';
 import { $, h } from './dom.js';
+import { t } from '../i18n.js';
 
 const PREFS_KEY = 'clave.devices';
 
@@ -115,12 +116,12 @@ export class DeviceMenu {
       return;
     }
     const active = this.controls.media.activeIds();
-    fill(this.selects.camera, devices.cameras, active.camera, 'No camera found');
-    fill(this.selects.mic, devices.mics, active.mic, 'No microphone found');
+    fill(this.selects.camera, devices.cameras, active.camera, t('device.noCamera'));
+    fill(this.selects.mic, devices.mics, active.mic, t('device.noMicrophone'));
     const speakers = speakerSupported() && devices.speakers.length > 0;
     $('#menu-speaker-field').hidden = !speakers;
     $('#menu-speaker-note').hidden = speakers;
-    if (speakers) fill(this.selects.speaker, devices.speakers, this.controls.media.speakerId, 'Default speaker');
+    if (speakers) fill(this.selects.speaker, devices.speakers, this.controls.media.speakerId, t('device.defaultSpeaker'));
   }
 }
 

@@ -1,5 +1,7 @@
 // Small DOM helpers: element creation without innerHTML (text is always text).
 
+import { language } from '../i18n.js';
+
 const SVG_NS = 'http://www.w3.org/2000/svg';
 
 /** $('#id') shorthand that throws a clear error if the page is missing a part. */
@@ -67,9 +69,10 @@ export function avatarColor(key) {
   return AVATAR_COLORS[Math.abs(hash) % AVATAR_COLORS.length];
 }
 
-/** "14:05" in the user's locale. */
+/** "14:05" in the user's locale (the page's language's, when it is not English). */
 export function clockTime(date) {
-  return date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  const lang = language();
+  return date.toLocaleTimeString(lang === 'en' ? [] : lang, { hour: '2-digit', minute: '2-digit' });
 }
 
 /**

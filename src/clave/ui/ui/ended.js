@@ -8,40 +8,48 @@
 
 import { $ } from './dom.js';
 import { stats } from '../stats.js';
+import { t } from '../i18n.js';
 
+// Headings are catalogue keys (i18n.js) until they are shown.
 const OUTCOME_TITLES = {
-  declined: 'Your request to join was declined',
-  locked: 'The meeting is locked',
-  full: 'The lobby is full',
+  declined: 'ended.declined',
+  locked: 'ended.locked',
+  full: 'ended.full',
 };
 
 /** "reason" as a sentence: capitalised, with a full stop. */
 export function sentence(text) {
-  const t = String(text || '').trim();
-  if (!t) return '';
-  return t[0].toUpperCase() + t.slice(1) + (/[.!?]$/.test(t) ? '' : '.');
+  const s = String(text || '').trim();
+  if (!s) return '';
+  return s[0].toUpperCase() + s.slice(1) + (/[.!?]$/.test(s) ? '' : '.');
 }
 
 const COULD_NOT_JOIN = 'could not join the meeting: ';
 /** Headings that would claim a meeting we were never in had ended. */
-const NEVER_IN = new Set(['Meeting ended', 'Connection lost', 'The relay refused to let you in']);
+const NEVER_IN = new Set(['ended.ended', 'ended.connectionLost', 'ended.relayRefused']);
 
-/** A heading for the ended screen: a host's lobby answer, else from the engine's reason. */
-export function endedTitle(rawReason, outcome) {
+/** The key of a heading for the ended screen: a host's lobby answer, else from the
+ * engine's reason (English, as the engine wrote it). */
+export function endedTitleKey(rawReason, outcome) {
   if (outcome && OUTCOME_TITLES[outcome]) return OUTCOME_TITLES[outcome];
   const r = String(rawReason || '').trim().toLowerCase();
-  if (r.startsWith('the host declined')) return 'Your request to join was declined';
-  if (r.startsWith('the meeting is locked')) return 'The meeting is locked';
-  if (r.startsWith('the lobby is full')) return 'The lobby is full';
-  if (r.startsWith('removed from the meeting')) return 'You were removed from the meeting';
-  if (r.includes('invitation was replaced')) return 'The invitation was replaced';
-  if (r.includes('to admit you') || r.includes('before you were admitted')) return 'Nobody could let you in';
-  if (r.startsWith('the relay refused')) return 'The relay refused to let you in';
-  if (r.startsWith('could not')) return 'Could not join the meeting';
-  if (r.includes('connection to the relay was lost') || r.includes('relay')) return 'Connection lost';
-  if (r.includes('tab was closed')) return 'You left the meeting';
-  if (r.startsWith('you left')) return 'You left the meeting';
-  return 'Meeting ended';
+  if (r.startsWith('the host declined')) return 'ended.declined';
+  if (r.startsWith('the meeting is locked')) return 'ended.locked';
+  if (r.startsWith('the lobby is full')) return 'ended.full';
+  if (r.startsWith('removed from the meeting')) return 'ended.removed';
+  if (r.includes('invitation was replaced')) return 'ended.replaced';
+  if (r.includes('to admit you') || r.includes('before you were admitted')) return 'ended.nobody';
+  if (r.startsWith('the relay refused')) return 'ended.relayRefused';
+  if (r.startsWith('could not')) return 'ended.couldNotJoin';
+  if (r.includes('connection to the relay was lost') || r.includes('relay')) return 'ended.connectionLost';
+  if (r.includes('tab was closed')) return 'ended.left';
+  if (r.startsWith('you left')) return 'ended.left';
+  return 'ended.ended';
+}
+
+/** The heading for the ended screen, in words. */
+export function endedTitle(rawReason, outcome) {
+  return t(endedTitleKey(rawReason, outcome));
 }
 
 /**
@@ -51,35 +59,26 @@ export function endedTitle(rawReason, outcome) {
  * meeting we were in.
  */
 export function describeEnd(rawReason, outcome, joined) {
-  let title = endedTitle(rawReason, outcome);
+  let title = endedTitleKey(rawReason, outcome);
   const raw = String(rawReason || '').trim();
   let text = raw.toLowerCase().startsWith(COULD_NOT_JOIN)
     ? sentence(raw.slice(COULD_NOT_JOIN.length))
     : sentence(raw);
   if (joined !== true) {
-    if (title === 'You left the meeting' && joined === false) title = 'You stopped waiting to join';
-    else if (NEVER_IN.has(title)) title = joined === false ? 'Could not join the meeting' : 'You are not in the meeting';
+    if (title === 'ended.left' && joined === false) title = 'ended.stoppedWaiting';
+    else if (NEVER_IN.has(title)) title = joined === false ? 'ended.couldNotJoin' : 'ended.notIn';
   }
-  if (!text) text = joined === false ? 'Clave could not get you into the meeting.' : 'The meeting has ended.';
-  if (joined === null && title === 'You are not in the meeting' && !raw) text = '';
-  return { title, text };
+  if (!text) text = t(joined === false ? 'ended.couldNotText' : 'ended.endedText');
+  if (joined === null && title === 'ended.notIn' && !raw) text = '';
+  return { title: t(title), text };
 }
 
 /** What Rejoin will do, in words (mode from the engine; wasHost: this engine hosted). */
 function rejoinExplanation(mode, wasHost, outcome) {
-  if (mode === 'restart') {
-    return 'Nobody else is in the meeting: Rejoin starts it again under the same invitation, '
-      + 'so the people you invited can use it again.';
-  }
-  if (wasHost) {
-    return 'Others may still be in the meeting, and the keys are theirs now: you ask to join '
-      + 'again through the lobby, like a guest, and a host there lets you in. You come back '
-      + 'without the host role unless a host gives it back. If nobody is left, Rejoin starts '
-      + 'the meeting again.';
-  }
-  if (outcome === 'declined') return 'Ask again: a host sees your name and key fingerprint again and decides.';
-  return 'Rejoin asks to join again: a host lets you in from the lobby, and the security code '
-    + 'changes for everyone.';
+  if (mode === 'restart') return t('ended.explainRestart');
+  if (wasHost) return t('ended.explainWasHost');
+  if (outcome === 'declined') return t('ended.explainDeclined');
+  return t('ended.explainKnock');
 }
 
 export class EndedScreen {
@@ -107,11 +106,11 @@ export class EndedScreen {
     this.box.hidden = !rejoin;
     this.button.disabled = false;
     if (rejoin) {
-      this.button.textContent = rejoin.outcome === 'declined' ? 'Ask again' : 'Rejoin';
+      this.button.textContent = t(rejoin.outcome === 'declined' ? 'ended.askAgain' : 'ended.rejoin');
       this.explain.textContent = rejoinExplanation(rejoin.mode, rejoin.wasHost, rejoin.outcome);
-      this.hint.textContent = 'Or close this tab: Clave on this computer then stops.';
+      this.hint.textContent = t('ended.orCloseTab');
     } else {
-      this.hint.textContent = 'You can close this tab.';
+      this.hint.textContent = t('ended.closeTab');
     }
   }
 

@@ -15,6 +15,7 @@
 
 import { avatarColor, h, icon, initials } from './dom.js';
 import { stats } from '../stats.js';
+import { t } from '../i18n.js';
 
 const GAP = 12;
 const ASPECT = 16 / 9;
@@ -45,7 +46,7 @@ export class Tile {
     this.pinButton = self || screen || !onPin ? null : h('button', {
       class: 'tile-pin', type: 'button', 'aria-pressed': 'false',
       onclick: () => onPin(this, !this.pinned),
-    }, 'Pin');
+    }, t('tile.pin'));
     this.el = h('div', {
       class: `tile${screen ? ' screen-tile' : ''}${self ? ' self' : ''}`,
       dataset: { tile: id },
@@ -59,8 +60,8 @@ export class Tile {
         icon('mic-off', 'mic-off'),
         screen ? icon('screen') : h('span', { class: 'level', 'aria-hidden': 'true' }, this.levelBars),
         this.nameEl),
-      h('div', { class: 'stalled', title: 'Frames from this person could not be decrypted' },
-        icon('warn'), h('span', null, 'Cannot decrypt')),
+      h('div', { class: 'stalled', title: t('tile.stalledTitle') },
+        icon('warn'), h('span', null, t('tile.stalled'))),
     );
     this.setName(name);
     if (!screen) this.setVideoOn(false);
@@ -70,8 +71,8 @@ export class Tile {
     if (name === this.name) return;
     this.name = name;
     let label = name;
-    if (this.screen) label = this.self ? 'You are presenting' : `${name} is presenting`;
-    else if (this.self) label = `${name} (you)`;
+    if (this.screen) label = this.self ? t('tile.selfPresenting') : t('tile.presenting', { name });
+    else if (this.self) label = t('hands.nameYou', { name });
     this.nameEl.textContent = label;
     this.el.setAttribute('aria-label', label);
     this.avatarCircle.textContent = initials(name);
@@ -101,9 +102,9 @@ export class Tile {
     this.pinned = on;
     this.el.classList.toggle('pinned', on);
     if (this.pinButton) {
-      this.pinButton.textContent = on ? 'Unpin' : 'Pin';
+      this.pinButton.textContent = t(on ? 'tile.unpin' : 'tile.pin');
       this.pinButton.setAttribute('aria-pressed', String(on));
-      this.pinButton.setAttribute('aria-label', `${on ? 'Unpin' : 'Pin'} ${this.name}`);
+      this.pinButton.setAttribute('aria-label', t(on ? 'tile.unpinLabel' : 'tile.pinLabel', { name: this.name }));
     }
   }
 

@@ -7,8 +7,10 @@
 import { REACTIONS } from '../protocol.js';
 import { stats } from '../stats.js';
 import { $, h } from './dom.js';
+import { t } from '../i18n.js';
 
-const REACTION_NAMES = ['Thumbs up', 'Clapping', 'Heart', 'Laughing', 'Surprised', 'Party'];
+// The names of protocol.js's REACTIONS, in the same order (catalogue keys).
+const REACTION_NAMES = ['react.thumbsUp', 'react.clap', 'react.heart', 'react.laugh', 'react.surprised', 'react.party'];
 const MAX_FLOATING = 6; // reactions floating on one tile at once (older ones go)
 const SVG_NS = 'http://www.w3.org/2000/svg';
 const HAND = 'M8 13V5.5a1.5 1.5 0 0 1 3 0V12M11 11V4a1.5 1.5 0 0 1 3 0v7M14 11V5.5a1.5 1.5 0 0 1 3 0V13'
@@ -39,17 +41,17 @@ export class HandsAndReactions {
     stats.hands = [];
     stats.reactionsShown = []; // {sender, emoji}: every reaction floated on a tile
     this.handButton = h('button', {
-      type: 'button', id: 'toggle-hand', class: 'ctrl', 'aria-pressed': 'false', title: 'Raise hand (H)',
-      'aria-label': 'Raise your hand',
+      type: 'button', id: 'toggle-hand', class: 'ctrl', 'aria-pressed': 'false', title: t('hands.raiseTitle'),
+      'aria-label': t('hands.raiseLabel'),
       onclick: () => this.toggleHand(),
-    }, pathIcon(HAND), h('span', { class: 'ctrl-label' }, 'Raise hand'));
+    }, pathIcon(HAND), h('span', { class: 'ctrl-label' }, t('hands.raise')));
     this.reactButton = h('button', {
       type: 'button', id: 'toggle-react', class: 'ctrl', 'aria-expanded': 'false', 'aria-controls': 'react-bar',
-      'aria-label': 'Send a reaction', title: 'React', onclick: () => this.toggleBar(),
-    }, pathIcon(SMILE), h('span', { class: 'ctrl-label' }, 'React'));
-    this.bar = h('div', { id: 'react-bar', class: 'react-bar', role: 'group', 'aria-label': 'Reactions', hidden: true },
+      'aria-label': t('react.label'), title: t('react.button'), onclick: () => this.toggleBar(),
+    }, pathIcon(SMILE), h('span', { class: 'ctrl-label' }, t('react.button')));
+    this.bar = h('div', { id: 'react-bar', class: 'react-bar', role: 'group', 'aria-label': t('react.group'), hidden: true },
       REACTIONS.map((emoji, i) => h('button', {
-        type: 'button', class: 'react-btn', 'aria-label': REACTION_NAMES[i], title: REACTION_NAMES[i],
+        type: 'button', class: 'react-btn', 'aria-label': t(REACTION_NAMES[i]), title: t(REACTION_NAMES[i]),
         dataset: { emoji }, onclick: () => this.react(emoji),
       }, emoji)));
     const leave = $('#leave');
@@ -57,7 +59,7 @@ export class HandsAndReactions {
     $('.controls').append(this.bar);
     this.queueList = h('ol', { id: 'hands-list', class: 'hands-list' });
     this.queueCard = h('section', { id: 'hands-card', class: 'card', 'aria-labelledby': 'hands-title', hidden: true },
-      h('h2', { id: 'hands-title' }, pathIcon(HAND, 'icon-sm'), 'Raised hands ',
+      h('h2', { id: 'hands-title' }, pathIcon(HAND, 'icon-sm'), `${t('hands.title')} `,
         h('span', { id: 'hands-count', class: 'count count-accent' }, '0')),
       this.queueList);
     $('#panel-people').prepend(this.queueCard);
@@ -90,8 +92,8 @@ export class HandsAndReactions {
     stats.hands = this.hands.slice();
     const up = this.handUp;
     this.handButton.setAttribute('aria-pressed', String(up));
-    this.handButton.querySelector('.ctrl-label').textContent = up ? 'Lower hand' : 'Raise hand';
-    this.handButton.setAttribute('aria-label', up ? 'Lower your hand' : 'Raise your hand');
+    this.handButton.querySelector('.ctrl-label').textContent = t(up ? 'hands.lower' : 'hands.raise');
+    this.handButton.setAttribute('aria-label', t(up ? 'hands.lowerLabel' : 'hands.raiseLabel'));
     for (const tile of this.stage.tiles.values()) {
       if (tile.screen) continue;
       const leaf = tile.self ? this.selfLeaf : Number(tile.id.slice(2));
@@ -110,12 +112,12 @@ export class HandsAndReactions {
       const name = names.get(leaf) || this.nameOf(leaf);
       const canLower = self || this.isHost;
       return h('li', { class: 'hand-item', dataset: { testid: 'hand', leaf: String(leaf) } },
-        h('span', { class: 'hand-name' }, self ? `${name} (you)` : name),
+        h('span', { class: 'hand-name' }, self ? t('hands.nameYou', { name }) : name),
         canLower ? h('button', {
           type: 'button', class: 'btn-chip', dataset: { lower: String(leaf) },
-          'aria-label': self ? 'Lower your hand' : `Lower ${name}'s hand`,
+          'aria-label': self ? t('hands.lowerLabel') : t('hands.lowerOther', { name }),
           onclick: () => this.send({ type: 'lower_hand', leaf }),
-        }, 'Lower') : null);
+        }, t('hands.lowerShort')) : null);
     }));
   }
 
@@ -130,7 +132,7 @@ export class HandsAndReactions {
     if (floating.length >= MAX_FLOATING) floating[0].remove();
     this.floated = (this.floated || 0) + 1;
     const offset = 10 + ((this.floated * 23) % 60); // spread out, without randomness
-    const el = h('span', { class: 'reaction-float', role: 'img', 'aria-label': `${msg.name} reacted ${msg.emoji}` }, msg.emoji);
+    const el = h('span', { class: 'reaction-float', role: 'img', 'aria-label': t('react.reacted', { name: msg.name, emoji: msg.emoji }) }, msg.emoji);
     el.style.left = `${offset}%`;
     el.addEventListener('animationend', () => el.remove());
     tile.el.append(el);
@@ -149,5 +151,5 @@ function tileHand(tile, place) {
     tile.el.append(badge);
   }
   badge.querySelector('b').textContent = String(place);
-  badge.setAttribute('aria-label', `Hand raised, number ${place} in the queue`);
+  badge.setAttribute('aria-label', t('hands.tile', { place }));
 }

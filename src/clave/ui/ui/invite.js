@@ -4,6 +4,7 @@
 
 import { $ } from './dom.js';
 import { toast } from './toast.js';
+import { t } from '../i18n.js';
 
 /** Copy on a user action only; `fallback()` if the clipboard is not available. */
 async function copyText(text, okMessage, fallback) {
@@ -32,8 +33,8 @@ export class InviteTools {
     $('#copy-info-url').addEventListener('click', () => this.copyInfoUrl());
     $('#rotate-invite').addEventListener('click', () => {
       const sent = rotate();
-      if (sent === false) onError('Not connected: the invitation was not replaced.');
-      else if (sent) toast('Replacing the invitation…', { iconName: 'link' });
+      if (sent === false) onError(t('invite.notReplaced'));
+      else if (sent) toast(t('invite.replacing'), { iconName: 'link' });
     });
     $('#invite-close').addEventListener('click', () => this.closePop());
   }
@@ -56,11 +57,11 @@ export class InviteTools {
   async copyInvite() {
     const url = this.invitation();
     if (!url) {
-      this.onError('No invite link yet.');
+      this.onError(t('invite.none'));
       return;
     }
     const opener = document.activeElement;
-    await copyText(url, 'Invitation copied. Anyone with it can ask to join: send it only to the people you invite.', () => {
+    await copyText(url, t('invite.copied'), () => {
       this.popOpener = opener;
       $('#invite-pop').hidden = false;
       const input = $('#invite-input');
@@ -73,13 +74,13 @@ export class InviteTools {
   async copyInfoUrl() {
     const url = this.infoUrl();
     if (!url) return;
-    await copyText(url, 'Web page address copied (it holds no secret).', () => {
+    await copyText(url, t('invite.addressCopied'), () => {
       const range = document.createRange();
       range.selectNodeContents($('#info-url'));
       const sel = window.getSelection();
       sel.removeAllRanges();
       sel.addRange(range);
-      toast('Copying did not work here: the address is selected, press Ctrl+C to copy it.');
+      toast(t('invite.addressSelected'));
     });
   }
 

@@ -1,8 +1,11 @@
 // The meeting page's layout: the grid / speaker view switch (remembered in this
 // browser, told to the engine so the large tile is received at the top layer and the
-// filmstrip at the lowest: `view`), and toasts kept clear of the side panel (chat).
+// filmstrip at the lowest: `view`), toasts kept clear of the side panel (chat), and
+// the control bar kept in one row (its words go when they do not fit: a longer
+// language, a narrower window; the buttons keep their names).
 
 import { $ } from './dom.js';
+import { t } from '../i18n.js';
 
 const VIEW_KEY = 'clave.view';
 
@@ -35,10 +38,27 @@ export class LayoutSwitch {
     const speaker = this.mode === 'speaker';
     this.stage.setMode(this.mode);
     this.button.setAttribute('aria-pressed', String(speaker));
-    this.button.setAttribute('aria-label', speaker ? 'Switch to grid view' : 'Switch to speaker view');
-    this.button.title = speaker ? 'Grid view' : 'Speaker view';
-    this.button.querySelector('.ctrl-label').textContent = speaker ? 'Grid view' : 'Speaker view';
+    this.button.setAttribute('aria-label', t(speaker ? 'view.toGrid' : 'view.toSpeaker'));
+    this.button.title = t(speaker ? 'view.grid' : 'view.speaker');
+    this.button.querySelector('.ctrl-label').textContent = t(speaker ? 'view.grid' : 'view.speaker');
   }
+}
+
+/** `footer` (the control bar) gets class "compact" (labels hidden, app.css) while its
+ * buttons with their words would not fit in its width. */
+export function fitControls(footer) {
+  const fit = () => {
+    footer.classList.remove('compact');
+    if (footer.clientWidth > 0 && footer.scrollWidth > footer.clientWidth + 1) footer.classList.add('compact');
+  };
+  new ResizeObserver(fit).observe(footer);
+  // Labels change (Mute / Unmute) and buttons come and go (Record): measure again
+  // (not for the ticking clock on the left).
+  const watch = new MutationObserver(fit);
+  for (const part of footer.querySelectorAll('.controls-center, .controls-right')) {
+    watch.observe(part, { subtree: true, childList: true, characterData: true, attributes: true, attributeFilter: ['hidden'] });
+  }
+  fit();
 }
 
 const TOAST_WIDTH = 560;

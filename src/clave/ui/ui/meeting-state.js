@@ -8,6 +8,7 @@ import { sentence } from './ended.js';
 import { toast } from './toast.js';
 import { renderSecurityCode } from './panels.js';
 import { renderPanels, rosterChanges } from './roster.js';
+import { t } from '../i18n.js';
 
 const lobbySeen = new Set();
 
@@ -15,7 +16,7 @@ function renderOrdering(ordering) {
   const banner = $('#ordering-alert');
   banner.hidden = !ordering;
   const text = ordering
-    ? `${sentence(ordering)} Media stays end-to-end encrypted with the current keys.`
+    ? t('alert.onHoldText', { reason: sentence(ordering) })
     : '';
   if ($('#ordering-text').textContent !== text) $('#ordering-text').textContent = text;
 }
@@ -75,18 +76,16 @@ export function applyState(msg, page) {
     for (const m of msg.roster) {
       if (m.is_self || m.leaf === msg.self_leaf) continue;
       stage.ensure(`p:${m.leaf}`, { name: m.name, colorKey: `p:${m.leaf}` })
-        .setBadge(m.away ? 'Reconnecting…' : switchesText(m));
+        .setBadge(m.away ? t('alert.reconnecting') : switchesText(m));
       stage.get(`s:${m.leaf}`)?.setName(m.name);
     }
     for (const leaf of change.gone) page.forgetSender(leaf);
     if (wasInMeeting && wasHost !== msg.is_host) {
-      toast(msg.is_host
-        ? 'You are now a host: you can admit and remove people and replace the invitation.'
-        : 'You are no longer a host.', { iconName: 'shield' });
+      toast(t(msg.is_host ? 'toast.nowHost' : 'toast.noLongerHost'), { iconName: 'shield' });
     }
     if (wasInMeeting && (change.notes.length || codeChanged)) {
       const what = change.notes.length ? `${change.notes.join(', ')}. ` : '';
-      chat.system(codeChanged ? `${what}New security code: compare it again.` : what.trim());
+      chat.system(codeChanged ? `${what}${t('note.newCode')}` : what.trim());
     }
     // Tiles for decoders of leaves that left while we were not looking.
     for (const tile of [...stage.tiles.values()]) {
@@ -100,21 +99,21 @@ export function applyState(msg, page) {
   }
   if (linkReplaced) {
     stats.invitationsReplaced++;
-    toast('Invitation replaced: share the new one. The old link no longer works.', { ms: 7000, iconName: 'link' });
-    chat.system('The invitation was replaced. The old link no longer works.');
+    toast(t('toast.inviteReplaced'), { ms: 7000, iconName: 'link' });
+    chat.system(t('note.inviteReplaced'));
     invite.replaced(msg.link);
   }
 
   const newLobby = msg.lobby.filter((e) => !lobbySeen.has(e.key));
   for (const e of msg.lobby) lobbySeen.add(e.key);
   if (msg.is_host && newLobby.length && msg.phase === 'in_meeting' && document.hidden) {
-    document.title = `${newLobby[0].name} is asking to join — Clave`;
+    document.title = t('app.titleAsking', { name: newLobby[0].name });
   }
   renderPanels(msg, { send: (message) => link.send(message), members });
   page.hands.render(msg);
   page.moderation.render(msg);
   page.recording.render(msg); // "Recording by <name>" (ui/recording.js)
-  if (msg.phase === 'in_meeting') document.title = `Clave — ${msg.roster.length} in meeting`;
+  if (msg.phase === 'in_meeting') document.title = t('app.titleIn', { count: msg.roster.length });
   if (msg.phase !== state.phase || msg.phase === 'in_meeting') page.enterPhase(msg.phase);
   else if (rejoiningChanged && (msg.phase === 'lobby' || msg.phase === 'connecting')) {
     page.enterPhase(msg.phase); // say why we wait
@@ -127,7 +126,7 @@ export function applyState(msg, page) {
 /** A member's announced switches, as a tile badge: "Muted", "Camera off" (or ''); a
  * member that records says only "● Recording" (the People list has the rest). */
 export function switchesText(m) {
-  if (m.recording) return '\u25CF Recording';
-  return [m.mic === false ? 'Muted' : '', m.cam === false ? 'Camera off' : '']
+  if (m.recording) return t('recording.tag');
+  return [m.mic === false ? t('tile.muted') : '', m.cam === false ? t('tile.camOff') : '']
     .filter(Boolean).join(' · ');
 }

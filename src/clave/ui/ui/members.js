@@ -4,6 +4,7 @@
 
 import { RemoveDialog } from './remove-dialog.js';
 import { toast } from './toast.js';
+import { t } from '../i18n.js';
 
 export class MemberActions {
   /** roster(): the current roster; send(message): false if not connected; onError(message). */
@@ -14,10 +15,8 @@ export class MemberActions {
     this.dialog = new RemoveDialog({
       onConfirm: (target, rotate) => {
         const message = { type: 'remove', leaf: target.leaf, fingerprint: target.fingerprint, replace_invitation: rotate };
-        if (!this._sendAbout(target, message, `remove ${target.name}`)) return;
-        toast(rotate
-          ? `Removing ${target.name}… The invitation will be replaced once they are out.`
-          : `Removing ${target.name}…`);
+        if (!this._sendAbout(target, message, 'remove')) return;
+        toast(t(rotate ? 'members.removingRotate' : 'members.removing', { name: target.name }));
       },
     });
   }
@@ -27,13 +26,14 @@ export class MemberActions {
     return this.roster().find((r) => r.leaf === m.leaf && r.fingerprint === m.fingerprint) || null;
   }
 
+  /** `what`: 'remove' | 'verify' | 'makeHost' | 'changeHost' (members.gone.*, members.offline.*). */
   _sendAbout(m, message, what) {
     if (!this.stillHere(m)) {
-      this.onError(`Cannot ${what}: ${m.name} is no longer in the meeting.`);
+      this.onError(t(`members.gone.${what}`, { name: m.name }));
       return false;
     }
     if (!this.send(message)) {
-      this.onError(`Not connected: could not ${what}.`);
+      this.onError(t(`members.offline.${what}`, { name: m.name }));
       return false;
     }
     return true;
@@ -41,22 +41,21 @@ export class MemberActions {
 
   setVerified(m, verified) {
     const message = { type: 'verify', leaf: m.leaf, fingerprint: m.fingerprint, verified };
-    if (!this._sendAbout(m, message, 'change who is verified')) return;
-    toast(verified
-      ? `${m.name} is marked as verified. Clave remembers their key for later meetings.`
-      : `${m.name} is no longer marked as verified.`, { kind: 'ok', iconName: verified ? 'check' : 'shield' });
+    if (!this._sendAbout(m, message, 'verify')) return;
+    toast(t(verified ? 'members.verified' : 'members.unverified', { name: m.name }),
+      { kind: 'ok', iconName: verified ? 'check' : 'shield' });
   }
 
   setHost(m, host) {
-    const what = host ? `make ${m.name} a host` : 'change the host role';
+    const what = host ? 'makeHost' : 'changeHost';
     if (!this._sendAbout(m, { type: 'set_host', leaf: m.leaf, fingerprint: m.fingerprint, host }, what)) return;
-    if (m.is_self) toast('Giving up your host role…');
-    else toast(host ? `Making ${m.name} a host…` : `Taking the host role from ${m.name}…`);
+    if (m.is_self) toast(t('members.givingUp'));
+    else toast(t(host ? 'members.making' : 'members.taking', { name: m.name }));
   }
 
   askRemove(m) {
     if (!this.stillHere(m)) {
-      this.onError(`${m.name} is no longer in the meeting.`);
+      this.onError(t('members.gone', { name: m.name }));
       return;
     }
     this.dialog.show(m);
@@ -67,7 +66,7 @@ export class MemberActions {
     const target = this.dialog.target;
     if (target && !this.stillHere(target)) {
       this.dialog.close();
-      toast(`${target.name} is no longer in the meeting.`);
+      toast(t('members.gone', { name: target.name }));
     }
   }
 }

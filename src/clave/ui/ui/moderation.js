@@ -5,6 +5,7 @@
 
 import { stats } from '../stats.js';
 import { $, h, icon } from './dom.js';
+import { t } from '../i18n.js';
 
 export class ModerationView {
   /** controls: LocalControls (micOn, toggleMic()). */
@@ -17,13 +18,13 @@ export class ModerationView {
     this.ask = h('div', { id: 'unmute-ask', class: 'alert alert-moderation', role: 'alertdialog', 'aria-labelledby': 'unmute-ask-text', hidden: true },
       icon('mic'),
       h('span', { class: 'alert-text' }, this.askText),
-      h('button', { type: 'button', id: 'unmute-accept', class: 'btn btn-small btn-admit', onclick: () => this._accept() }, 'Unmute'),
-      h('button', { type: 'button', id: 'unmute-decline', class: 'btn btn-small btn-ghost', onclick: () => this._closeAsk() }, 'Stay muted'));
+      h('button', { type: 'button', id: 'unmute-accept', class: 'btn btn-small btn-admit', onclick: () => this._accept() }, t('controls.unmute')),
+      h('button', { type: 'button', id: 'unmute-decline', class: 'btn btn-small btn-ghost', onclick: () => this._closeAsk() }, t('moderation.stayMuted')));
     this.mutedText = h('span', { id: 'muted-by-text' });
     this.muted = h('div', { id: 'muted-by', class: 'alert alert-moderation', role: 'status', hidden: true },
       icon('mic-off'),
       h('span', { class: 'alert-text' }, this.mutedText),
-      h('button', { type: 'button', id: 'muted-unmute', class: 'btn btn-small btn-soft', onclick: () => this._unmute() }, 'Unmute'));
+      h('button', { type: 'button', id: 'muted-unmute', class: 'btn btn-small btn-soft', onclick: () => this._unmute() }, t('controls.unmute')));
     $('#alerts').append(this.ask, this.muted);
   }
 
@@ -31,7 +32,7 @@ export class ModerationView {
   unmuteRequest(msg) {
     stats.unmuteRequests.push({ by: msg.by, name: msg.name });
     if (this.controls.micOn && !this.mutedBy) return; // already on: nothing to ask
-    this.askText.textContent = `${msg.name} asks you to unmute your microphone.`;
+    this.askText.textContent = t('moderation.ask', { name: msg.name });
     this.ask.hidden = false;
     const typing = document.activeElement?.closest?.('input, textarea, select, [contenteditable]');
     if (!typing) $('#unmute-accept').focus(); // never steal focus from what the user types
@@ -46,7 +47,7 @@ export class ModerationView {
     this.mutedBy = by;
     stats.mutedBy = by;
     this.muted.hidden = !by;
-    if (by) this.mutedText.textContent = `Muted by ${by}. Only you can unmute yourself.`;
+    if (by) this.mutedText.textContent = t('moderation.mutedBy', { name: by });
     if (by && !before && this.controls.micOn) this.controls.toggleMic(); // the engine sends none anyway
   }
 

@@ -4,26 +4,11 @@
 // a frame that failed to decrypt is named, with its sender, in a warning.
 
 import { h, icon } from './dom.js';
+import { t, tParts } from '../i18n.js';
 
-const LABELS = {
-  encrypted: 'End-to-end encrypted',
-  warning: 'Encrypted, changes on hold',
-  rekeying: 'Renegotiating keys…',
-  reconnecting: 'Reconnecting…',
-  not_encrypted: 'Not encrypted',
-  unknown: 'Not encrypted yet',
-};
-const DETAILS = {
-  encrypted: 'Audio, video and chat are encrypted with keys only the participants hold.',
-  warning: 'Media is still end-to-end encrypted with the current keys, but the relay is not ordering '
-    + 'our changes: joins, removals and new keys do not take effect until it does.',
-  rekeying: 'The group is agreeing on new keys (someone joined or left). Media is held until it is done.',
-  reconnecting: 'The connection to the relay was lost and is being restored. Media is paused: '
-    + 'nothing is sent until it is back, and the meeting keys never left this computer.',
-  not_encrypted: 'Nothing is being sent encrypted right now, so nothing is sent at all.',
-  unknown: 'Waiting for the meeting keys.',
-};
-const CLASSES = {
+// Each state's label and detail are catalogue keys: padlock.<state>, padlock.<state>Detail.
+
+const CLASSES = { // also the states there are
   encrypted: 'is-encrypted',
   warning: 'is-warning',
   rekeying: 'is-rekeying',
@@ -47,13 +32,15 @@ export class Padlock {
   }
 
   set(state, detail) {
-    const key = state in LABELS ? state : 'not_encrypted';
+    const key = state in CLASSES ? state : 'not_encrypted';
     this.state = key;
     this.label.dataset.state = key === 'unknown' ? 'not_encrypted' : key;
-    if (this.label.textContent !== LABELS[key]) this.label.textContent = LABELS[key];
+    const label = t(`padlock.${key}`);
+    if (this.label.textContent !== label) this.label.textContent = label;
     for (const cls of Object.values(CLASSES)) this.button.classList.remove(cls);
     this.button.classList.add(CLASSES[key]);
-    const text = detail ? `${DETAILS[key]} (${detail})` : DETAILS[key];
+    const about = t(`padlock.${key}Detail`);
+    const text = detail ? `${about} (${detail})` : about;
     this.detail.textContent = text;
     this.button.title = text;
   }
@@ -62,10 +49,10 @@ export class Padlock {
   frameFailed({ sender, name, reason }) {
     const key = sender === null ? `name:${name}` : String(sender);
     let entry = this.failures.get(key);
-    const who = name || (sender === null ? 'a participant' : `participant ${sender}`);
+    const who = name || (sender === null ? t('padlock.someone') : t('padlock.participant', { leaf: sender }));
     if (!entry) {
       const textEl = h('span', { class: 'alert-text' });
-      const close = h('button', { type: 'button', class: 'icon-btn', 'aria-label': 'Dismiss warning' }, icon('close'));
+      const close = h('button', { type: 'button', class: 'icon-btn', 'aria-label': t('padlock.dismiss') }, icon('close'));
       const el = h('div', { class: 'alert', role: 'alert', dataset: { sender: key } }, icon('warn'), textEl, close);
       entry = { count: 0, el, textEl, timer: 0 };
       close.addEventListener('click', () => this._dismiss(key));
@@ -73,28 +60,16 @@ export class Padlock {
       this.alerts.append(el);
     }
     entry.count++;
-    const frames = entry.count === 1 ? 'a frame' : `${entry.count} frames`;
+    const frames = entry.count === 1 ? t('padlock.oneFrame') : t('padlock.frames', { count: entry.count });
     if (/not authenticated/.test(reason || '')) {
       // Media authentication: someone sent frames under this person's key id that
       // this person did not sign (or their signature never came). Never played.
       entry.el.dataset.kind = 'unauthenticated';
-      entry.textEl.replaceChildren(
-        'Media claiming to be from ',
-        h('strong', null, who),
-        ` could not be verified as theirs: ${frames} dropped, never shown. `,
-        'Someone else may be trying to impersonate them.',
-      );
+      entry.textEl.replaceChildren(...tParts('padlock.unauthenticated', { who: h('strong', null, who), frames }));
     } else {
       // The engine's reason is for engineers (the console); people get what it means.
       if (reason) console.warn('clave: could not decrypt media from leaf', sender, reason);
-      entry.textEl.replaceChildren(
-        'Could not decrypt ',
-        frames,
-        ' from ',
-        h('strong', null, who),
-        '. Their media is being dropped, never shown unencrypted. If it goes on, ask them to '
-          + 'leave and rejoin.',
-      );
+      entry.textEl.replaceChildren(...tParts('padlock.undecryptable', { who: h('strong', null, who), frames }));
     }
     this.warnDot.hidden = false;
     clearTimeout(entry.timer);

@@ -3,6 +3,7 @@
 
 import { chatNodes, deliveryNote } from './chat-text.js';
 import { $, avatarColor, clockTime, h, icon, initials, syncKeyed } from './dom.js';
+import { t, tParts } from '../i18n.js';
 
 export class SidePanel {
   constructor({ onOpenChange }) {
@@ -66,21 +67,17 @@ export function renderSecurityCode(code, epoch) {
     // Groups of 5 digits in a grid (4 + 3): easy to read aloud and to compare.
     const groups = code.split(/\s+/).filter(Boolean);
     full.append(...groups.map((g) => h('span', { class: 'code-group' }, g)));
-    full.setAttribute('aria-label', `Security code ${groups.join(', ')}`);
+    full.setAttribute('aria-label', t('code.aria', { code: groups.join(', ') }));
   } else {
     full.textContent = '—';
     full.removeAttribute('aria-label');
   }
-  $('#epoch-text').textContent = typeof epoch === 'number' ? ` (now at key epoch ${epoch})` : '';
+  $('#epoch-text').textContent = typeof epoch === 'number' ? t('code.epoch', { epoch }) : '';
 }
 
 // ---------- people: fingerprints, familiarity, roles, warnings ----------
 
-const ROLE_BADGES = {
-  owner: { text: 'Owner', title: 'Created this meeting and is a host. Only the owner can give up the owner\u2019s host role.' },
-  host: { text: 'Host', title: 'Can admit, remove and make hosts, and replace the invitation.' },
-  successor: { text: 'Successor', title: 'Takes over as host if the hosts drop out.' },
-};
+const ROLES = new Set(['owner', 'host', 'successor']); // badges: role.<name>, role.<name>Title
 
 function capitalize(text) {
   return text ? text[0].toUpperCase() + text.slice(1) : text;
@@ -91,12 +88,12 @@ function capitalize(text) {
  * | 'changed' (a different key than the person of that name met before) | 'other'.
  */
 export function familiarityKind(label) {
-  const t = String(label || '').trim();
-  if (t === 'you') return 'self';
-  if (t === 'verified') return 'verified';
-  if (t === 'new') return 'new';
-  if (t.startsWith('known since')) return 'known';
-  if (t.startsWith('\u26a0')) return 'changed';
+  const text = String(label || '').trim();
+  if (text === 'you') return 'self';
+  if (text === 'verified') return 'verified';
+  if (text === 'new') return 'new';
+  if (text.startsWith('known since')) return 'known';
+  if (text.startsWith('\u26a0')) return 'changed';
   return 'other';
 }
 
@@ -105,7 +102,7 @@ function warnBlock(cls, text, advice) {
   return h('p', { class: `warn-block ${cls}` },
     icon('warn'),
     h('span', null,
-      h('span', { class: 'visually-hidden' }, 'Warning: '),
+      h('span', { class: 'visually-hidden' }, t('people.warning')),
       h('strong', null, text),
       advice ? ` ${advice}` : null));
 }
@@ -121,19 +118,24 @@ function familiarityView(label, { lobby }) {
     case 'self':
       return { pill: null, warning: null };
     case 'changed': {
-      const text = capitalize(String(label).replace(/^\u26a0\ufe0f?\s*/, ''));
+      // The engine's words ("⚠ a different key than the Grace you met before"), in ours.
+      const raw = String(label).replace(/^\u26a0\ufe0f?\s*/, '');
+      const named = /^a different key than the (.+) you met before$/.exec(raw);
+      const text = named ? t('people.changedKey', { name: named[1] }) : capitalize(raw);
       return {
         pill: null,
-        warning: warnBlock('familiarity familiarity-changed', `${text}.`, lobby
-          ? 'It may be someone else using that name. Ask them, in a way you trust, before admitting.'
-          : 'It may be someone else using that name. Compare the security code with them aloud.'),
+        warning: warnBlock('familiarity familiarity-changed', `${text}.`,
+          t(lobby ? 'people.changedLobby' : 'people.changedMeeting')),
       };
     }
     case 'verified':
-      return lobby ? pill('Verified: you compared the security code with this key before')
-        : { pill: null, warning: null };
+      return lobby ? pill(t('people.verifiedBefore')) : { pill: null, warning: null };
     case 'new':
-      return pill('New: first time you meet this key');
+      return pill(t('people.newKey'));
+    case 'known': {
+      const day = /^known since (\S+)$/.exec(String(label).trim());
+      return pill(day ? t('people.knownSince', { day: day[1] }) : capitalize(String(label)));
+    }
     default:
       return pill(capitalize(String(label)));
   }
@@ -144,13 +146,13 @@ function lookAlikeView(other, { lobby, self = false, roster }) {
   // The other name in a monospace font, where "I" and "l" or "0" and "O" differ.
   const them = h('code', { class: 'name-mono' }, other);
   if (self) {
-    return warnBlock('lookalike-warning', ['Someone here has a name that looks like yours: ', them, '.'],
-      'Others may mix you up: they can tell you apart by fingerprint.');
+    return warnBlock('lookalike-warning', tParts('people.lookalikeSelf', { name: them }),
+      t('people.lookalikeSelfAdvice'));
   }
   const present = !lobby || roster.some((m) => m.name === other);
   return warnBlock('lookalike-warning',
-    ['Name looks like ', them, `, who is ${present ? 'already here' : 'also asking to join'}.`],
-    lobby ? 'Check the fingerprint before admitting.' : 'They are different people with different keys: check the fingerprint.');
+    tParts(present ? 'people.lookalikeHere' : 'people.lookalikeAsking', { name: them }),
+    t(lobby ? 'people.lookalikeLobbyAdvice' : 'people.lookalikeAdvice'));
 }
 
 function avatarEl(name, key) {
@@ -160,9 +162,9 @@ function avatarEl(name, key) {
 }
 
 function fingerprintEl(fingerprint) {
-  return h('span', { class: 'fingerprint', title: 'Identity key fingerprint (the same in every meeting)' },
-    h('span', { class: 'visually-hidden' }, 'Fingerprint: '),
-    fingerprint || 'no fingerprint');
+  return h('span', { class: 'fingerprint', title: t('people.fingerprintTitle') },
+    h('span', { class: 'visually-hidden' }, t('people.fingerprint')),
+    fingerprint || t('people.noFingerprint'));
 }
 
 function actionButton({ text, label, focus, data, cls = 'btn-chip', title = null, disabled = false, onclick }) {
@@ -203,26 +205,24 @@ export function renderParticipants(roster, { isHost, pending = [], onVerify, onS
 }
 
 function participantItem(m, { isHost, isRemoving, otherHosts, roster, onVerify, onSetHost, onRemove, onMute, onAskUnmute }) {
-  const badge = ROLE_BADGES[m.role];
+  const badge = ROLES.has(m.role) ? { text: t(`role.${m.role}`), title: t(`role.${m.role}Title`) } : null;
   const verified = m.verified || familiarityKind(m.familiarity) === 'verified';
   const tags = [
-    m.is_self ? h('span', { class: 'tag' }, '(you)') : null,
+    m.is_self ? h('span', { class: 'tag' }, t('people.you')) : null,
     badge ? h('span', { class: `role-badge role-${m.role}`, title: badge.title, dataset: { role: m.role } }, badge.text) : null,
-    verified && !m.is_self ? h('span', { class: 'verified-badge', title: 'You compared the security code with them' },
-      icon('check', 'icon-xs'), 'Verified') : null,
-    isRemoving ? h('span', { class: 'removing-tag' }, 'removing\u2026') : null,
-    m.mic === false ? h('span', { class: 'tag', title: 'Their microphone is off' }, 'muted') : null,
-    m.cam === false ? h('span', { class: 'tag', title: 'Their camera is off' }, 'camera off') : null,
-    m.recording ? h('span', { class: 'tag tag-rec', title: 'Recording the meeting' }, '\u25CF Recording') : null,
+    verified && !m.is_self ? h('span', { class: 'verified-badge', title: t('people.verifiedTitle') },
+      icon('check', 'icon-xs'), t('people.verified')) : null,
+    isRemoving ? h('span', { class: 'removing-tag' }, t('people.removing')) : null,
+    m.mic === false ? h('span', { class: 'tag', title: t('people.mutedTitle') }, t('people.muted')) : null,
+    m.cam === false ? h('span', { class: 'tag', title: t('people.camOffTitle') }, t('people.camOff')) : null,
+    m.recording ? h('span', { class: 'tag tag-rec', title: t('people.recordingTitle') }, t('recording.tag')) : null,
   ];
   const actions = [];
   if (!m.is_self) {
     actions.push(actionButton({
-      text: verified ? 'Unmark' : 'Mark as verified',
-      label: verified ? `Unmark ${m.name} as verified` : `Mark ${m.name} as verified`,
-      title: verified
-        ? 'Forget that you verified this person (Clave stops showing the check mark, here and in later meetings)'
-        : 'After comparing the security code aloud with them, in this call. Clave remembers it for later meetings.',
+      text: t(verified ? 'people.unmark' : 'people.mark'),
+      label: t(verified ? 'people.unmarkLabel' : 'people.markLabel', { name: m.name }),
+      title: t(verified ? 'people.unmarkTitle' : 'people.markTitle'),
       focus: 'verify', data: { verify: String(m.leaf) },
       onclick: () => onVerify(m, !verified),
     }));
@@ -230,39 +230,39 @@ function participantItem(m, { isHost, isRemoving, otherHosts, roster, onVerify, 
   if (isHost && !m.is_self && !isRemoving && onMute) {
     actions.push(m.mic === false
       ? actionButton({
-        text: 'Ask to unmute', label: `Ask ${m.name} to unmute`, focus: 'ask-unmute',
-        title: 'They see your request and choose', data: { askUnmute: String(m.leaf) }, onclick: () => onAskUnmute(m),
+        text: t('people.askUnmute'), label: t('people.askUnmuteLabel', { name: m.name }), focus: 'ask-unmute',
+        title: t('people.askUnmuteTitle'), data: { askUnmute: String(m.leaf) }, onclick: () => onAskUnmute(m),
       })
       : actionButton({
-        text: 'Mute', label: `Mute ${m.name} for everyone`, focus: 'mute',
-        title: 'Their audio stops for everyone; only they can unmute themselves', data: { mute: String(m.leaf) },
+        text: t('people.mute'), label: t('people.muteLabel', { name: m.name }), focus: 'mute',
+        title: t('people.muteTitle'), data: { mute: String(m.leaf) },
         onclick: () => onMute(m),
       }));
   }
   if (isHost && !m.is_self && !isRemoving) {
     if (m.role === 'host') {
       actions.push(actionButton({
-        text: 'Remove host role', label: `Remove ${m.name}'s host role`, focus: 'host',
+        text: t('people.removeHost'), label: t('people.removeHostLabel', { name: m.name }), focus: 'host',
         data: { setHost: String(m.leaf), hostTo: 'false' }, onclick: () => onSetHost(m, false),
       }));
     } else if (m.role !== 'owner') {
       actions.push(actionButton({
-        text: 'Make host', label: `Make ${m.name} a host`, focus: 'host',
-        title: 'They can then admit and remove people and replace the invitation',
+        text: t('people.makeHost'), label: t('people.makeHostLabel', { name: m.name }), focus: 'host',
+        title: t('people.makeHostTitle'),
         data: { setHost: String(m.leaf), hostTo: 'true' }, onclick: () => onSetHost(m, true),
       }));
     }
     if (m.role !== 'owner') {
       actions.push(actionButton({
-        text: 'Remove', label: `Remove ${m.name} from the meeting`, focus: 'remove', cls: 'btn-chip btn-chip-danger',
+        text: t('people.remove'), label: t('people.removeLabel', { name: m.name }), focus: 'remove', cls: 'btn-chip btn-chip-danger',
         data: { remove: String(m.leaf) }, onclick: () => onRemove(m),
       }));
     }
   }
   if (isHost && m.is_self && otherHosts > 0) {
     actions.push(actionButton({
-      text: 'Give up host role', label: 'Give up your host role', focus: 'host',
-      title: 'The other hosts keep the meeting; you stay in it as a member',
+      text: t('people.giveUpHost'), label: t('people.giveUpHostLabel'), focus: 'host',
+      title: t('people.giveUpHostTitle'),
       data: { setHost: String(m.leaf), hostTo: 'false' }, onclick: () => onSetHost(m, false),
     }));
   }
@@ -311,10 +311,10 @@ export function renderLobby(lobby, {
   $('#lobby-count').textContent = String(total);
   const more = total - shown.length;
   $('#lobby-more').hidden = more <= 0;
-  $('#lobby-more').textContent = more > 0 ? `and ${more} more waiting` : '';
+  $('#lobby-more').textContent = more > 0 ? t('lobby.more', { count: more }) : '';
   const all = $('#lobby-admit-all');
   all.hidden = total < 2 || locked || !onAdmitAll;
-  all.textContent = `Admit all (${total})`;
+  all.textContent = t('lobby.admitAll', { count: total });
   all.onclick = () => onAdmitAll?.();
   $('#lobby-locked-note').hidden = !locked;
   $('#lobby-panel').hidden = total === 0;
@@ -338,12 +338,12 @@ function lobbyItem(entry, { roster, onAdmit, onDeny }) {
     h('div', { class: 'person-actions' },
       h('button', {
         type: 'button', class: 'btn btn-small btn-deny', dataset: { deny: entry.key, focus: 'deny' },
-        'aria-label': `Deny ${entry.name}`, onclick: () => onDeny(entry),
-      }, 'Deny'),
+        'aria-label': t('lobby.denyLabel', { name: entry.name }), onclick: () => onDeny(entry),
+      }, t('lobby.deny')),
       h('button', {
         type: 'button', class: 'btn btn-small btn-admit', dataset: { admit: entry.key, focus: 'admit' },
-        'aria-label': `Admit ${entry.name}`, onclick: () => onAdmit(entry),
-      }, 'Admit')));
+        'aria-label': t('lobby.admitLabel', { name: entry.name }), onclick: () => onAdmit(entry),
+      }, t('lobby.admit'))));
 }
 
 function toDate(ts) {
@@ -385,7 +385,7 @@ export class ChatLog {
     if (!this.onSend(text)) return;
     this.input.value = '';
     this._autosize();
-    const el = this._append({ name: 'You', text, date: new Date(), mine: true, pending: true, sender: 'self' });
+    const el = this._append({ name: t('common.you'), text, date: new Date(), mine: true, pending: true, sender: 'self' });
     this.pending.push({ text, el, at: performance.now() });
     setTimeout(() => el.classList.remove('pending'), 3000);
   }
@@ -435,7 +435,7 @@ export class ChatLog {
     const continued = this.lastSender === sender;
     const el = h('div', { class: `msg${mine ? ' mine' : ''}${pending ? ' pending' : ''}` },
       continued ? null : h('div', { class: 'msg-head' },
-        h('span', { class: 'msg-name' }, mine ? 'You' : name),
+        h('span', { class: 'msg-name' }, mine ? t('common.you') : name),
         h('time', { class: 'msg-time', datetime: date.toISOString() }, clockTime(date))),
       h('div', { class: 'msg-text' }, chatNodes(text)));
     this.lastSender = sender;

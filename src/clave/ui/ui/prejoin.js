@@ -1,6 +1,7 @@
 // Pre-join: name, camera/microphone preview and pickers, join button.
 
 import { $, h } from './dom.js';
+import { t } from '../i18n.js';
 
 const MAX_NAME = 64;
 
@@ -45,12 +46,14 @@ export class Prejoin {
   }
 
   setHello({ role, default_name: defaultName }) {
-    this.role.textContent = role === 'host'
-      ? 'You are hosting. People with your invite link will wait in the lobby until you admit them.'
-      : 'You were invited. The host will see your name and key fingerprint before letting you in.';
+    this.role.textContent = t(role === 'host' ? 'prejoin.roleHost' : 'prejoin.roleGuest');
     if (!this.name.value) {
       let saved = '';
-      try { saved = localStorage.getItem('clave.name') || ''; } catch { /* storage disabled */ }
+      try {
+        // A name typed before switching the language (which reloads the page) comes back.
+        saved = sessionStorage.getItem('clave.nameDraft') || localStorage.getItem('clave.name') || '';
+        sessionStorage.removeItem('clave.nameDraft');
+      } catch { /* storage disabled */ }
       this.name.value = (saved || defaultName || '').slice(0, MAX_NAME);
     }
     this.ready = true;
@@ -60,7 +63,7 @@ export class Prejoin {
 
   setBusy(busy) {
     this.busy = busy;
-    this.join.textContent = busy ? 'Joining…' : 'Join meeting';
+    this.join.textContent = t(busy ? 'prejoin.joining' : 'prejoin.join');
     this._updateButton();
   }
 
@@ -72,9 +75,9 @@ export class Prejoin {
     if (!this.ready || this.busy) return;
     const name = this.name.value.trim().replace(/\s+/g, ' ');
     let problem = '';
-    if (!name) problem = 'Please enter your name.';
-    else if (Array.from(name).length > MAX_NAME) problem = `Names can be at most ${MAX_NAME} characters.`;
-    else if (/[\u0000-\u001f\u007f]/.test(name)) problem = 'Names cannot contain control characters.';
+    if (!name) problem = t('prejoin.nameEmpty');
+    else if (Array.from(name).length > MAX_NAME) problem = t('prejoin.nameLong', { max: MAX_NAME });
+    else if (/[\u0000-\u001f\u007f]/.test(name)) problem = t('prejoin.nameControl');
     if (problem) {
       this.error.textContent = problem;
       this.error.hidden = false;
@@ -86,8 +89,14 @@ export class Prejoin {
     this.handlers.onJoin(name);
   }
 
+  /** Keep a typed name across a reload (the language selector reloads the page). */
+  keepDraft() {
+    const draft = this.name.value.trim();
+    try { if (draft) sessionStorage.setItem('clave.nameDraft', draft); } catch { /* storage disabled */ }
+  }
+
   /** Show the camera preview (or the "camera off" placeholder). */
-  showPreview(track, note = 'Camera is off') {
+  showPreview(track, note = t('prejoin.cameraOff')) {
     if (track) {
       const current = this.preview.srcObject && this.preview.srcObject.getVideoTracks()[0];
       if (current !== track) this.preview.srcObject = new MediaStream([track]);
@@ -102,9 +111,9 @@ export class Prejoin {
 
   setToggles(micOn, camOn) {
     this.micBtn.setAttribute('aria-pressed', String(micOn));
-    this.micBtn.setAttribute('aria-label', micOn ? 'Turn off microphone' : 'Turn on microphone');
+    this.micBtn.setAttribute('aria-label', t(micOn ? 'prejoin.micOff' : 'prejoin.micTurnOn'));
     this.camBtn.setAttribute('aria-pressed', String(camOn));
-    this.camBtn.setAttribute('aria-label', camOn ? 'Turn off camera' : 'Turn on camera');
+    this.camBtn.setAttribute('aria-label', t(camOn ? 'prejoin.camOff' : 'prejoin.camTurnOn'));
   }
 
   setMicLevel(level) {
@@ -116,10 +125,10 @@ export class Prejoin {
 
   /** Fill the device pickers; `active` = {camera, mic, speaker} ids in use (or chosen). */
   setDevices({ cameras, mics, speakers }, active, speakerSupported) {
-    fill(this.cameraSelect, cameras, active.camera, 'No camera found');
-    fill(this.micSelect, mics, active.mic, 'No microphone found');
+    fill(this.cameraSelect, cameras, active.camera, t('device.noCamera'));
+    fill(this.micSelect, mics, active.mic, t('device.noMicrophone'));
     $('#speaker-field').hidden = !speakerSupported || speakers.length === 0;
-    if (speakerSupported) fill(this.speakerSelect, speakers, active.speaker, 'Default speaker');
+    if (speakerSupported) fill(this.speakerSelect, speakers, active.speaker, t('device.defaultSpeaker'));
   }
 }
 

@@ -4,24 +4,25 @@
 
 import { stats } from '../stats.js';
 import { toast } from './toast.js';
+import { t } from '../i18n.js';
 
-export const AUDIO_PROMPT = 'Click anywhere to turn on meeting audio.';
+/** The words asking for a click so that meeting audio may start. */
+export function audioPrompt() {
+  return t('problems.audioPrompt');
+}
 
 // Encoders recover by themselves from a single error, so only one that keeps failing
 // is worth a word; decoders recover on the next keyframe (the engine asks for it).
+// (`what` is the media worker's name for the part; the values are catalogue keys.)
 const MEDIA_PROBLEMS = {
-  'Video encoder': 'Your video cannot be sent, so the others may not see you. '
-    + 'Turn your camera off and on again; if that does not help, reload the page.',
-  'Screen encoder': 'Your screen cannot be shared properly. Stop sharing and share again.',
-  'Audio encoder': 'Your microphone cannot be sent, so the others may not hear you. '
-    + 'Mute and unmute; if that does not help, reload the page.',
+  'Video encoder': 'problems.videoEncoder',
+  'Screen encoder': 'problems.screenEncoder',
+  'Audio encoder': 'problems.audioEncoder',
 };
 const MEDIA_FATAL = {
-  'Media worker': 'Audio and video could not start in this page. Reload the page.',
+  'Media worker': 'problems.mediaWorker',
 };
 const REPEAT_WINDOW_MS = 20000;
-const UNEXPECTED = 'Something went wrong in this page. If sound or video stops, reload the page: '
-  + 'you keep your place in the meeting.';
 const UNEXPECTED_EVERY_MS = 60000;
 
 export class Problems {
@@ -44,14 +45,14 @@ export class Problems {
     stats.mediaErrors.push({ what, at: Date.now() });
     if (stats.mediaErrors.length > 100) stats.mediaErrors.shift();
     if (MEDIA_FATAL[what]) {
-      this.showError(MEDIA_FATAL[what]);
+      this.showError(t(MEDIA_FATAL[what]));
       return;
     }
     const now = performance.now();
     const last = this.mediaFailures.get(what);
     this.mediaFailures.set(what, now);
     if (MEDIA_PROBLEMS[what] && last !== undefined && now - last < REPEAT_WINDOW_MS && this.inMeeting()) {
-      this.showError(MEDIA_PROBLEMS[what]);
+      this.showError(t(MEDIA_PROBLEMS[what]));
     }
   }
 
@@ -61,7 +62,7 @@ export class Problems {
     const now = performance.now();
     if (now - this.lastUnexpected < UNEXPECTED_EVERY_MS) return;
     this.lastUnexpected = now;
-    this.showError(UNEXPECTED);
+    this.showError(t('problems.unexpected'));
   }
 
   /** Audio output could not start. Before any click on this page that is the browser's
@@ -77,16 +78,14 @@ export class Problems {
     }
     const clicked = navigator.userActivation ? navigator.userActivation.hasBeenActive : true;
     if (!clicked) {
-      toast(AUDIO_PROMPT, { ms: 8000, iconName: 'speaker' });
+      toast(audioPrompt(), { ms: 8000, iconName: 'speaker' });
       playout.startOnGesture();
     } else if (!this.audioRetried) {
       this.audioRetried = true;
-      this.showError('Meeting audio could not start, so you may not hear the others. Click '
-        + 'anywhere on the page to try again.');
+      this.showError(t('problems.audioFailed'));
       playout.startOnGesture();
     } else {
-      this.showError('Meeting audio still does not start. Check your speakers or headphones, '
-        + 'then reload the page (you keep your place in the meeting).');
+      this.showError(t('problems.audioStillFailed'));
     }
   }
 }

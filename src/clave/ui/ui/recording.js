@@ -4,13 +4,14 @@
 
 import { $, h } from './dom.js';
 import { toast } from './toast.js';
+import { t } from '../i18n.js';
 
 /** The banner's text for these roster entries (those recording), or ''. */
 export function recordingText(roster) {
-  const names = roster.filter((m) => m.recording).map((m) => (m.is_self ? 'you' : m.name));
+  const names = roster.filter((m) => m.recording).map((m) => (m.is_self ? t('recording.you') : m.name));
   if (!names.length) return '';
   const last = names.pop();
-  return `\u25CF Recording by ${names.length ? `${names.join(', ')} and ${last}` : last}`;
+  return t('recording.by', { names: names.length ? t('recording.and', { names: names.join(', '), last }) : last });
 }
 
 export class RecordingView {
@@ -25,17 +26,17 @@ export class RecordingView {
     this.banner = h('div', { id: 'recording-banner', class: 'alert alert-recording', role: 'status', 'aria-live': 'polite' });
     this.banner.hidden = true;
     $('#alerts').prepend(this.banner);
-    this.label = h('span', { class: 'ctrl-label' }, 'Record');
+    this.label = h('span', { class: 'ctrl-label' }, t('recording.record'));
     this.button = h('button', {
       type: 'button', id: 'toggle-record', class: 'ctrl ctrl-flat ctrl-record', 'aria-pressed': 'false',
-      title: 'Record the meeting on this computer (everyone is told)', onclick: () => this.toggle(),
+      title: t('recording.title'), onclick: () => this.toggle(),
     }, h('span', { class: 'rec-dot', 'aria-hidden': 'true' }), this.label);
     this.button.hidden = true;
     $('#toggle-people').before(this.button);
   }
 
   toggle() {
-    if (!this.send({ type: 'record', on: !this.on })) this.onError('Not connected: could not change the recording.');
+    if (!this.send({ type: 'record', on: !this.on })) this.onError(t('recording.notConnected'));
   }
 
   /** One engine `state`: the banner for everyone, the control for hosts (or while we record). */
@@ -52,7 +53,7 @@ export class RecordingView {
   _show(on) {
     this.on = on;
     this.button.setAttribute('aria-pressed', String(on));
-    this.label.textContent = on ? 'Stop recording' : 'Record';
+    this.label.textContent = t(on ? 'recording.stop' : 'recording.record');
   }
 
   /** The engine's `recording`: our own recording started or stopped. */
@@ -63,9 +64,9 @@ export class RecordingView {
     this._show(msg.on);
     if (msg.path) {
       this.button.dataset.path = msg.path;
-      this.button.title = msg.on ? `Stop recording (writing ${msg.path})` : `Record again (last file: ${msg.path})`;
+      this.button.title = t(msg.on ? 'recording.stopTitle' : 'recording.againTitle', { path: msg.path });
     }
-    if (msg.on && !was) toast(`Recording: everyone sees that you record. The file is ${msg.path}`, { ms: 8000 });
-    if (!msg.on && was) toast(`Recording saved to ${msg.path}`, { kind: 'ok', ms: 10000 });
+    if (msg.on && !was) toast(t('recording.started', { path: msg.path }), { ms: 8000 });
+    if (!msg.on && was) toast(t('recording.saved', { path: msg.path }), { kind: 'ok', ms: 10000 });
   }
 }

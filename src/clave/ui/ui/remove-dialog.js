@@ -2,6 +2,7 @@
 // cancels), with the option to replace the invitation they hold.
 
 import { $ } from './dom.js';
+import { t } from '../i18n.js';
 
 export class RemoveDialog {
   /** onConfirm(target, replaceInvitation); target: {leaf, fingerprint, name}. */
@@ -27,9 +28,9 @@ export class RemoveDialog {
   show(m) {
     this.target = { leaf: m.leaf, fingerprint: m.fingerprint, name: m.name };
     this.opener = document.activeElement;
-    $('#remove-title').textContent = `Remove ${m.name} from the meeting?`;
+    $('#remove-title').textContent = t('remove.title', { name: m.name });
     $('#remove-rotate').checked = true;
-    $('#remove-confirm').textContent = `Remove ${m.name}`;
+    $('#remove-confirm').textContent = t('remove.confirm', { name: m.name });
     this.dialog.showModal();
     $('#remove-cancel').focus();
   }

@@ -4,6 +4,7 @@
 
 import { $ } from './dom.js';
 import { renderLobby, renderParticipants } from './panels.js';
+import { t } from '../i18n.js';
 
 /**
  * What changed between `before` (the previous roster) and `msg` (a state in the meeting):
@@ -18,27 +19,23 @@ export function rosterChanges(before, msg, { wasInMeeting, wasHost }) {
   for (const m of msg.roster) {
     if (m.is_self || m.leaf === msg.self_leaf || oldLeaves.has(m.leaf)) continue;
     newcomer = true;
-    notes.push(`${m.name} joined`);
+    notes.push(t('note.joined', { name: m.name }));
   }
   const present = new Set(msg.roster.map((m) => m.leaf));
   const gone = [...oldLeaves].filter((leaf) => !present.has(leaf) && leaf !== msg.self_leaf);
-  for (const leaf of gone) notes.push(`${oldNames.get(leaf) || `Participant ${leaf}`} left`);
+  for (const leaf of gone) notes.push(t('note.left', { name: oldNames.get(leaf) || t('common.participant', { leaf }) }));
   for (const m of msg.roster) {
     const was = oldHosts.get(`${m.leaf}:${m.fingerprint}`);
     if (was === undefined || was === m.is_host || m.is_self) continue;
-    notes.push(m.is_host ? `${m.name} is now a host` : `${m.name} is no longer a host`);
+    notes.push(t(m.is_host ? 'note.nowHost' : 'note.noLongerHost', { name: m.name }));
   }
   if (wasInMeeting && wasHost !== msg.is_host) {
-    notes.push(msg.is_host ? 'You are now a host' : 'You are no longer a host');
+    notes.push(t(msg.is_host ? 'note.youHost' : 'note.youNoLongerHost'));
   }
   return { notes, newcomer, present, gone };
 }
 
-const ADMISSION_NOTES = {
-  locked: 'Locked: people who knock are told the meeting is locked, so there will be no requests to admit.',
-  auto: 'Anyone with the invitation gets in without asking. Watch the list below for names and fingerprints you do not expect.',
-  lobby: 'People with the invitation wait in the lobby until a host admits them.',
-};
+// Catalogue keys: host.note.locked, host.note.auto, host.note.lobby.
 
 /** The host's switches, the lobby and the participant list. `act`: {send, members}. */
 export function renderPanels(msg, { send, members }) {
@@ -48,7 +45,7 @@ export function renderPanels(msg, { send, members }) {
   $('#rotate-box').hidden = !msg.is_host;
   $('#toggle-lock').setAttribute('aria-checked', String(msg.policy.locked));
   $('#toggle-auto-admit').setAttribute('aria-checked', String(msg.policy.auto_admit));
-  const note = ADMISSION_NOTES[msg.policy.locked ? 'locked' : msg.policy.auto_admit ? 'auto' : 'lobby'];
+  const note = t(msg.policy.locked ? 'host.note.locked' : msg.policy.auto_admit ? 'host.note.auto' : 'host.note.lobby');
   if ($('#admission-note').textContent !== note) $('#admission-note').textContent = note;
   renderLobby(msg.is_host ? msg.lobby : [], {
     roster: msg.roster,

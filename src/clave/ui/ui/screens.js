@@ -3,6 +3,7 @@
 
 import { $ } from './dom.js';
 import { sentence } from './ended.js';
+import { t } from '../i18n.js';
 
 export class Screens {
   constructor() {
@@ -29,20 +30,17 @@ export class Screens {
 
   /** `rejoining`: why the engine is admitted afresh (it missed too much while away). */
   connecting(phase, rejoining = null) {
-    if (rejoining) this.wait('Rejoining the meeting', `${sentence(rejoining)} Connecting again…`, phase);
-    else this.wait('Connecting…', 'Setting up encryption keys with the meeting.', phase);
+    if (rejoining) this.wait(t('wait.rejoiningTitle'), t('wait.rejoiningConnecting', { reason: sentence(rejoining) }), phase);
+    else this.wait(t('wait.connecting'), t('wait.settingUp'), phase);
   }
 
   /** In the lobby, with our own identity fingerprint to read to the host if asked;
    * `rejoining`: why the engine is admitted afresh (it missed too much while away). */
   lobby(rejoining, fingerprint) {
     if (rejoining) {
-      this.wait('Rejoining the meeting', `${sentence(rejoining)} A host lets you back in from `
-        + 'the lobby. Keep this tab open.', 'lobby');
+      this.wait(t('wait.rejoiningTitle'), t('wait.rejoiningLobby', { reason: sentence(rejoining) }), 'lobby');
     } else {
-      this.wait('Waiting to be let in',
-        'The host has been told you are here, with your name and key fingerprint, and is deciding '
-        + 'whether to let you in. Keep this tab open.', 'lobby');
+      this.wait(t('wait.lobbyTitle'), t('wait.lobbyText'), 'lobby');
     }
     $('#wait-fingerprint-value').textContent = fingerprint || '';
     $('#wait-fingerprint').hidden = !fingerprint;

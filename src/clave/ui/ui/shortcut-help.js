@@ -2,6 +2,7 @@
 // shortcuts from the same table that binds them, so the list cannot drift.
 
 import { h } from './dom.js';
+import { t } from '../i18n.js';
 
 export class ShortcutHelp {
   /** shortcuts: [[key, what it does], ...] in the order shown. */
@@ -9,13 +10,13 @@ export class ShortcutHelp {
     this.opener = null;
     const rows = shortcuts.map(([key, label]) =>
       h('div', { class: 'shortcut-row' },
-        h('dt', null, h('kbd', null, key === ' ' ? 'Space' : key.length === 1 ? key.toUpperCase() : key)),
+        h('dt', null, h('kbd', null, key === ' ' ? t('keys.space') : key.length === 1 ? key.toUpperCase() : key)),
         h('dd', null, label)));
-    this.closeButton = h('button', { type: 'button', class: 'btn btn-ghost', onclick: () => this.close() }, 'Close');
+    this.closeButton = h('button', { type: 'button', class: 'btn btn-ghost', onclick: () => this.close() }, t('common.close'));
     this.dialog = h('dialog', { id: 'shortcuts-dialog', class: 'dialog', 'aria-labelledby': 'shortcuts-title' },
       h('div', { class: 'dialog-form' },
-        h('h2', { id: 'shortcuts-title' }, 'Keyboard shortcuts'),
-        h('p', { class: 'hint' }, 'In the meeting, when you are not typing in a field.'),
+        h('h2', { id: 'shortcuts-title' }, t('keys.title')),
+        h('p', { class: 'hint' }, t('keys.hint')),
         h('dl', { class: 'shortcut-list' }, rows),
         h('div', { class: 'popover-actions' }, this.closeButton)));
     this.dialog.addEventListener('close', () => {
