@@ -301,6 +301,7 @@ const READ = {
     return typeof value === 'number' && Number.isFinite(value) ? value : fallbackOf(d);
   },
   bool(d, value) {
+    if (value === null && d.nullable) return fallbackOf(d, null, null); // null: "not said"
     return typeof value === 'boolean' ? value : fallbackOf(d, null, false);
   },
   enum(d, value, parent) {
