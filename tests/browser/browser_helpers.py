@@ -481,6 +481,21 @@ def admit(host: Glass, who: str, timeout: float = 20.0) -> None:
     item.wait_for(state="detached", timeout=timeout * 1000)
 
 
+LATE_MANIFEST = "no signed manifest in time"
+"""A frame failure that is the media authentication working under load: the frame's
+signed manifest came later than the hold timeout, so it was dropped, never played."""
+LATE_RATIO = 50
+"""At most one such drop per this many frames decoded (:func:`assert_frame_failures`)."""
+
+
+def assert_frame_failures(name: str, failures: list[dict[str, Any]], decoded: int) -> None:
+    """Nothing failed to decrypt or to match its manifest; frames dropped because their
+    manifest came late (a loaded 2-core machine) are rare next to the frames decoded."""
+    wrong = [f for f in failures if LATE_MANIFEST not in f["reason"]]
+    assert wrong == [], (name, wrong)
+    assert len(failures) * LATE_RATIO <= decoded, (name, decoded, failures)
+
+
 def host_and_guest(
     pw: Playwright, procs: Processes, root: Path, glasses: list[Glass]
 ) -> tuple[Engine, Glass, Glass]:

@@ -152,6 +152,8 @@ def test_no_serious_accessibility_violations(tmp_path: Path) -> None:
             page.locator("#chat-input").fill("hello https://example.org/agenda")
             page.locator("#chat-input").press("Enter")
             page.locator("#chat-log a.msg-link").wait_for(state="visible", timeout=20_000)
+            problems["chat-sending"] = _blocking(_audit(alice, "chat-sending", found))
+            page.locator("#chat-log .msg.pending").wait_for(state="detached", timeout=20_000)
             problems["chat"] = _blocking(_audit(alice, "chat", found))
 
             page.locator("body").click(position={"x": 5, "y": 5})

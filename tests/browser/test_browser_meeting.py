@@ -13,7 +13,10 @@ argument); each browser is given its engine's launcher file (``file://…``), ne
 page's token.
 
 Media counts are the glass's DECODER OUTPUTS (``window.claveStats.decoded``),
-not packets received and not animation callbacks.
+not packets received and not animation callbacks. No frame may fail to decrypt or to
+match its manifest; a frame dropped because its signed manifest came later than the hold
+timeout (the authentication working on a loaded machine) is allowed when rare, at most
+one per 50 frames decoded (``assert_frame_failures``).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from browser_helpers import (
     Glass,
     Processes,
     admit,
+    assert_frame_failures,
     join_meeting,
     launch_glass,
     leaves_of,
@@ -284,7 +288,8 @@ def test_two_browsers_and_a_headless_participant(tmp_path: Path) -> None:
         got = report["decoded"].get(name, {})
         assert got.get("video", 0) >= MIN_VIDEO and got.get("audio", 0) >= MIN_AUDIO, report
     for name, stats in final.items():
-        assert stats["frameFailures"] == [], (name, stats["frameFailures"])
+        decoded = sum(v for v in stats["decoded"].values() if isinstance(v, int))
+        assert_frame_failures(name, stats["frameFailures"], decoded)
         assert stats["padlock"] == "encrypted"
 
     summary = {
