@@ -280,7 +280,8 @@ async def connect_jetstream(servers: list[str], **options: Any) -> tuple[NATS, J
     untrusted = asyncio.Event()
 
     async def on_error(exc: Exception) -> None:
-        seen.append(exc)
+        if not untrusted.is_set() and not connecting.done():  # only while joining
+            seen.append(exc)
         if isinstance(exc, ssl.SSLCertVerificationError):
             untrusted.set()  # retrying cannot help (and nats-py may hang closing the link)
         if error_cb is not None:
@@ -306,7 +307,7 @@ async def connect_jetstream(servers: list[str], **options: Any) -> tuple[NATS, J
             if not isinstance(e, nats_errors.NoServersError)
         ]
         raise ClusterJoinError(join_failure(_telling(causes) or causes[-1]))
-    del seen[:]  # from now on, errors only go to the caller's callback
+    del seen[:]  # joined: later errors only go to the caller's callback (see on_error)
     nc.options["max_reconnect_attempts"] = -1  # joined: never give up again
     js = nc.jetstream()
     await ensure_stream(js)
