@@ -311,11 +311,12 @@ def test_removal_with_a_new_invitation_locks_the_ex_member_out() -> None:
                        for x in closing)  # fmt: skip
             await lurker.close()
             await lurk_session.close()
-            # Bob comes back with the old link: an empty room, nobody to admit him.
+            # Bob comes back with the old link: told it was replaced, no room of his own.
             again = quiet(old, "Bob")
             await again.start()
             await wait_until(lambda: again.ended.is_set(), 10)
-            assert "nobody is in the meeting" in again.report.ended_reason
+            assert again.report.refused == "rotated"
+            assert "invitation was replaced" in again.report.ended_reason
             # Dave, with the new link, is admitted.
             ada.admit_names.add("Dave")
             dave = quiet(parse_link(new.url), "Dave")

@@ -23,6 +23,7 @@ from clave.meeting import (
     IdentityError,
     InvitationReplaced,
     JoinDeclined,
+    JoinRefused,
     LobbyRequest,
     MediaFrameDecrypted,
     Meeting,
@@ -443,15 +444,38 @@ def test_removal_replaces_the_invitation() -> None:
     assert carol.meeting.link == new
     assert not alerts(carol, AlertKind.unexpected_rotation)
     assert net.relay.rooms.get(new.room_id) and net.relay.rooms.get(old.room_id) is None
-    # Bob comes back with the old link: he lands in an empty room of his own.
+    # Bob comes back with the old link: the relay says it was replaced.
     bob_again = net.guest("Bob", old)
     net.pump()
     assert bob_again.meeting.phase == "ended"
-    assert "nobody is in the meeting" in bob_again.of(MeetingEnded)[0].reason
+    assert [(e.code, e.reason) for e in bob_again.of(JoinRefused)] == [
+        ("rotated", "the meeting's invitation was replaced")
+    ]
     # A newcomer with the new link reaches the hosts, and is admitted.
     dave = net.guest("Dave", parse_link(new.url))
     net.admit_via_lobby(host, dave)
     assert view(dave) == view(carol)
+
+
+def test_a_member_away_during_its_removal_is_not_left_in_a_meeting_of_its_own() -> None:
+    """Bob's connection drops before his removal reaches him; the host removes him and
+    replaces the invitation. Back with the old link, Bob must be told it is over, not
+    find an empty room and carry on as the last one (taking over as host) in his copy."""
+    net = Net()
+    host, bob, carol = meeting_of_three(net)
+    net.cut(bob)
+    host.meeting.remove_member(1, replace_invitation=True)
+    net.pump()
+    assert carol.meeting.link == host.meeting.link != bob.meeting.link
+    bob.clear()
+    net.reconnect(bob)
+    net.ticks(5)
+    assert bob.meeting.phase == "ended"
+    assert [e.reason for e in bob.of(MeetingEnded)] == [
+        "the meeting's invitation was replaced; ask the host for the new one"
+    ]
+    assert not bob.meeting.is_host
+    assert view(host) == view(carol) and len(host.meeting.roster) == 2
 
 
 def test_rotation_drops_connections_that_are_not_members_or_waiting() -> None:

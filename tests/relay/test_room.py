@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from dataclasses import replace
 
 from clave.relay import RelayConfig
 from clave.relay.limits import TokenBucket
@@ -227,10 +228,31 @@ def test_rotate_moves_the_room_drops_and_tells_the_others() -> None:
     assert dropped == [3] and c.room is None and set(room.peers) == {1, 2}
     assert inbox(a) == [PeerLeft(conn=3, reason="removed")]
     assert inbox(b) == [PeerLeft(conn=3, reason="removed"), Rotated(by=1)]
-    # the old token now makes a separate, empty room
+    # the old token is now told that the invitation was replaced (no empty room of its
+    # own), a wrong token for the old id gets the usual refusal
+    assert rooms.enter(ROOM, TOKEN, 0.0) == Error(
+        ErrorCode.rotated, "the meeting's invitation was replaced"
+    )
+    assert rooms.enter(ROOM, os.urandom(32), 0.0) == BAD_TOKEN
+    assert rooms.get(ROOM) is None and len(rooms) == 1
+    assert rooms.enter(room.id, new_token, 0.0) is room
+
+
+def test_replaced_invitations_are_remembered_up_to_a_bound() -> None:
+    rooms = Rooms(replace(CONFIG, replaced_kept=1))
+    room = rooms.enter(ROOM, TOKEN, 0.0)
+    assert isinstance(room, Room)
+    room.add(peer(1), H(CRED[0]))
+    second, third = os.urandom(32), os.urandom(32)
+    room.rotate(room.peers[1], Rotate(cred=CRED[0], token=second, drop=[]), 0.0)
+    assert isinstance(rooms.enter(ROOM, TOKEN, 0.0), Error)
+    room.rotate(room.peers[1], Rotate(cred=CRED[0], token=third, drop=[]), 1.0)
+    # only the newest replaced id is kept: the first token opens a room of its own again
+    assert rooms.enter(room_id_for_token(second), second, 0.0) == Error(
+        ErrorCode.rotated, "the meeting's invitation was replaced"
+    )
     fresh = rooms.enter(ROOM, TOKEN, 0.0)
     assert isinstance(fresh, Room) and fresh is not room and len(fresh) == 0
-    assert rooms.enter(room.id, new_token, 0.0) is room
 
 
 def test_rotate_refusals() -> None:

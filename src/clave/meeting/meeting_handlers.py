@@ -141,16 +141,18 @@ class MeetingInput(MeetingModeration):
             self._arm_takeover()
 
     def _on_relay_error(self, msg: wire.Error) -> None:
-        if self._resuming:
-            self._refused_back(msg)
-            return
         if self._phase is Phase.connecting:
             self._end(JoinRefused(msg.code.name, msg.message))
             return
         if msg.code == wire.ErrorCode.rotated:
+            # Dropped by a host's Rotate, or back with a replaced invitation (we were
+            # away while it was replaced, perhaps removed): there is no way back in.
             self._end(
                 MeetingEnded("the meeting's invitation was replaced; ask the host for the new one")
             )
+            return
+        if self._resuming:
+            self._refused_back(msg)
             return
         if self._commit_refused(msg):
             return

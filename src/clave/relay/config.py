@@ -25,6 +25,9 @@ class RelayConfig:
     """How long a closing handshake or a final error message may take."""
 
     max_rooms: int = 10_000
+    replaced_kept: int = 10_000
+    """Old room ids of replaced invitations remembered (oldest forgotten first), so that
+    an old link is told "replaced" instead of opening an empty room of its own."""
     max_conns_per_room: int = 1_100
     """Connections in one room: a 1000-member meeting plus 100 waiting in its lobby (each
     costs the room's fan-out; a control message to a full room is 1100 deliveries)."""
@@ -123,6 +126,7 @@ class RelayConfig:
             raise ValueError("bursts must admit at least one message of the largest size")
         for name in (
             "max_rooms",
+            "replaced_kept",
             "max_conns_per_room",
             "max_conns",
             "max_conns_per_address",

@@ -406,11 +406,10 @@ class Room:
 
         Needs the credential of an open slot, i.e. of the meeting's current epoch: a
         removed member knows only consumed ones, so it cannot move the room (and
-        with it the joiners) away from the members. The old id is free
-        again: entering with the old token makes a separate, empty room that sees
-        nothing of the meeting. Dropped peers get ``Error(rotated)`` and leave
-        (``PeerLeft`` reason "removed"); if the room moved, everybody else but the
-        sender gets ``Rotated``.
+        with it the joiners) away from the members. The old token is then
+        answered ``Error(rotated)`` (see :mod:`.rooms`). Dropped peers get
+        ``Error(rotated)`` and leave (``PeerLeft`` reason "removed"); if the room
+        moved, everybody else but the sender gets ``Rotated``.
         """
         if self._over_budget(peer, now):
             return

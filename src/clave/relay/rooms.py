@@ -4,6 +4,12 @@
 once entered): a room's id is derived from its access token and a room keeps only
 the token's SHA-256, so a room id alone names nothing one could enter, create or
 squat, and every refusal of a token is the same ``BAD_TOKEN``.
+
+When a host replaces the invitation (:meth:`.room.Room.rotate`), the room's old id and
+token hash are remembered (the newest ``replaced_kept``): the old token is then answered
+``Error(rotated)``, so an ex-member who lost its connection before it read its removal
+is told the invitation was replaced, instead of opening an empty room of its own and
+believing itself the last one in the meeting. Only the old token's holder learns it.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections import OrderedDict
 from collections.abc import Iterator
 
 from clave.wire import Error, room_id_for_token
@@ -18,7 +25,7 @@ from clave.wire import Error, room_id_for_token
 from .addresses import Account, Accounts
 from .config import RelayConfig
 from .ordering import ByteBudget
-from .room import BAD_TOKEN, RELAY_ROOMS_FULL, ROOM_CROWDED, ROOM_FULL, Room
+from .room import BAD_TOKEN, RELAY_ROOMS_FULL, ROOM_CROWDED, ROOM_FULL, ROTATED, Room
 from .stats import Refused, RelayStats
 
 
@@ -38,6 +45,8 @@ class Rooms:
         self._rooms: dict[str, Room] = {}
         self._serial = 0
         self._decoy = hashlib.sha256(secrets.token_bytes(32)).digest()
+        self._replaced: OrderedDict[str, bytes] = OrderedDict()
+        """Old room id -> old token hash, of rooms moved by a replaced invitation."""
         self.log_budget = ByteBudget(config.commit_log_total)
         """The commit logs of all rooms draw from it (see :mod:`.ordering`)."""
 
@@ -64,11 +73,15 @@ class Rooms:
         token_hash = hashlib.sha256(token).digest()
         id_ok = hmac.compare_digest(room_id.encode(), room_id_for_token(token).encode())
         room = self._rooms.get(room_id) if id_ok else None
-        expected = room.token_hash if room is not None else self._decoy
+        replaced = self._replaced.get(room_id) if id_ok and room is None else None
+        expected = room.token_hash if room is not None else replaced or self._decoy
         hash_ok = hmac.compare_digest(token_hash, expected)
-        if not id_ok or (room is not None and not hash_ok):
+        if not id_ok or ((room is not None or replaced is not None) and not hash_ok):
             self.stats.refuse(Refused.bad_token)
             return BAD_TOKEN
+        if replaced is not None:
+            self.stats.refuse(Refused.replaced)
+            return ROTATED
         if room is None:
             if len(self._rooms) >= self.config.max_rooms:
                 self.stats.refuse(Refused.rooms_full)
@@ -103,9 +116,17 @@ class Rooms:
             return False
         if self._rooms.get(room.id) is room:
             del self._rooms[room.id]
+            self._remember_replaced(room.id, room.token_hash)
+        self._replaced.pop(new_id, None)
         room.id, room.token_hash = new_id, token_hash
         self._rooms[new_id] = room
         return True
+
+    def _remember_replaced(self, room_id: str, token_hash: bytes) -> None:
+        self._replaced[room_id] = token_hash
+        self._replaced.move_to_end(room_id)
+        while len(self._replaced) > self.config.replaced_kept:
+            self._replaced.popitem(last=False)
 
     def discard_if_empty(self, room: Room, now: float = 0.0) -> bool:
         """Forget ``room`` if nobody is left in it (its creator's quota is freed); True if so."""

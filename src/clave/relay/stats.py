@@ -20,6 +20,7 @@ class Refused(Enum):
     relay_full = "connection refused: the relay is at its connection limit"
     address_conns = "connection refused: too many connections from one address"
     bad_token = "entry refused: bad token"
+    replaced = "entry refused: the room's invitation was replaced"
     rooms_full = "room refused: the relay is at its room limit"
     address_rooms = "room refused: too many live rooms opened from one address"
     room_rate = "room refused: rooms opened too quickly from one address"

@@ -43,12 +43,12 @@ from clave.wire import (
 
 from ..addresses import Account
 from ..config import RelayConfig
-from ..room import BAD_TOKEN, Peer, Room
+from ..room import BAD_TOKEN, ROTATED, Peer, Room
 from ..rooms import Rooms
 from ..stats import Refused
 from .jetstream_order import STREAM, connect_jetstream, ensure_stream
 from .outbox import CONTROL, BatchError, Item, Outbox, decode_batch
-from .room_link import UNAVAILABLE, RoomLink, room_handle
+from .room_link import REPLACED, UNAVAILABLE, RoomLink, room_handle
 
 log = logging.getLogger("clave.relay.cluster")
 
@@ -238,6 +238,9 @@ class ClusterNode:
         if handle is None:
             rooms.stats.refuse(Refused.bad_token)
             return BAD_TOKEN
+        if handle == REPLACED:
+            rooms.stats.refuse(Refused.replaced)
+            return ROTATED
         link = self.rooms.get(handle)
         if link is not None and link.room.id != room_id:
             with contextlib.suppress(Exception):  # a Move not applied here yet?

@@ -12,7 +12,9 @@ While a node has connections in a room, the room is *linked*:
   ``Reopen`` are answered once the log has decided, and an entering member's
   credential hash is registered through it;
 * its token hash is the ``CLAVE_ROOMS`` entry of its id, created by the first node
-  (compare-and-set), so every node refuses a wrong token alike.
+  (compare-and-set), so every node refuses a wrong token alike. After a ``Rotate`` the
+  old id's entry says the invitation was replaced, so every node answers the old token
+  ``Error(rotated)``.
 
 The room's *handle*, used in subjects and keys, is a random name given when the room
 is first seen; it stays when a host replaces the invitation (``Rotate``), which moves
@@ -303,7 +305,7 @@ class RoomLink:
             return
         new_id = room_id_for_token(msg.token)
         token_hash = hashlib.sha256(msg.token).digest()
-        old_id = room.id
+        old_id, old_hash = room.id, room.token_hash
         kv = self.node.rooms_kv
         try:
             if new_id != old_id:
@@ -332,8 +334,8 @@ class RoomLink:
             for other in room.peers.values():
                 if other is not peer and other.conn not in dropped:
                     other.queue.push_control(data)
-            with contextlib.suppress(Exception):  # the old id names nothing now
-                await kv.delete(old_id)
+            with contextlib.suppress(Exception):  # the old token is answered "replaced" now
+                await kv.put(old_id, old_hash + REPLACED_MARK)
 
     def _applied(self, applied: Applied) -> None:
         """A Move this node's copy applied: rename the room here and drop our connections
@@ -364,6 +366,13 @@ class RoomLink:
                 await self.order.reopen(cred)
 
 
+REPLACED_MARK = b"\x00replaced"
+"""The ``CLAVE_ROOMS`` entry of an old id after its invitation was replaced, after the
+old token's hash (a handle is URL-safe base64, so it never starts with a NUL)."""
+REPLACED = "\x00replaced"
+"""What :func:`room_handle` returns for such an id and the old token's hash."""
+
+
 async def room_handle(node: LinkedNode, room_id: str, token_hash: bytes) -> str | None:
     """The cluster handle of the room ``room_id`` if ``token_hash`` is its token's (the
     first node to see the room records both, with a new random handle); None if not."""
@@ -381,8 +390,10 @@ async def room_handle(node: LinkedNode, room_id: str, token_hash: bytes) -> str 
         value = bytes(entry.value or b"")
         if not hmac.compare_digest(value[:32], token_hash):
             return None
+        if value[32:] == REPLACED_MARK:
+            return REPLACED
         return value[32:].decode("ascii", "replace") or None
     return None
 
 
-__all__ = ["UNAVAILABLE", "RoomLink", "room_handle"]
+__all__ = ["REPLACED", "UNAVAILABLE", "RoomLink", "room_handle"]
