@@ -5,9 +5,11 @@ participant (``clave join --headless``) and the recorder is ``clave record --out
 Alice admits both from her page's lobby. Her page shows "● Recording by Recorder" and
 the recorder in her participant list; then she records from the page herself (the
 engine writes the file under ``$CLAVE_RECORDINGS_DIR``): Carol and the recorder are
-told (their reports name her), her page names her own file. Both recordings play
-back with PyAV: both streams, decodable frames counted. The recorder stops on SIGINT
-and its file is finished; Alice's notice then goes away.
+told (their reports name her), her page names her own file. Then she shares her screen
+and the recorder shows the share. Both recordings play back with PyAV: both streams,
+decodable frames counted, and the recorder's count of whose pictures it wrote (Carol's
+camera, Alice's screen) adds up to the file's. The recorder stops on SIGINT and its file
+is finished; Alice's notice then goes away.
 """
 
 from __future__ import annotations
@@ -53,6 +55,13 @@ def play(path: Path) -> dict[str, Any]:
         for frame in container.decode(*container.streams):
             counts["video" if isinstance(frame, av.VideoFrame) else "audio"] += 1
     return {"kinds": kinds, "duration": duration, **counts}
+
+
+PICTURES = re.compile(r"^pictures: (.+)$")
+
+
+def sent_screen(glass: Glass) -> int:
+    return int(glass.stats().get("sent", {}).get("screen", 0))
 
 
 def banner(glass: Glass) -> str:
@@ -135,9 +144,20 @@ def test_recordings_in_a_browser_meeting_play_back_and_everyone_sees_who_records
             wait_for(lambda: banner(alice) == "\u25cf Recording by Recorder", 15,
                      "Alice's own notice gone once she stopped")  # fmt: skip
 
+            # Alice shares her screen: the recorder shows the share (it comes first).
+            page.locator("#toggle-screen").click()
+            recorder.wait_line(re.compile(r"^showing Alice's screen$"), timeout=45)
+            sent = sent_screen(alice)
+            wait_for(lambda: sent_screen(alice) >= sent + 15, 30, "Alice's share going on")
+
             # Ctrl-C ends the recorder: its file is finished, it leaves, the notice goes.
             recorder.popen.send_signal(signal.SIGINT)
             stopped = recorder.wait_line(STOPPED, timeout=30)
+            pictures = dict(
+                (what, int(n))
+                for what, n in re.findall(r"([^,]+?) (\d+)(?:, |$)",
+                                          recorder.wait_line(PICTURES, 10).group(1))
+            )  # fmt: skip
             assert recorder.popen.wait(30) == 0, recorder.output
             wait_for(lambda: banner(alice) == "", 20, "the notice gone with the recorder")
             carol.stop(15)
@@ -152,6 +172,9 @@ def test_recordings_in_a_browser_meeting_play_back_and_everyone_sees_who_records
     assert not report["alerts"]
     recorded = play(out)
     assert recorded["kinds"] == ["audio", "video"]
+    # what the recorder said it wrote: Carol's camera, then Alice's share
+    assert pictures.get("Alice's screen", 0) > 0 and pictures.get("Carol's camera", 0) > 0
+    assert sum(pictures.values()) == recorded["video"], pictures
     assert recorded["video"] == int(stopped.group(2)) > 0
     assert recorded["audio"] > 0 and recorded["duration"] > 0
     hosted = play(own_file)
@@ -159,4 +182,4 @@ def test_recordings_in_a_browser_meeting_play_back_and_everyone_sees_who_records
     assert hosted["video"] > 0 and hosted["audio"] > 0 and hosted["duration"] > 0
     assert all(p.exists() for p in shots)
     print("screenshots:", [p.name for p in shots])
-    print("recordings:", partial(dict, recorder=recorded, host=hosted)())
+    print("recordings:", partial(dict, recorder=recorded, host=hosted)(), "pictures:", pictures)

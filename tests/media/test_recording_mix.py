@@ -136,3 +136,54 @@ def test_bad_path_and_rate_are_typed_errors(tmp_path: Path) -> None:
         MixedRecorder(tmp_path / "missing" / "x.webm")
     with pytest.raises(MediaError):
         MixedRecorder(tmp_path / "x.webm", fps=0)
+
+
+def solid_of(width: int, height: int, y: int = 200) -> av.VideoFrame:
+    planes = np.full((height * 3 // 2, width), 128, dtype=np.uint8)
+    planes[:height] = y
+    return av.VideoFrame.from_ndarray(planes, format="yuv420p")
+
+
+def last_picture(path: Path) -> np.ndarray:
+    """The luma of the file's last picture (full range: black is 0)."""
+    with av.open(str(path)) as container:
+        last = None
+        for frame in container.decode(video=0):
+            last = frame.to_ndarray(format="gray")
+    assert last is not None
+    return last
+
+
+@pytest.mark.parametrize(
+    ("width", "height"), [(640, 480), (480, 960), (1280, 400), (1280, 720), (1920, 1080)]
+)
+def test_a_share_of_another_shape_is_fitted_with_bars_never_stretched(
+    tmp_path: Path, width: int, height: int
+) -> None:
+    """A 4:3 screen, a portrait window and a wide strip keep their shape inside the
+    file's 16:9 frame (black bars); a 16:9 picture fills it."""
+    clock = Clock()
+    out = tmp_path / "shape.webm"
+    rec = MixedRecorder(out, fps=FPS, clock=clock)
+    encoder = VideoEncoder("vp8", width, height, 30)
+    rec.show("share")
+    for _ in range(2 * FPS):
+        clock.now += 1 / FPS
+        for chunk in encoder.encode(solid_of(width, height)):
+            assert rec.video("share", chunk.data)
+        rec.advance()
+    counts = rec.close()
+    assert counts.shown["share"] == counts.video_frames > 0
+    luma = last_picture(out)
+    scale = min(640 / width, 360 / height)
+    side, edge = round((640 - width * scale) / 2), round((360 - height * scale) / 2)
+    margin = 4  # the codec blurs the border of the picture a little
+    inside = luma[edge + margin : 360 - edge - margin, side + margin : 640 - side - margin]
+    assert inside.min() > 150  # the whole picture is there, nothing cut off
+    bars = []
+    if side > margin:
+        bars += [luma[:, : side - margin], luma[:, 640 - side + margin :]]
+    if edge > margin:
+        bars += [luma[: edge - margin, :], luma[360 - edge + margin :, :]]
+    assert all(bar.max() < 40 for bar in bars)  # and the rest is black
+    assert (side > 8) == (width * 9 < height * 16) and (edge > 8) == (width * 9 > height * 16)

@@ -89,6 +89,7 @@ async def record(args: argparse.Namespace) -> int:
             why = STOPPED_IN_LOBBY if stop.is_set() else not_admitted(me.report)
             raise CliError(why, EXIT_NOT_ADMITTED)
         print(f"recording as {args.name} to {me.recorder.path}", flush=True)
+        me.on_shown = lambda what: print(f"showing {what}", flush=True)
         await record_until(me, stop, args.duration)
     finally:
         await me.stop()
@@ -103,4 +104,6 @@ async def record(args: argparse.Namespace) -> int:
         f"{counts.audio_slots * 20} ms of audio)",
         flush=True,
     )
+    shown = ", ".join(f"{what} {count}" for what, count in me.pictures())
+    print(f"pictures: {shown}", flush=True)
     return 0

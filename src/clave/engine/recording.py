@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..media.errors import MediaError
-from ..media.mixed_recorder import MixedRecorder, RecordingCounts
+from ..media.mixed_recorder import MixedRecorder, RecordingCounts, Source
 from ..meeting import events as ev
 from ..meeting.link import MeetingLink
 from ..meeting.meeting import Phase
@@ -40,6 +40,11 @@ class MeetingRecorder(HeadlessParticipant):
         self.recorder = MixedRecorder(out)
         """The file being written (raises :class:`MediaError` now on a bad path)."""
         self.counts: RecordingCounts = self.recorder.counts
+        self._names: dict[int, str] = {}
+        """Display names of the senders recorded, by leaf (also of those who left)."""
+        self._announced: Source | None = None
+        self.on_shown: Callable[[str], None] | None = None
+        """Called with :meth:`describe` of the picture written whenever it changes."""
 
     async def start(self) -> None:
         await super().start()
@@ -89,6 +94,7 @@ class MeetingRecorder(HeadlessParticipant):
 
     def _write(self, event: ev.MediaFrameDecrypted, data: bytes) -> None:
         source = (event.sender, event.kind)
+        self._names[event.sender] = event.name
         if event.kind == StreamKind.audio:
             self.media.director.heard(event)
             self.recorder.audio(source, data)
@@ -99,6 +105,28 @@ class MeetingRecorder(HeadlessParticipant):
             self.media.keyframes.ask(self.session.meeting, event.sender, event.kind)
         self.recorder.show(shown_source(self.media.director.subscribed))
 
+    def describe(self, source: Source | None) -> str:
+        """A picture source in words: "Ada's screen", "Ada's camera", "blank"."""
+        if source is None:
+            return "blank"
+        assert isinstance(source, tuple)  # (leaf, kind), as _write shows them
+        leaf: int = source[0]
+        what = "screen" if source[1] == StreamKind.screen else "camera"
+        return f"{self._names.get(leaf, f'leaf {leaf}')}'s {what}"
+
+    def pictures(self) -> list[tuple[str, int]]:
+        """Whose pictures the file shows, most first: ("Ada's camera", 120), ("blank", 3)."""
+        return [(self.describe(s), count) for s, count in self.counts.shown.most_common()]
+
+    def _announce_shown(self) -> None:
+        """Tell :attr:`on_shown` when the picture written is someone else's than before."""
+        shown = self.recorder.last_shown
+        current = shown[-1] if shown else None
+        if shown and current != self._announced:
+            self._announced = current
+            if self.on_shown is not None:
+                self.on_shown(self.describe(current))
+
     async def _tick(self) -> None:
         while not self.ended.is_set():
             await asyncio.sleep(TICK_S)
@@ -106,6 +134,7 @@ class MeetingRecorder(HeadlessParticipant):
                 self.recorder.advance()
             except MediaError as exc:
                 self._failed(exc)
+            self._announce_shown()
 
 
 _RECORDER_HANDLERS: dict[type, Callable[[MeetingRecorder, Any], None]] = {

@@ -4,20 +4,22 @@ Unlike :class:`~clave.media.recorder.WebMRecorder` (one sender's chunks, muxed a
 came) this decodes and re-encodes: each sender's Opus packets are decoded and summed
 into 20 ms slots of one timeline, each sender's VP8 frames are decoded and the picture
 of the *shown* sender (:meth:`MixedRecorder.show`: the active speaker, a screen share)
-is encoded at a fixed frame rate. The timeline is the arrival time (an injected clock)
-since the first packet or frame: senders' capture clocks need not agree, and time spent
-before any media (waiting in the lobby) is not recorded. A slot is written once it is ``latency``
-seconds old (:meth:`MixedRecorder.advance`); later packets for it are dropped and
-counted. The encoded chunks go to a :class:`WebMRecorder`, which writes VP8 + Opus.
+is encoded at a fixed frame rate, fitted into the file's frame with black bars when its
+shape differs (a portrait window or a 4:3 share is never stretched). The timeline is
+the arrival time (an injected clock) since the first packet or frame: senders' capture
+clocks need not agree, and time spent before any media (waiting in the lobby) is not
+recorded. A slot is written once it is ``latency`` seconds old
+(:meth:`MixedRecorder.advance`); later packets for it are dropped and counted. The
+encoded chunks go to a :class:`WebMRecorder`, which writes VP8 + Opus.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import av
 import numpy as np
@@ -28,7 +30,7 @@ from clave.media.errors import MediaError
 from clave.media.recorder import WebMRecorder
 from clave.media.video import VideoDecoder, VideoEncoder
 
-__all__ = ["MixedRecorder", "RecordingCounts"]
+__all__ = ["MixedRecorder", "RecordingCounts", "fit"]
 
 RATE = 48_000
 SLOT = 960
@@ -62,11 +64,40 @@ class RecordingCounts:
     """Audio packets that came after their slot was written (dropped)."""
     undecodable: int = 0
     """Packets or frames that did not decode (a VP8 decoder then waits for a keyframe)."""
+    shown: Counter[Source | None] = field(default_factory=Counter)
+    """Pictures written, by whose picture it was (None: blank)."""
+
+
+def _black_planes(width: int, height: int) -> npt.NDArray[np.uint8]:
+    """A black yuv420p picture as PyAV lays it out (Y rows, then U, then V)."""
+    planes = np.full((height * 3 // 2, width), 128, dtype=np.uint8)
+    planes[:height] = 16
+    return planes
 
 
 def _black(width: int, height: int) -> av.VideoFrame:
-    planes = np.full((height * 3 // 2, width), 128, dtype=np.uint8)
-    planes[:height] = 16
+    return av.VideoFrame.from_ndarray(_black_planes(width, height), format="yuv420p")
+
+
+def fit(picture: av.VideoFrame, width: int, height: int) -> av.VideoFrame:
+    """``picture`` scaled to fit ``width`` x ``height`` whole, centred on black (as is if
+    its shape is the frame's, within a pixel: the encoder scales it)."""
+    pw, ph = picture.width, picture.height
+    if pw <= 0 or ph <= 0 or abs(pw * height - ph * width) <= max(pw, ph):
+        return picture
+    scale = min(width / pw, height / ph)
+    w = max(2, min(width, round(pw * scale)) // 4 * 4)
+    h = max(2, min(height, round(ph * scale)) // 4 * 4)
+    small = picture.reformat(width=w, height=h, format="yuv420p").to_ndarray()
+    planes = _black_planes(width, height)
+    x, y = (width - w) // 4 * 2, (height - h) // 4 * 2
+    planes[y : y + h, x : x + w] = small[:h]
+    # U and V are quarter-size planes, stored two rows of the width per chroma row pair.
+    for plane in range(2):
+        src = small[h + plane * h // 4 : h + (plane + 1) * h // 4].reshape(h // 2, w // 2)
+        dst = planes[height + plane * height // 4 : height + (plane + 1) * height // 4]
+        dst = dst.reshape(height // 2, width // 2)
+        dst[y // 2 : y // 2 + h // 2, x // 2 : x // 2 + w // 2] = src
     return av.VideoFrame.from_ndarray(planes, format="yuv420p")
 
 
@@ -104,7 +135,11 @@ class MixedRecorder:
         self._pictures: dict[Source, av.VideoFrame] = {}
         self._newest: Source | None = None
         self._shown: Source | None = None
+        self._size = (width, height)
         self._blank = _black(width, height)
+        self._fitted: tuple[av.VideoFrame | None, av.VideoFrame] = (None, self._blank)
+        """The last picture fitted to the file's shape, and the result (a picture is
+        usually written several times: fitted once)."""
         self.last_shown: deque[Source | None] = deque(maxlen=SHOWN_KEPT)
         """Whose picture each of the last pictures written was (None: blank)."""
         self._closed = False
@@ -220,6 +255,11 @@ class MixedRecorder:
             self._write_picture(index)
             self._written_frames = index + 1
 
+    def _fit(self, picture: av.VideoFrame) -> av.VideoFrame:
+        if self._fitted[0] is not picture:
+            self._fitted = (picture, fit(picture, *self._size))
+        return self._fitted[1]
+
     def _write_audio(self, slot: int, pcm: npt.NDArray[np.float32] | None) -> None:
         samples = np.zeros(SLOT, dtype=np.int16)
         if pcm is not None:
@@ -234,8 +274,9 @@ class MixedRecorder:
         source = self._shown if self._shown in self._pictures else self._newest
         if source not in self._pictures:
             source = None
-        picture = self._blank if source is None else self._pictures[source]
+        picture = self._blank if source is None else self._fit(self._pictures[source])
         self.last_shown.append(source)
+        self.counts.shown[source] += 1
         for chunk in self._vp8.encode(picture, index * 1_000_000 // self._fps):
             self._file.write(chunk)
         self.counts.video_frames += 1
