@@ -125,11 +125,14 @@ class Proc:
         stdin: str | None = None,
         env: dict[str, str] | None = None,
         group: bool = False,
+        config_dir: str | None = None,
     ) -> None:
+        """``config_dir``: the engine's configuration directory (default: a new one)."""
         self.name = name
         self.group = group
         env = {**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"}
-        env["CLAVE_CONFIG_DIR"] = own_config_dir(name)  # each person their own identity
+        # each person their own identity, unless one person's engines share one
+        env["CLAVE_CONFIG_DIR"] = config_dir or own_config_dir(name)
         src = str(ROOT / "src")
         env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
         self.popen = subprocess.Popen(
@@ -288,8 +291,9 @@ class Processes:
         stdin: str | None = None,
         env: dict[str, str] | None = None,
         group: bool = False,
+        config_dir: str | None = None,
     ) -> Proc:
-        proc = Proc(name, list(args), stdin=stdin, env=env, group=group)
+        proc = Proc(name, list(args), stdin=stdin, env=env, group=group, config_dir=config_dir)
         self.procs.append(proc)
         return proc
 
@@ -298,14 +302,22 @@ class Processes:
         proc = self.start("relay", "serve", "--port", "0")
         return proc.wait_line(RELAY_LINE).group(1)
 
-    def engine(self, name: str, *args: str, invitation: str | None = None) -> Engine:
+    def engine(
+        self,
+        name: str,
+        *args: str,
+        invitation: str | None = None,
+        config_dir: str | None = None,
+    ) -> Engine:
         """``clave meet ... --no-browser`` (no ``invitation``), or ``clave join ...
         --no-browser`` with the invitation on its standard input, as a user pastes it.
         Waits for the launcher and the invitation (host) or ``meeting:`` line (guest)."""
         if invitation is None:
-            proc = self.start(name, *args, "--no-browser")
+            proc = self.start(name, *args, "--no-browser", config_dir=config_dir)
         else:
-            proc = self.start(name, *args, "--no-browser", stdin=invitation + "\n")
+            proc = self.start(
+                name, *args, "--no-browser", stdin=invitation + "\n", config_dir=config_dir
+            )
         return engine_from(proc, hosting=invitation is None)
 
     def open_invitation(self, name: str, invitation: str) -> Engine:

@@ -8,10 +8,14 @@ and switches). In the meeting with Bob she switches camera, microphone and speak
 the device menu: each time the new device's track is the one her media worker encodes
 (or the one her audio plays on) and the call goes on, counted in frames Bob's browser
 decodes of hers and hers of his after the switch, never in seconds.
+
+Then the next meeting on a new address: the engine keeps the choices (devices by
+label, name, language, layout) and a page that never saw them opens with them.
 """
 
 from __future__ import annotations
 
+import json
 import socket
 from pathlib import Path
 from typing import Any
@@ -245,6 +249,104 @@ def test_devices_switch_during_the_call_and_are_remembered(tmp_path: Path) -> No
             stats = alice.stats()
             assert stats["phase"] == "in_meeting" and stats["errors"] == [], stats["errors"]
             assert stats["frameFailures"] == [] and bob.stats()["frameFailures"] == []
+    finally:
+        for glass in glasses:
+            glass.close()
+        procs.stop_all()
+
+
+def _labels(page: Page) -> dict[str, str]:
+    """Device labels by id, as this page's origin sees them."""
+    result: dict[str, str] = page.evaluate(
+        """async () => Object.fromEntries((await navigator.mediaDevices.enumerateDevices())
+             .filter((d) => d.deviceId !== 'default').map((d) => [d.deviceId, d.label]))"""
+    )
+    return result
+
+
+def _id_of(page: Page, label: str) -> str:
+    ids = [i for i, lab in _labels(page).items() if lab == label]
+    assert len(ids) == 1, (label, _labels(page))
+    return ids[0]
+
+
+def _kept(config: Path) -> dict[str, Any]:
+    path = config / "glass.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def test_choices_are_kept_by_the_engine_for_the_next_meeting_on_a_new_address(
+    tmp_path: Path,
+) -> None:
+    """Each meeting's page has a new address (a new port), and a browser keeps its
+    storage per address: the engine keeps the choices instead. Alice picks German, the
+    second camera, microphone and speaker, her microphone off, types her name and
+    switches to speaker view; her next meeting, on another port and in a browser
+    profile that never saw any of it, opens with all of it."""
+    procs = Processes()
+    glasses: list[Glass] = []
+    config = tmp_path / "alice-config"
+    config.mkdir(mode=0o700)
+    try:
+        with sync_playwright() as pw:
+            relay = procs.relay()
+            first = procs.engine("alice", "meet", "--relay", relay, config_dir=str(config))
+            alice = launch_glass(pw, "alice", tmp_path, args=TWO_OF_EACH)
+            glasses.append(alice)
+            page = alice.page
+            open_glass(page, first.url)
+            _prejoin_ready(page)
+            page.locator("#lang-select").select_option("de")  # the page reloads in German
+            page.wait_for_function("() => document.documentElement.lang === 'de'")
+            _prejoin_ready(page)
+            ids = _devices(page)
+            cam1, mic2, out2 = ids["videoinput"][1], ids["audioinput"][1], ids["audiooutput"][1]
+            labels = _labels(page)
+            page.locator("#camera-select").select_option(cam1)
+            page.locator("#mic-select").select_option(mic2)
+            page.locator("#speaker-select").select_option(out2)
+            page.locator("#pre-mic").click()
+            page.locator("#name").fill("Ada Lovelace")
+            page.locator("#join").click()
+            wait_in_meeting(alice)
+            page.locator("#toggle-view").click()
+            expect(page.locator("#toggle-view")).to_have_attribute("aria-pressed", "true")
+            wanted = {
+                "name": "Ada Lovelace", "camera": labels[cam1], "mic": labels[mic2],
+                "speaker": labels[out2], "mic_on": False, "cam_on": True, "lang": "de",
+                "view": "speaker",
+            }  # fmt: skip
+            wait_for(lambda: _kept(config) == wanted, 15,
+                     lambda: f"the engine keeping the choices: {_kept(config)}")  # fmt: skip
+            assert (config / "glass.json").stat().st_mode & 0o777 == 0o600
+            page.locator("#leave").click()
+            first.proc.stop()
+
+            # The next meeting: a new engine on another port, a browser profile of its own.
+            second = procs.engine("alice2", "meet", "--relay", relay, config_dir=str(config))
+            assert second.port != first.port
+            fresh = launch_glass(pw, "alice-next", tmp_path, args=TWO_OF_EACH)
+            glasses.append(fresh)
+            page = fresh.page
+            open_glass(page, second.url)
+            page.wait_for_function("() => document.documentElement.lang === 'de'")
+            page.wait_for_function(
+                "() => document.querySelectorAll('#camera-select option').length === 2"
+                " && window.claveStats.phase === 'prejoin'"
+            )
+            camera, mic, speaker = (_id_of(page, wanted[k]) for k in ("camera", "mic", "speaker"))
+            assert camera != cam1  # ids differ between addresses (and profiles); labels do not
+            _shows_choices(fresh, camera, mic, speaker)
+            expect(page.locator("#name")).to_have_value("Ada Lovelace")
+            screenshot(page, "remembered-next-meeting")
+            page.locator("#join").click()
+            wait_in_meeting(fresh)
+            expect(page.locator("#toggle-view")).to_have_attribute("aria-pressed", "true")
+            wait_for(lambda: _in_use(fresh)["speaker"] == speaker, 15,
+                     lambda: f"the kept speaker in use: {_in_use(fresh)}")  # fmt: skip
+            assert _kept(config) == wanted  # nothing chosen anew: nothing changed
+            stats = fresh.stats()
+            assert stats["errors"] == [], stats["errors"]
     finally:
         for glass in glasses:
             glass.close()

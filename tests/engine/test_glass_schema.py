@@ -213,6 +213,11 @@ SAMPLES: list[gm.ToEngine] = [
     gm.AskUnmute(leaf=3, fingerprint="abcd"),
     gm.Mute(leaf="3"),
     gm.Record(on=True),
+    gm.Remember(
+        choices=gm.Remembered(
+            name="Ada", camera="Front camera", mic_on=False, lang="de", view="speaker"
+        )
+    ),
     gm.Stats(
         interval_ms=2003,
         decoded={"1:video": 60},

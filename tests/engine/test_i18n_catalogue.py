@@ -140,7 +140,8 @@ def run_i18n(tmp_path: Path, script: str, *, drop_german: str | None = None,
         pytest.skip("node is not installed")
     root = tmp_path / "ui"
     (root / "i18n").mkdir(parents=True)
-    for name in ("i18n.js", "stats.js", "i18n/en.js", "i18n/de.js"):
+    (root / "ui").mkdir()
+    for name in ("i18n.js", "stats.js", "i18n/en.js", "i18n/de.js", "ui/remembered.js"):
         shutil.copyfile(UI / name, root / name)
     if drop_german:
         de = root / "i18n" / "de.js"

@@ -391,6 +391,7 @@ def test_websocket_hello_and_one_glass_at_a_time(tmp_path: Path) -> None:
                     "default_name": "Ada",
                     "fingerprint": None,  # no long-term identity given to this bridge
                     "media": None,  # the glass has not said how its camera and mic are
+                    "remembered": None,  # nothing kept from an earlier meeting
                 }
                 assert "#" not in hello["info_url"] and hello["link"].startswith("clave://")
                 state = await glass.wait_message("state")

@@ -43,6 +43,7 @@ def open_browser(url: str) -> None:
 
 async def browse(args: argparse.Namespace) -> int:
     from ..engine.bridge import GlassBridge
+    from ..engine.glass_prefs import RememberedChoices
     from ..engine.ui_server import UIServer
 
     identity, people, save_people = open_store()
@@ -65,6 +66,7 @@ async def browse(args: argparse.Namespace) -> int:
         tab_grace=args.tab_grace,
         on_ended=ended,
         relay_trust=opened.trust,
+        remembered=RememberedChoices.open(),
     )
 
     server = UIServer(bridge, port=args.port, launcher=True)

@@ -48,6 +48,7 @@ from .glass_actions import HANDLERS, share_media_state
 from .glass_channel import BadMessage, GlassBusy, GlassOutbox, parse_control
 from .glass_events import EVENT_HANDLERS, QUIET_EVENTS, relay_failure, start_failure
 from .glass_media import BridgeCounters, ChunkSender, FrameForwarder
+from .glass_prefs import RememberedChoices
 from .glass_recording import GlassRecording
 from .glass_view import (
     CONNECTED,
@@ -89,9 +90,11 @@ class GlassBridge:
         tab_grace: float = TAB_GRACE,
         on_ended: Callable[[str, bool], None] | None = None,
         relay_trust: RelayTrust | None = None,
+        remembered: RememberedChoices | None = None,
     ) -> None:
         """``on_ended(reason, joined)``: a meeting is over (``joined``: we had been in it);
-        not called when the engine stops (:meth:`close`)."""
+        not called when the engine stops (:meth:`close`). ``remembered``: the page's
+        choices kept across meetings (default: for this engine's life only)."""
         self.link = link
         """The invitation to (re)join with: the latest one a meeting of ours knew."""
         self.owner_key = owner_key
@@ -104,6 +107,7 @@ class GlassBridge:
         self.config = config
         self.relay_url = relay_url
         self.relay_trust = relay_trust
+        self.remembered = remembered or RememberedChoices()
         """How the relay's TLS certificate is checked (None: the system's CAs)."""
         self.tab_grace = tab_grace
         self.grace_timer: Callable[[float], Awaitable[None]] = asyncio.sleep
@@ -187,8 +191,9 @@ class GlassBridge:
         outbox = self._outbox = self.frames.outbox = GlassOutbox()
         name = self._name or self.default_name
         outbox.put_control(
-            hello_message(self.host, self.current_link, name, self.identity, self.media_state)
-        )
+            hello_message(self.host, self.current_link, name, self.identity, self.media_state,
+                          self.remembered.kept())
+        )  # fmt: skip
         self._sent_state = self._sent_padlock = None
         self._refresh()
         for alert in self.alerts:

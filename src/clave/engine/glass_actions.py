@@ -126,6 +126,11 @@ async def on_rotate(bridge: GlassPort, msg: gm.Rotate) -> None:
     await bridge.act("replace the invitation", lambda m: m.rotate_invitation())
 
 
+async def on_remember(bridge: GlassPort, msg: gm.Remember) -> None:
+    """Keep the page's choices for the next meeting (:mod:`.glass_prefs`)."""
+    bridge.remembered.update(msg.choices)
+
+
 async def on_record(bridge: GlassPort, msg: gm.Record) -> None:
     """Host: start or stop a recording this engine writes (:mod:`.glass_recording`)."""
     session = bridge.session
@@ -248,6 +253,7 @@ HANDLERS: dict[type[gm.ToEngine], Handler] = {
     gm.AskUnmute: on_ask_unmute,
     gm.Mute: on_mute,
     gm.Record: on_record,
+    gm.Remember: on_remember,
 }
 
 __all__ = ["HANDLERS", "Handler", "check_person"]

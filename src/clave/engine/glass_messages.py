@@ -247,10 +247,36 @@ class Record(ToEngine, tag="record", frozen=True):
     on: bool
 
 
+LangTag = Annotated[str, msgspec.Meta(max_length=3, pattern="^[a-z]{2,3}$")]
+"""A language of the glass's catalogue: ``en``, ``de``."""
+
+
+class Remembered(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The glass's choices the engine keeps for the next meeting, on any address
+    (:mod:`.glass_prefs`): the name typed, devices by label (a device's id differs from
+    one page address to the next; its label does not), the pre-join switches, the
+    language and the layout. Nothing secret; null: nothing kept."""
+
+    name: Name | None = None
+    camera: Short | None = None
+    mic: Short | None = None
+    speaker: Short | None = None
+    mic_on: bool | None = None
+    cam_on: bool | None = None
+    lang: LangTag | None = None
+    view: Literal["grid", "speaker"] | None = None
+
+
+class Remember(ToEngine, tag="remember", frozen=True):
+    """Keep these choices for next time (a null field keeps what was kept)."""
+
+    choices: Remembered
+
+
 GlassMessage = (
     Join | Chat | Admit | AdmitAll | Deny | Lock | AutoAdmit | Remove | SetHost | Verify
     | Rotate | RequestKeyframe | Leave | MediaState | Stats | Pin | Unpin | View
-    | Hand | LowerHand | React | AskUnmute | Mute | Record
+    | Hand | LowerHand | React | AskUnmute | Mute | Record | Remember
 )
 """Everything the glass may send."""
 
@@ -281,6 +307,8 @@ class Hello(ToGlass, tag="hello", frozen=True):
     default_name: Name
     fingerprint: Fingerprint | None
     media: MediaSwitches | None
+    remembered: Remembered | None = None
+    """The choices kept from earlier meetings (``remember``), if any."""
 
 
 class RosterEntry(_Entry, frozen=True):

@@ -10,6 +10,7 @@ from typing import Protocol
 from ..meeting.meeting import Meeting
 from .glass_media import FrameForwarder
 from .glass_messages import Alert, MediaSwitches, Stats, ToGlass
+from .glass_prefs import RememberedChoices
 from .glass_recording import GlassRecording
 from .session import MeetingSession
 from .stage import StageDirector
@@ -22,6 +23,7 @@ class GlassPort(Protocol):
     frames: FrameForwarder
     stage: StageDirector
     recording: GlassRecording
+    remembered: RememberedChoices
     alerts: list[Alert]
     away: set[int]
     known_leaves: set[int]

@@ -31,6 +31,7 @@ from .glass_messages import (
     PadlockState,
     Policy,
     RejoinMode,
+    Remembered,
     RosterEntry,
     State,
 )
@@ -84,9 +85,11 @@ def hello_message(
     default_name: str,
     identity: Identity | None,
     media: MediaSwitches | None,
+    remembered: Remembered | None = None,
 ) -> Hello:
     """The ``hello`` message (engine -> glass, first on connect): our role, the invitation,
-    the name to offer, our identity's fingerprint and the switches the glass last reported."""
+    the name to offer, our identity's fingerprint, the switches the glass last reported
+    and the choices kept from earlier meetings."""
     return Hello(
         role="host" if host else "guest",
         link=link.url,
@@ -94,6 +97,7 @@ def hello_message(
         default_name=default_name,
         fingerprint=identity.fingerprint if identity is not None else None,
         media=media,
+        remembered=remembered,
     )
 
 

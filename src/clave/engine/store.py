@@ -5,6 +5,9 @@ Everything lives in one directory (:func:`config_dir`, mode 0700):
 * ``identity.key``: the raw 32-byte Ed25519 private key (mode 0600), made once;
 * ``people.json``: the :class:`~clave.meeting.people.PeopleBook` (mode 0600),
   replaced atomically on every save;
+* ``glass.json``: the choices the meeting page asked to keep for next time (its
+  name, devices by label, language, layout; :mod:`clave.engine.glass_prefs`), mode
+  0600, replaced atomically;
 * ``handler-registered``: an empty marker (mode 0600) once the first run on a desktop
   registered the ``clave:`` handler (:mod:`clave.engine.first_run`).
 
@@ -147,10 +150,21 @@ class ConfigStore:
 
     def save_people(self, book: PeopleBook) -> None:
         """Replace ``people.json`` atomically (temporary 0600 file, fsync, rename)."""
-        path = self.path / PEOPLE_FILE
-        tmp = self.path / f".{PEOPLE_FILE}.{secrets.token_hex(8)}.tmp"
+        self.replace(PEOPLE_FILE, book.to_bytes())
+
+    # -- small private files -------------------------------------------------
+
+    def read(self, name: str, what: str, limit: int) -> bytes | None:
+        """The contents of the private file ``name`` (None if missing), at most ``limit``
+        bytes; unsafe files are refused with a :class:`StoreError`."""
+        return self._read_private(self.path / name, what, limit)
+
+    def replace(self, name: str, data: bytes) -> None:
+        """Replace the file ``name`` atomically (temporary 0600 file, fsync, rename)."""
+        path = self.path / name
+        tmp = self.path / f".{name}.{secrets.token_hex(8)}.tmp"
         try:
-            self._write_new(tmp, book.to_bytes())
+            self._write_new(tmp, data)
             os.replace(tmp, path)
         except OSError as exc:
             with contextlib.suppress(FileNotFoundError):

@@ -297,6 +297,7 @@ const recording = new RecordingView({
 /** What ui/meeting-state.js and ui/control.js need of this page. */
 const page = {
   state, link, stage, chat, invite, members, connection, controls, endedScreen, hands, moderation, recording,
+  layoutSwitch,
   forgetSender, enterPhase, rejoinOffer,
   prejoin, padlock, securityAlerts, side, showScreen, showError, nameOf, renderUnread,
   enterPhaseEnded, helloArrived: () => { helloArrived(); layoutSwitch.announce(); },
@@ -559,7 +560,10 @@ async function start() {
   link.connect();
   // The engine's hello says how the switches were (a reload): open only what was on.
   await Promise.race([helloReady, new Promise((resolve) => { setTimeout(resolve, HELLO_WAIT_MS); })]);
-  if (!state.dead && !state.ended) await controls.openDevices();
+  if (!state.dead && !state.ended) {
+    await controls.openDevices();
+    await controls.restoreRemembered(); // devices kept by label (labels come with permission)
+  }
   if (state.ended) controls.stopAll(); // the meeting was over before the devices opened
   await controls.refreshDevices();
   navigator.mediaDevices?.addEventListener?.('devicechange', () => {

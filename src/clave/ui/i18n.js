@@ -16,6 +16,7 @@
 import EN from './i18n/en.js';
 import DE from './i18n/de.js';
 import { stats } from './stats.js';
+import { remember } from './ui/remembered.js';
 
 export const CATALOGUES = Object.freeze({ en: EN, de: DE });
 /** [code, the language's own name], as the language selector lists them. */
@@ -102,6 +103,25 @@ export function applyStatic(root = document) {
     }
   }
   if (root === document) document.documentElement.lang = lang;
+}
+
+/** The engine's kept language (hello): a page whose address names one (?lang=, for
+ * that page only) keeps it; one chosen on this address before is told to the engine;
+ * otherwise the page switches to the kept one (a reload, once per address). True if
+ * it reloads. */
+export function adoptLanguage(kept) {
+  let asked = null;
+  try { asked = new URLSearchParams(globalThis.location?.search || '').get('lang'); } catch { /* none */ }
+  if (supported(asked)) return false;
+  const own = supported(stored());
+  if (own) {
+    remember({ lang: own });
+    return false;
+  }
+  const wanted = supported(kept);
+  if (!wanted || wanted === lang) return false;
+  setLanguage(wanted);
+  return true;
 }
 
 /** Remember `code` as this browser's choice and show the page in it (a reload: the

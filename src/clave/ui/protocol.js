@@ -113,6 +113,19 @@ const PERSON = {
 const FAMILIARITY = { familiarity: str(SHORT, { fallback: 'new' }) };
 const CONFUSABLE = { confusable_with: str(NAME, { nullable: true, fallback: null }) };
 
+// The choices the engine keeps for the next meeting (clave.engine.glass_prefs).
+const MAYBE = { nullable: true, optional: true, fallback: null };
+const REMEMBERED = {
+  name: str(NAME, MAYBE),
+  camera: str(SHORT, MAYBE), // devices by label: an id differs from one address to the next
+  mic: str(SHORT, MAYBE),
+  speaker: str(SHORT, MAYBE),
+  mic_on: bool(MAYBE),
+  cam_on: bool(MAYBE),
+  lang: str(3, { pattern: '^[a-z]{2,3}$', ...MAYBE }),
+  view: oneOf(['grid', 'speaker'], MAYBE),
+};
+
 export const SCHEMA = Object.freeze({
   toGlass: {
     hello: {
@@ -122,6 +135,7 @@ export const SCHEMA = Object.freeze({
       default_name: str(NAME),
       fingerprint: str(SHORT, NULLABLE),
       media: fields(SWITCHES, NULLABLE),
+      remembered: fields(REMEMBERED, MAYBE),
     },
     state: {
       phase: oneOf(['prejoin', 'connecting', 'lobby', 'in_meeting', 'ended'], { fallback: 'connecting' }),
@@ -240,6 +254,7 @@ export const SCHEMA = Object.freeze({
     ask_unmute: { leaf: ID, fingerprint: FINGERPRINT_IF_STILL },
     mute: { leaf: ID, fingerprint: FINGERPRINT_IF_STILL },
     record: { on: bool() }, // host: start or stop a recording this engine writes
+    remember: { choices: fields(REMEMBERED) }, // keep for the next meeting (null: keep as is)
     // The media worker's report (media/worker.js): keys "<leaf>:<kind>", kinds, leaves.
     stats: {
       interval_ms: int({ min: 0, optional: true }),

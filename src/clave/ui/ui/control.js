@@ -2,6 +2,8 @@
 // per type; protocol.js has read and checked the message first (SCHEMA.toGlass).
 // A `state` goes on to ui/meeting-state.js.
 
+import { connectRemembered } from './remembered.js';
+import { adoptLanguage } from '../i18n.js';
 import { recordChat, stats } from '../stats.js';
 import { sentence } from './ended.js';
 import { applyState } from './meeting-state.js';
@@ -23,7 +25,11 @@ export function controlHandlers(page) {
       prejoin.setHello(msg);
       invite.renderInfoUrl();
       if (first) {
+        connectRemembered(msg.remembered, (message) => page.link.send(message));
+        if (adoptLanguage(msg.remembered && msg.remembered.lang)) return; // reloading
+        controls.applyRemembered(msg.remembered);
         controls.applyPrefs(msg.media);
+        page.layoutSwitch.adopt(msg.remembered && msg.remembered.view);
         page.helloArrived();
       }
       if (!state.joinRequested && !state.ended) {

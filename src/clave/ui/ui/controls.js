@@ -2,12 +2,14 @@
 // devices behind them, what the media worker encodes, and the buttons that show
 // it. The engine remembers the switches (`media_state`), so a reloaded tab
 // starts as it was: mute and camera-off survive a reload. The devices chosen (and
-// the switches chosen before joining) are remembered in this browser (ui/devices.js).
+// the switches chosen before joining) are remembered on this page's address
+// (ui/devices.js) and, by label, by the engine for the next meeting (ui/remembered.js).
 
 import { LocalMedia, captureScreen, describeMediaError } from '../media/capture.js';
 import { stats } from '../stats.js';
 import { $ } from './dom.js';
 import { loadDevicePrefs, saveDevicePrefs, speakerSupported } from './devices.js';
+import { remember } from './remembered.js';
 import { toast } from './toast.js';
 import { t } from '../i18n.js';
 
@@ -36,6 +38,7 @@ export class LocalControls {
     this.media.speakerId = saved.speaker || '';
     if (playout) playout.sinkId = this.media.speakerId;
     this.opened = false; // openDevices() ran
+    this.wanted = null; // devices kept by the engine, by label (applyRemembered)
     this.screenTrack = null;
     this.camBusy = false;
     this.lastReported = '';
@@ -76,6 +79,53 @@ export class LocalControls {
     for (const e of errors) this.onError(e);
     this.render();
     this.updateSending();
+  }
+
+  /** The engine's kept choices (hello): the pre-join switches and devices by label,
+   * each unless this address has a choice of its own. */
+  applyRemembered(kept) {
+    if (!kept) return;
+    const own = loadDevicePrefs();
+    if (!this.opened && own.micOn === undefined && typeof kept.mic_on === 'boolean') this.micOn = kept.mic_on;
+    if (!this.opened && own.camOn === undefined && typeof kept.cam_on === 'boolean') this.camOn = kept.cam_on;
+    this.wanted = {
+      camera: own.camera ? null : kept.camera,
+      mic: own.mic ? null : kept.mic,
+      speaker: own.speaker ? null : kept.speaker,
+    };
+  }
+
+  /** Once the devices are open (their labels known): switch to the kept ones. */
+  async restoreRemembered() {
+    const wanted = this.wanted;
+    this.wanted = null;
+    if (!wanted || !(wanted.camera || wanted.mic || wanted.speaker)) return;
+    let devices;
+    try {
+      devices = await this.media.listDevices();
+    } catch {
+      return;
+    }
+    const pick = (list, label) => (label ? list.find((d) => d.label === label) : undefined);
+    const active = this.media.activeIds();
+    const camera = pick(devices.cameras, wanted.camera);
+    if (camera && camera.deviceId !== active.camera) await this.chooseCamera(camera.deviceId);
+    const mic = pick(devices.mics, wanted.mic);
+    if (mic && mic.deviceId !== active.mic) await this.chooseMic(mic.deviceId);
+    const speaker = pick(devices.speakers, wanted.speaker);
+    if (speaker && speakerSupported() && speaker.deviceId !== this.media.speakerId) {
+      await this.chooseSpeaker(speaker.deviceId);
+    }
+  }
+
+  /** Keep a chosen device's label for the next meeting (its id is this address's). */
+  async _rememberDevice(kind, id) {
+    try {
+      const devices = await this.media.listDevices();
+      const list = { camera: devices.cameras, mic: devices.mics, speaker: devices.speakers }[kind];
+      const device = list.find((d) => d.deviceId === id);
+      if (device && device.label) remember({ [kind]: device.label });
+    } catch { /* not listed: nothing kept */ }
   }
 
   /** Fill the pre-join device pickers (labels appear once permission is granted). */
@@ -121,6 +171,7 @@ export class LocalControls {
   async chooseCamera(id) {
     this.media.cameraId = id;
     saveDevicePrefs({ camera: id });
+    this._rememberDevice('camera', id);
     if (!this.camOn) return;
     try {
       await this.media.startCamera(id);
@@ -131,6 +182,7 @@ export class LocalControls {
 
   async chooseMic(id) {
     saveDevicePrefs({ mic: id });
+    this._rememberDevice('mic', id);
     try {
       await this.media.setMic(id);
     } catch (err) {
@@ -142,6 +194,7 @@ export class LocalControls {
   async chooseSpeaker(id) {
     this.media.speakerId = id;
     saveDevicePrefs({ speaker: id });
+    this._rememberDevice('speaker', id);
     try {
       await this.playout?.setSinkId(id);
     } catch (err) {
@@ -152,7 +205,9 @@ export class LocalControls {
 
   /** Before joining, the switches are a choice remembered for next time. */
   _rememberSwitches() {
-    if (!this.canShare()) saveDevicePrefs({ micOn: this.micOn, camOn: this.camOn });
+    if (this.canShare()) return;
+    saveDevicePrefs({ micOn: this.micOn, camOn: this.camOn });
+    remember({ mic_on: this.micOn, cam_on: this.camOn });
   }
 
   async toggleMic() {

@@ -3,9 +3,10 @@
 // The device menu (meeting page) switches camera, microphone and speaker without
 // leaving: a new capture track replaces the one feeding the encoder (LocalControls),
 // the speaker is the AudioContext's sink (setSinkId, where supported). The choices
-// made on the pre-join screen and in this menu are remembered in this browser
+// made on the pre-join screen and in this menu are remembered on this page's address
 // (localStorage: device ids and the microphone and camera switches, nothing secret)
-// and preselected next time. window.claveStats.devices says which devices are in use:
+// and, by label, by the engine for the next meeting on a new address
+// (ui/remembered.js); they are preselected next time. window.claveStats.devices says which devices are in use:
 // the ids of the tracks the media worker encodes and the speaker's sink id.
 
 import { stats } from '../stats.js';

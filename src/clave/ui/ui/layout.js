@@ -5,6 +5,7 @@
 // language, a narrower window; the buttons keep their names).
 
 import { $ } from './dom.js';
+import { remember } from './remembered.js';
 import { t } from '../i18n.js';
 
 const VIEW_KEY = 'clave.view';
@@ -25,8 +26,18 @@ export class LayoutSwitch {
   set(mode) {
     this.mode = mode === 'speaker' ? 'speaker' : 'grid';
     try { localStorage.setItem(VIEW_KEY, this.mode); } catch { /* storage disabled */ }
+    remember({ view: this.mode });
     this._render();
     this.announce();
+  }
+
+  /** The engine's kept layout (hello): taken unless this address has its own choice,
+   * which the engine is then told of. */
+  adopt(kept) {
+    let own = null;
+    try { own = localStorage.getItem(VIEW_KEY); } catch { /* storage disabled */ }
+    if (own) remember({ view: this.mode });
+    else if ((kept === 'grid' || kept === 'speaker') && kept !== this.mode) this.set(kept);
   }
 
   /** Tell the engine (on a switch, and whenever it says hello: a reload, a restart). */

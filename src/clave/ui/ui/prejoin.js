@@ -1,5 +1,6 @@
 // Pre-join: name, camera/microphone preview and pickers, join button.
 
+import { remember } from './remembered.js';
 import { $, h } from './dom.js';
 import { t } from '../i18n.js';
 
@@ -45,13 +46,14 @@ export class Prejoin {
     this.speakerSelect.addEventListener('change', () => handlers.onSpeaker(this.speakerSelect.value));
   }
 
-  setHello({ role, default_name: defaultName }) {
+  setHello({ role, default_name: defaultName, remembered: kept }) {
     this.role.textContent = t(role === 'host' ? 'prejoin.roleHost' : 'prejoin.roleGuest');
     if (!this.name.value) {
       let saved = '';
       try {
         // A name typed before switching the language (which reloads the page) comes back.
-        saved = sessionStorage.getItem('clave.nameDraft') || localStorage.getItem('clave.name') || '';
+        saved = sessionStorage.getItem('clave.nameDraft') || localStorage.getItem('clave.name')
+          || (kept && kept.name) || '';
         sessionStorage.removeItem('clave.nameDraft');
       } catch { /* storage disabled */ }
       this.name.value = (saved || defaultName || '').slice(0, MAX_NAME);
@@ -86,6 +88,7 @@ export class Prejoin {
       return;
     }
     try { localStorage.setItem('clave.name', name); } catch { /* storage disabled */ }
+    remember({ name });
     this.handlers.onJoin(name);
   }
 
