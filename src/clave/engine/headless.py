@@ -28,6 +28,7 @@ from ..sframe.errors import SFrameError
 from ..sframe.header import decode_header
 from ..sframe.mls import BASE_KEY_LABEL
 from ..sframe.suites import get_suite
+from ..tasks import cancel_and_wait
 from ..wire import StreamKind, WireError, decode_media
 from .audit import base_key_opens
 from .headless_media import VIDEO_FPS, HeadlessMedia, MediaReport
@@ -371,11 +372,7 @@ class HeadlessParticipant:
 
     async def stop(self, *, leave: bool = True) -> ParticipantReport:
         _status_signal_unwatch(self)
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*self._tasks)
         if self.session is not None:
             await self.session.close(leave=leave)
         self._refresh_report()

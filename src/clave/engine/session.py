@@ -33,6 +33,7 @@ from ..meeting.identity import Identity
 from ..meeting.link import MeetingLink
 from ..meeting.meeting import Meeting, MeetingConfig, Phase
 from ..meeting.people import PeopleBook
+from ..tasks import cancel_and_wait
 from ..wire import MEDIA, StreamKind
 from .connection import RelayConnection, RelayConnectionError
 from .tls import RelayTrust
@@ -403,13 +404,9 @@ class MeetingSession:
             self._drain_events()
         self._stop.set()
         if self._timer is not None:
-            self._timer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._timer
+            await cancel_and_wait(self._timer)
         await self._conn.close()
         if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
+            await cancel_and_wait(self._reader)
         self._set_state(LinkState.closed)
         self.closed.set()

@@ -43,6 +43,7 @@ from urllib.parse import urlencode
 
 from aiohttp import WSMsgType, web
 
+from ..tasks import cancel_and_wait
 from ..wire import MAX_MEDIA_BYTES
 from .bridge import GlassBridge, GlassBusy, GlassOutbox
 from .launcher import Launcher
@@ -369,9 +370,7 @@ class UIServer:
         finally:
             self.bridge.detach(outbox)
             if writer is not None:
-                writer.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await writer
+                await cancel_and_wait(writer)
             if task is not None:
                 self._ws_tasks.discard(task)
             if not ws.closed:
