@@ -16,9 +16,12 @@ import pytest
 from engine_helpers import GlassMedia, Json, run, until
 from test_glass_meeting import engine, world
 
+from clave.engine.glass_recording import OWN
 from clave.engine.headless import HeadlessParticipant
 from clave.meeting import events as ev
+from clave.wire import StreamKind
 
+OWN_CAMERA = (OWN, StreamKind.video)
 FRAMES = 30
 """Video frames the engine's recording must decode from the other members."""
 TICKS = 100
@@ -94,8 +97,12 @@ def test_a_host_records_from_the_page_and_removal_finishes_the_file(
                     recorder = bridge.recording.recorder
                     assert recorder is not None
                     await until(lambda: recorder.counts.video_in >= 2 * FRAMES, 30, "video")
-                    await GlassMedia(glass, "Grace").send(TICKS)  # a 660 Hz tone
+                    # The page's microphone (a 660 Hz tone) and camera: Grace is the only
+                    # one speaking, so the file shows her own camera (never on her stage).
+                    shown_before = recorder.counts.shown[OWN_CAMERA]
+                    await GlassMedia(glass, "Grace").send(TICKS)
                     await until(lambda: recorder.counts.audio_in == TICKS, 10, "own audio")
+                    assert recorder.counts.shown[OWN_CAMERA] > shown_before == 0
 
                     await host.session.act(lambda m: m.remove_member(grace))
                     stopped = await glass.wait_message("recording", lambda m: not m["on"], 20)
