@@ -178,10 +178,8 @@ class GlassBridge:
         return self._grace is not None
 
     def attach(self) -> GlassOutbox:
-        """A glass connected: returns its outbox, already holding hello, state and padlock.
-
-        Raises :class:`GlassBusy` if another glass is connected.
-        """
+        """A glass connected: its outbox, holding hello, state and padlock (else
+        :class:`GlassBusy`: another glass is connected)."""
         if self._outbox is not None:
             raise GlassBusy("another window is already connected to this engine")
         if self._grace is not None:  # back within the grace: a reload
@@ -189,11 +187,9 @@ class GlassBridge:
             self._grace = None
             self.counters.tabs_returned += 1
         outbox = self._outbox = self.frames.outbox = GlassOutbox()
-        name = self._name or self.default_name
-        outbox.put_control(
-            hello_message(self.host, self.current_link, name, self.identity, self.media_state,
-                          self.remembered.kept())
-        )  # fmt: skip
+        hello = hello_message(self.host, self.current_link, self._name or self.default_name,
+                              self.identity, self.media_state, self.remembered.kept())  # fmt: skip
+        outbox.put_control(hello)
         self._sent_state = self._sent_padlock = None
         self._refresh()
         for alert in self.alerts:
