@@ -187,3 +187,31 @@ def test_a_share_of_another_shape_is_fitted_with_bars_never_stretched(
         bars += [luma[: edge - margin, :], luma[360 - edge + margin :, :]]
     assert all(bar.max() < 40 for bar in bars)  # and the rest is black
     assert (side > 8) == (width * 9 < height * 16) and (edge > 8) == (width * 9 > height * 16)
+
+
+def test_a_vp9_sender_is_recorded_and_a_codec_change_starts_over(tmp_path: Path) -> None:
+    """A page may send VP9 (its codec choice): the decoder follows the sender's keyframe,
+    also when the sender changes codec (a reload with the other choice)."""
+    clock = Clock()
+    rec = MixedRecorder(tmp_path / "vp9.webm", fps=FPS, clock=clock)
+    rec.show("page")
+    vp9, vp8 = VideoEncoder("vp9", 320, 180, 30), VideoEncoder("vp8", 320, 180, 30)
+    first = vp9.encode(solid_of(320, 180))
+    delta = vp9.encode(solid_of(320, 180, y=100))
+    assert first[0].keyframe and not delta[0].keyframe
+    assert not rec.video("page", delta[0].data)  # a delta before any keyframe: wait
+    assert rec.needs_keyframe("page") and rec.counts.undecodable == 1
+    assert rec.video("page", first[0].data)
+    for _ in range(FPS):
+        clock.now += 1 / FPS
+        for chunk in vp9.encode(solid_of(320, 180)):
+            assert rec.video("page", chunk.data)
+        rec.advance()
+    assert rec.counts.video_in == FPS + 1
+    # The sender reloads with VP8: its deltas wait for its keyframe, which starts over.
+    assert not rec.video("page", b"\x00\x00\x00garbage")
+    assert rec.needs_keyframe("page")
+    for chunk in vp8.encode(solid_of(320, 180)):
+        assert rec.video("page", chunk.data)
+    counts = rec.close()
+    assert counts.video_in == FPS + 2 and counts.shown["page"] > 0

@@ -26,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from clave.media.audio import OpusDecoder, OpusEncoder
+from clave.media.bitstream import keyframe_size
 from clave.media.errors import MediaError
 from clave.media.recorder import WebMRecorder
 from clave.media.video import VideoDecoder, VideoEncoder
@@ -66,6 +67,14 @@ class RecordingCounts:
     """Packets or frames that did not decode (a VP8 decoder then waits for a keyframe)."""
     shown: Counter[Source | None] = field(default_factory=Counter)
     """Pictures written, by whose picture it was (None: blank)."""
+
+
+def _codec_of(data: bytes) -> str | None:
+    """The codec of a keyframe (None: not a keyframe of VP8 or VP9)."""
+    for codec in ("vp8", "vp9"):
+        if keyframe_size(codec, data) is not None:
+            return codec
+    return None
 
 
 def _black_planes(width: int, height: int) -> npt.NDArray[np.uint8]:
@@ -164,11 +173,20 @@ class MixedRecorder:
         self._add(start, pcm[0])
 
     def video(self, source: Source, data: bytes) -> bool:
-        """A VP8 frame from ``source``; False if it could not be decoded (the caller
-        asks the sender for a keyframe when :meth:`needs_keyframe` says so)."""
+        """A VP8 or VP9 frame from ``source``; False if it could not be decoded (the
+        caller asks the sender for a keyframe when :meth:`needs_keyframe` says so).
+
+        The codec is the one of the sender's keyframe (a page may send VP9), and a
+        keyframe of the other codec while the decoder waits for one starts over."""
         decoder = self._video_decoders.get(source)
-        if decoder is None:
-            decoder = self._video_decoders[source] = VideoDecoder("vp8")
+        if decoder is None or decoder.needs_keyframe:
+            codec = _codec_of(data)
+            if codec is None and decoder is None:
+                self.counts.undecodable += 1  # a delta before any keyframe
+                return False
+            if codec is not None and (decoder is None or decoder.codec != codec):
+                decoder = self._video_decoders[source] = VideoDecoder(codec)
+        assert decoder is not None
         frames = decoder.decode_frames(data)
         if not frames:
             self.counts.undecodable += 1
@@ -180,8 +198,9 @@ class MixedRecorder:
         return True
 
     def needs_keyframe(self, source: Source) -> bool:
+        """After :meth:`video` returned False: whether to ask ``source`` for a keyframe."""
         decoder = self._video_decoders.get(source)
-        return decoder is not None and decoder.needs_keyframe
+        return decoder is None or decoder.needs_keyframe
 
     def show(self, source: Source | None) -> None:
         """Whose picture to record from now on (None, or one with no picture yet: the
