@@ -6,6 +6,9 @@ frames decrypt, how many copies of a chat arrive.
 
 from __future__ import annotations
 
+import itertools
+
+import pytest
 from meeting_harness import Client, Net, assert_agree, host_and_bob, meeting_of_four, view
 
 from clave import wire
@@ -311,3 +314,37 @@ def test_hello_asking_who_is_there_is_answered_once() -> None:
     answers = net.relay.log[sent_before:]
     # one Hello from each of the three others, each to the three others
     assert len(answers) == 3 * 3
+
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(range(3))))
+def test_connection_ids_a_restarted_relay_hands_out_again_are_bound_anew(
+    order: tuple[int, ...],
+) -> None:
+    """A restarted relay numbers connections from 1 again, so a member's old id may now
+    be another member's. Back in some orders, a member found every old id in the room
+    again, trusted them all, asked nobody, and subscribed to the wrong connections (in a
+    real meeting: one member's video never came back). Each must end with the true
+    bindings and receive everyone."""
+    net = Net()
+    host = net.host("Host")
+    net.pump()
+    g1 = net.guest("g1")
+    net.admit_via_lobby(host, g1)
+    g2 = net.guest("g2")
+    net.admit_via_lobby(host, g2)
+    everyone = [host, g1, g2]
+    old = {c.name: c.conn for c in everyone}
+    net.restart_relay()
+    for i in order:
+        net.reconnect(everyone[i])
+    assert {c.conn for c in everyone} == set(old.values())  # every id handed out again
+    net.ticks(3)
+    for c in everyone:
+        truth = {o.meeting.own_leaf: o.conn for o in everyone if o is not c}
+        assert c.meeting._presence.conn_of_leaf == truth, (c.name, order)
+        assert not c.meeting.away, (c.name, c.meeting.away)
+    media_flows(net, everyone)
+    net.wait_out_resume_window()
+    no_one_left(everyone)
+    assert_agree(everyone)

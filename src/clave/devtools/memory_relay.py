@@ -78,8 +78,10 @@ class MemoryRelay:
 
     def restart(self) -> None:
         """Forget every room and connection without telling anyone (a crash and a
-        restart: the connections are gone, their owners reconnect)."""
+        restart: the connections are gone, their owners reconnect). Connection ids
+        start over, as a new relay process numbers them from 1 again."""
         self.rooms = Rooms(self.config)
+        self.next_conn = 1
         self.peers.clear()
         self.inbox.clear()
 

@@ -83,16 +83,27 @@ class Presence:
         connection is not in ``peers`` may have come back on a connection we have not
         heard of: it is away until ``deadline`` (a fresh window from now), and so are the
         members whose window ran out while we could not hear them. Returns the leaves
-        that are away now."""
+        that are away now.
+
+        A relay numbers connections from where its process started: a new id no
+        greater than every id we knew means the relay restarted (or we reached another
+        cluster node), and old ids may now be other members' connections. Then no
+        binding is trusted: every member is away and unbound, so our Hello asks each
+        to announce itself."""
+        known = [c for c in (self.conn, *self.conn_of_leaf.values()) if c is not None]
+        restarted = bool(known) and conn <= max(known)
         self.joined(conn, peers)
         self._back = now
         for leaf in self.departed - self._said_bye:
             self.away[leaf] = deadline
         self.departed &= self._said_bye
         for leaf, old in list(self.conn_of_leaf.items()):
-            if old not in self.peers and leaf not in self.departed:
+            if (restarted or old not in self.peers) and leaf not in self.departed:
                 self.away[leaf] = deadline
                 self.gone.add(leaf)
+            if restarted:
+                del self.conn_of_leaf[leaf]
+                self.leaf_of_conn.pop(old, None)
         return sorted(self.away)
 
     def expire(self, now: float) -> list[int]:
