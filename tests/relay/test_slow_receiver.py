@@ -40,9 +40,12 @@ def video(seq: int) -> tuple[bool, bytes]:
     return seq % KEYFRAME_EVERY == 0, seq.to_bytes(4, "big") + bytes(FRAME_BYTES - 4)
 
 
-async def collect(client: Client, quiet: float = 0.5) -> list[RelayMessage | MediaFrame]:
-    """Everything ``client`` receives until nothing comes for ``quiet`` seconds."""
-    out: list[RelayMessage | MediaFrame] = []
+async def collect(
+    client: Client, quiet: float = 0.5, out: list[RelayMessage | MediaFrame] | None = None
+) -> list[RelayMessage | MediaFrame]:
+    """Everything ``client`` receives until nothing comes for ``quiet`` seconds (also
+    appended to ``out`` as it comes)."""
+    out = [] if out is None else out
     while True:
         try:
             out.append(await client.recv(quiet))
@@ -67,13 +70,27 @@ def test_slow_receiver_does_not_slow_the_others() -> None:
             for member in (sender, chatter, fast):
                 await member.control()  # PeerJoined
 
-            listeners = {c: asyncio.create_task(collect(c, 1.0)) for c in (sender, chatter, fast)}
+            heard: dict[Client, list[RelayMessage | MediaFrame]] = {
+                c: [] for c in (sender, chatter, fast)
+            }
+            listeners = {c: asyncio.create_task(collect(c, 1.0, heard[c])) for c in heard}
+
+            def reached(c: Client, mark: bytes) -> bool:
+                """``c`` has the frame marked ``mark`` (among its last few messages)."""
+                tail = heard[c][-3:]
+                return any(isinstance(m, MediaFrame) and m.sframe[:4] == mark for m in tail)
+
             for seq in range(FRAMES):
                 keyframe, payload = video(seq)
                 await sender.send_media(StreamKind.video, keyframe, payload)
                 if seq % (FRAMES // CHATS) == 0:
                     await chatter.send(AppMessage(data=seq.to_bytes(4, "big")))
-                await asyncio.sleep(0.001)
+                # The readers have this frame before the next is sent: only the slow
+                # receiver's backlog grows, however loaded the machine is (a sender
+                # held back by it would never get here: the scenario's timeout fails).
+                mark = seq.to_bytes(4, "big")
+                while not (reached(chatter, mark) and reached(fast, mark)):
+                    await asyncio.sleep(0.001)
             got = {c: await task for c, task in listeners.items()}
 
             # the fast receivers got everything, in order, while the slow one lagged
