@@ -12,15 +12,15 @@ let kept = {};
 let send = null;
 let pending = {};
 
-const FIELDS = ['name', 'camera', 'mic', 'speaker', 'mic_on', 'cam_on', 'lang', 'view'];
+// Each field and its longest text (SCHEMA.toEngine.remember): a device label longer
+// than that is not kept, rather than making the whole message one the engine refuses.
+const FIELDS = { name: 64, camera: 200, mic: 200, speaker: 200, mic_on: 0, cam_on: 0, lang: 3, view: 7 };
 
 /** What the engine kept (hello.remembered), and how to tell it of new choices. */
 export function connectRemembered(remembered, sender) {
   kept = { ...(remembered || {}) };
   send = sender;
-  const changes = pending;
-  pending = {};
-  remember(changes);
+  remember({});
 }
 
 /** The kept choices: {name, camera, mic, speaker (labels), mic_on, cam_on, lang, view}. */
@@ -28,18 +28,20 @@ export function remembered() {
   return kept;
 }
 
-/** Keep `changes` for next time (told to the engine once it said hello). */
+/** Keep `changes` for next time (told to the engine once it said hello; what could not
+ * be told yet goes with the next choice). */
 export function remember(changes) {
-  const choices = {};
-  for (const key of FIELDS) {
+  for (const [key, longest] of Object.entries(FIELDS)) {
     const value = changes[key];
-    if (value === undefined || value === null || value === '' || kept[key] === value) continue;
-    choices[key] = value;
+    if (value === undefined || value === null || value === '') continue;
+    if (typeof value === 'string' && value.length > longest) continue;
+    if (kept[key] === value) delete pending[key];
+    else pending[key] = value;
   }
-  if (!Object.keys(choices).length) return;
-  if (!send || !send({ type: 'remember', choices })) {
-    Object.assign(pending, choices);
-    return;
+  if (!Object.keys(pending).length || !send) return;
+  const choices = pending;
+  if (send({ type: 'remember', choices })) {
+    Object.assign(kept, choices);
+    pending = {};
   }
-  Object.assign(kept, choices);
 }
