@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from playwright.sync_api import BrowserContext, Page, Playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from clave.engine.launcher import read_target
 
@@ -541,12 +542,28 @@ def normalise_code(text: str | None) -> str:
     return " ".join((text or "").split())
 
 
+SCREENSHOT_ATTEMPTS = 3
+
+
+def snap(page: Page, path: Path, *, full_page: bool = False) -> None:
+    """A screenshot of ``page`` to ``path``, tried again if it times out: a page with live
+    video, just resized, on a busy machine may not give headless Chromium a frame in
+    time once (the picture waits, the test does not fail for it)."""
+    for attempt in range(SCREENSHOT_ATTEMPTS):
+        try:
+            page.screenshot(path=str(path), full_page=full_page, animations="disabled")
+            return
+        except PlaywrightTimeoutError:
+            if attempt == SCREENSHOT_ATTEMPTS - 1:
+                raise
+
+
 def screenshot(page: Page, name: str, *, full_page: bool = False, doc: bool = True) -> list[Path]:
     """``name``.png of ``page`` in ARTIFACTS and, if ``doc``, in $CLAVE_DOC_SCREENSHOTS when
     that is set (a directory, made if missing); the paths written."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=full_page)
+    snap(page, path, full_page=full_page)
     paths = [path]
     doc_dir = os.environ.get(DOC_SCREENSHOTS)
     if doc and doc_dir:

@@ -59,6 +59,7 @@ from browser_helpers import (
     leaves_of,
     new_tab,
     normalise_code,
+    snap,
     wait_for,
     wait_in_meeting,
 )
@@ -327,8 +328,8 @@ def test_the_relay_reads_the_meeting_through_its_own_landing_page(
             for glass in (hedy, grace):
                 expect(glass.page.locator("#padlock")).to_have_attribute("data-state",
                                                                          "encrypted")
-            grace.page.screenshot(path=str(ARTIFACTS / "hostile-relay-guest-meeting.png"))
-            hedy.page.screenshot(path=str(ARTIFACTS / "hostile-relay-host-meeting.png"))
+            snap(grace.page, ARTIFACTS / "hostile-relay-guest-meeting.png")
+            snap(hedy.page, ARTIFACTS / "hostile-relay-host-meeting.png")
 
             # The hostile page was open all along, still reporting.
             seq_in_meeting = max_seq(relay)

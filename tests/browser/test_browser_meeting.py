@@ -45,6 +45,7 @@ from browser_helpers import (
     leaves_of,
     normalise_code,
     open_glass,
+    snap,
     wait_for,
     wait_in_meeting,
 )
@@ -109,7 +110,7 @@ def _screenshots(glasses: tuple[Glass, ...], what: str) -> dict[str, Path]:
     shots: dict[str, Path] = {}
     for glass in glasses:
         path = shots[f"{what}-{glass.name}"] = ARTIFACTS / f"{what}-{glass.name}.png"
-        glass.page.screenshot(path=str(path))
+        snap(glass.page, path)
     return shots
 
 

@@ -30,6 +30,7 @@ from browser_helpers import (
     launch_glass,
     leaves_of,
     normalise_code,
+    snap,
     wait_for,
     wait_in_meeting,
 )
@@ -119,7 +120,7 @@ def test_both_browsers_show_reconnecting_and_decode_again_after_a_relay_restart(
                 tile = page.locator(f'[data-tile="p:{other[glass]}"]')
                 expect(tile).to_be_visible()
                 ARTIFACTS.mkdir(exist_ok=True)
-                page.screenshot(path=str(ARTIFACTS / f"reconnecting-{glass.name}.png"))
+                snap(page, ARTIFACTS / f"reconnecting-{glass.name}.png")
             at_restart = {
                 g: {k: _decoded(g, f"{other[g]}:{k}") for k in ("video", "audio")}
                 for g in glasses
@@ -160,7 +161,7 @@ def test_both_browsers_show_reconnecting_and_decode_again_after_a_relay_restart(
                     "reconnects": stats["reconnects"],
                 }
             for glass in glasses:
-                glass.page.screenshot(path=str(ARTIFACTS / f"after-relay-restart-{glass.name}.png"))
+                snap(glass.page, ARTIFACTS / f"after-relay-restart-{glass.name}.png")
             assert not any(re.search(r"meeting ended", line) for line in
                            alice_engine.proc.lines + bob_engine.proc.lines)  # fmt: skip
     finally:

@@ -19,6 +19,7 @@ from browser_helpers import (
     Processes,
     join_meeting,
     launch_glass,
+    snap,
     wait_for,
     wait_in_meeting,
 )
@@ -69,7 +70,7 @@ def test_mute_survives_a_reload_rejoin_after_leave_and_a_closed_tab_stops_the_en
             expect(page.locator("#rejoin-text")).to_contain_text("Nobody else is in the meeting")
             engine.proc.wait_line("meeting ended: you left the meeting")
             ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "ended-rejoin.png"))
+            snap(page, ARTIFACTS / "ended-rejoin.png")
             page.locator("#rejoin").click()
             wait_in_meeting(glass)
             stats = glass.stats()
