@@ -20,12 +20,9 @@ from browser_helpers import (
     ARTIFACTS,
     Glass,
     Processes,
-    admit,
-    join_meeting,
-    launch_glass,
+    host_and_guest,
     leaves_of,
     wait_for,
-    wait_in_meeting,
 )
 from playwright.sync_api import sync_playwright
 
@@ -52,21 +49,7 @@ def test_a_browser_receives_only_the_layer_its_engine_subscribed_to(tmp_path: Pa
     glasses: list[Glass] = []
     try:
         with sync_playwright() as pw:
-            relay = procs.relay()
-            alice_engine = procs.engine("alice", "meet", "--relay", relay, "--name", "Alice")
-            assert alice_engine.invitation is not None
-            alice = launch_glass(pw, "alice", tmp_path)
-            glasses.append(alice)
-            join_meeting(alice, alice_engine.url, "Alice")
-            wait_in_meeting(alice)
-            bob_engine = procs.engine(
-                "bob", "join", "--name", "Bob", invitation=alice_engine.invitation
-            )
-            bob = launch_glass(pw, "bob", tmp_path)
-            glasses.append(bob)
-            join_meeting(bob, bob_engine.url, "Bob")
-            admit(alice, "Bob")
-            wait_in_meeting(bob)
+            _, alice, bob = host_and_guest(pw, procs, tmp_path, glasses)
             leaf = leaves_of(bob)
             alice_leaf = leaf["Alice"]
 
