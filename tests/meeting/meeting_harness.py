@@ -276,6 +276,17 @@ def host_and_bob(net: Net) -> tuple[Client, Client]:
     return host, bob
 
 
+def meeting_of_three(net: Net) -> tuple[Client, Client, Client]:
+    """Ada hosts; Bob, then Carol, are admitted through the lobby."""
+    host = net.host("Ada")
+    net.pump()
+    bob = net.guest("Bob")
+    net.admit_via_lobby(host, bob)
+    carol = net.guest("Carol")
+    net.admit_via_lobby(host, carol)
+    return host, bob, carol
+
+
 def meeting_of_four(net: Net) -> tuple[Client, Client, Client, Client]:
     """Host + Bob through the lobby, then Carol and Dave auto-admitted."""
     host = net.host("Alice")

@@ -13,7 +13,7 @@ import dataclasses
 from collections.abc import Callable
 
 import pytest
-from meeting_harness import Client, FakeRelay, Net, rogue_commit, view
+from meeting_harness import Client, FakeRelay, Net, meeting_of_three, rogue_commit, view
 
 from clave import wire
 from clave.meeting import (
@@ -45,16 +45,6 @@ from clave.meeting.policy import CAPABILITIES, initial_extensions, with_policy
 from clave.meeting.roles import HostEntry, owner_entry, suite
 from clave.mls.group import Group, GroupConfig, Signer
 from clave.wire.media import StreamKind
-
-
-def meeting_of_three(net: Net) -> tuple[Client, Client, Client]:
-    host = net.host("Ada")
-    net.pump()
-    bob = net.guest("Bob")
-    net.admit_via_lobby(host, bob)
-    carol = net.guest("Carol")
-    net.admit_via_lobby(host, carol)
-    return host, bob, carol
 
 
 def alerts(c: Client, kind: AlertKind) -> list[SecurityAlert]:

@@ -9,7 +9,7 @@ real frames must keep playing.
 
 from __future__ import annotations
 
-from meeting_harness import Client, Net, view
+from meeting_harness import Client, Net, meeting_of_three, view
 
 from clave import wire
 from clave.meeting import FrameRejected, MediaFrameDecrypted, MeetingConfig
@@ -17,17 +17,6 @@ from clave.meeting.media_auth import ManifestBody, Run, sign_manifest
 from clave.sframe.context import SendKeyContext
 from clave.sframe.suites import get_suite
 from clave.wire.media import StreamKind, encode_media, media_aad
-
-
-def meeting_of_three(net: Net) -> tuple[Client, Client, Client]:
-    ada = net.host("Ada")
-    net.pump()
-    bob = net.guest("Bob")
-    net.admit_via_lobby(ada, bob)
-    carol = net.guest("Carol")
-    net.admit_via_lobby(ada, carol)
-    return ada, bob, carol
-
 
 VIDEO_CONTEXT = wire.context_of(StreamKind.video)
 

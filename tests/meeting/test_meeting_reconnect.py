@@ -9,7 +9,15 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from meeting_harness import Client, Net, assert_agree, host_and_bob, meeting_of_four, view
+from meeting_harness import (
+    Client,
+    Net,
+    assert_agree,
+    host_and_bob,
+    meeting_of_four,
+    meeting_of_three,
+    view,
+)
 
 from clave import wire
 from clave.meeting import (
@@ -327,13 +335,7 @@ def test_connection_ids_a_restarted_relay_hands_out_again_are_bound_anew(
     real meeting: one member's video never came back). Each must end with the true
     bindings and receive everyone."""
     net = Net()
-    host = net.host("Host")
-    net.pump()
-    g1 = net.guest("g1")
-    net.admit_via_lobby(host, g1)
-    g2 = net.guest("g2")
-    net.admit_via_lobby(host, g2)
-    everyone = [host, g1, g2]
+    everyone = list(meeting_of_three(net))
     old = {c.name: c.conn for c in everyone}
     net.restart_relay()
     for i in order:
