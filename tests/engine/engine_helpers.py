@@ -9,13 +9,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import shutil
 import struct
+import subprocess
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
+import pytest
 from aiohttp import WSMsgType
 
 from bounded_run import run as bounded_run
@@ -230,3 +234,18 @@ class GlassMedia:
                     await self.glass.send_chunk(VIDEO, chunk.keyframe, chunk.data, now_us)
                     self.sent.append(chunk.data)
             await asyncio.sleep(0.02)
+
+
+def run_node_module(module: Path, alias: str, script: str, stdin: str = "") -> Any:
+    """Run ``script`` as an ES module under node with ``module`` imported as ``alias``
+    (``import * as alias``); what it writes to stdout, as JSON. Skipped without node."""
+    exe = shutil.which("node")
+    if exe is None:
+        pytest.skip("node is not installed")
+    source = f"import * as {alias} from '{module.as_uri()}';\n{script}"
+    done = subprocess.run(
+        [exe, "--input-type=module", "-e", source],
+        input=stdin, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)

@@ -8,14 +8,13 @@ glass messages: every message round-trips, and a refused one is said in one line
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from functools import cache
 from pathlib import Path
 from typing import Any, get_args
 
 import msgspec
 import pytest
+from engine_helpers import run_node_module
 from msgspec import inspect as mi
 
 import clave
@@ -35,16 +34,7 @@ Descriptor = dict[str, Any]
 
 def node(script: str, stdin: str = "") -> Any:
     """Run ``script`` (an ES module importing protocol.js as ``P``); its stdout as JSON."""
-    exe = shutil.which("node")
-    if exe is None:
-        pytest.skip("node is not installed")
-    source = f"import * as P from '{PROTOCOL_JS.as_uri()}';\n{script}"
-    done = subprocess.run(
-        [exe, "--input-type=module", "-e", source],
-        input=stdin, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+    return run_node_module(PROTOCOL_JS, "P", script, stdin)
 
 
 @cache

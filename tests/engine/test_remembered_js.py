@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
+from engine_helpers import run_node_module
 
 import clave
 
@@ -16,16 +13,7 @@ REMEMBERED_JS = Path(clave.__file__).parent / "ui" / "ui" / "remembered.js"
 
 
 def run(script: str) -> Any:
-    exe = shutil.which("node")
-    if exe is None:
-        pytest.skip("node is not installed")
-    source = f"import * as R from '{REMEMBERED_JS.as_uri()}';\n{script}"
-    done = subprocess.run(
-        [exe, "--input-type=module", "-e", source],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+    return run_node_module(REMEMBERED_JS, "R", script)
 
 
 def test_choices_wait_for_the_engine_and_nothing_is_lost_or_sent_twice() -> None:
