@@ -141,7 +141,8 @@ def run_i18n(tmp_path: Path, script: str, *, drop_german: str | None = None,
     root = tmp_path / "ui"
     (root / "i18n").mkdir(parents=True)
     (root / "ui").mkdir()
-    for name in ("i18n.js", "stats.js", "i18n/en.js", "i18n/de.js", "ui/remembered.js"):
+    for name in ("i18n.js", "stats.js", "i18n/en.js", "i18n/de.js", "ui/remembered.js",
+                 "protocol.js"):  # fmt: skip
         shutil.copyfile(UI / name, root / name)
     if drop_german:
         de = root / "i18n" / "de.js"

@@ -8,13 +8,19 @@
 // choice stored on this very address (localStorage) is the user's latest here and wins;
 // a page with none takes the engine's.
 
+import { SCHEMA, checkOutgoing } from '../protocol.js';
+
 let kept = {};
 let send = null;
 let pending = {};
 
-// Each field and its longest text (SCHEMA.toEngine.remember): a device label longer
-// than that is not kept, rather than making the whole message one the engine refuses.
-const FIELDS = { name: 64, camera: 200, mic: 200, speaker: 200, mic_on: 0, cam_on: 0, lang: 3, view: 7 };
+const FIELDS = Object.keys(SCHEMA.toEngine.remember.choices.fields);
+
+/** Whether the engine takes `value` as `key` (the schema's own check): a device label
+ * too long for it is not kept, rather than making every later message one it refuses. */
+function acceptable(key, value) {
+  return checkOutgoing({ type: 'remember', choices: { [key]: value } }) === null;
+}
 
 /** What the engine kept (hello.remembered), and how to tell it of new choices. */
 export function connectRemembered(remembered, sender) {
@@ -31,10 +37,9 @@ export function remembered() {
 /** Keep `changes` for next time (told to the engine once it said hello; what could not
  * be told yet goes with the next choice). */
 export function remember(changes) {
-  for (const [key, longest] of Object.entries(FIELDS)) {
+  for (const key of FIELDS) {
     const value = changes[key];
-    if (value === undefined || value === null || value === '') continue;
-    if (typeof value === 'string' && value.length > longest) continue;
+    if (value === undefined || value === null || value === '' || !acceptable(key, value)) continue;
     if (kept[key] === value) delete pending[key];
     else pending[key] = value;
   }
