@@ -330,10 +330,7 @@ def test_choices_are_kept_by_the_engine_for_the_next_meeting_on_a_new_address(
             page = fresh.page
             open_glass(page, second.url)
             page.wait_for_function("() => document.documentElement.lang === 'de'")
-            page.wait_for_function(
-                "() => document.querySelectorAll('#camera-select option').length === 2"
-                " && window.claveStats.phase === 'prejoin'"
-            )
+            _prejoin_ready(page)
             camera, mic, speaker = (_id_of(page, wanted[k]) for k in ("camera", "mic", "speaker"))
             assert camera != cam1  # ids differ between addresses (and profiles); labels do not
             _shows_choices(fresh, camera, mic, speaker)
