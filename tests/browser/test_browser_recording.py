@@ -18,11 +18,8 @@ import json
 import os
 import re
 import signal
-from functools import partial
 from pathlib import Path
-from typing import Any
 
-import av
 import pytest
 from browser_helpers import (
     Glass,
@@ -38,23 +35,14 @@ from browser_helpers import (
 )
 from playwright.sync_api import expect, sync_playwright
 
+from playback import play
+
 pytestmark = [pytest.mark.slow]
 
 MIN_VIDEO = 45
 """Video frames Alice's page decodes from Carol before anything is recorded."""
 RECORDING = re.compile(r"^recording as Recorder to (.+)$")
 STOPPED = re.compile(r"^stopped: wrote (.+) \((\d+) video frames, (\d+) ms of audio\)$")
-
-
-def play(path: Path) -> dict[str, Any]:
-    """A recording as PyAV plays it: streams, duration, decodable frames of each kind."""
-    with av.open(str(path)) as container:
-        kinds = sorted(s.type for s in container.streams)
-        duration = (container.duration or 0) / 1_000_000
-        counts = {"video": 0, "audio": 0}
-        for frame in container.decode(*container.streams):
-            counts["video" if isinstance(frame, av.VideoFrame) else "audio"] += 1
-    return {"kinds": kinds, "duration": duration, **counts}
 
 
 PICTURES = re.compile(r"^pictures: (.+)$")
@@ -171,15 +159,18 @@ def test_recordings_in_a_browser_meeting_play_back_and_everyone_sees_who_records
     assert report["recorders"] == ["Recorder", "Alice"], report["recorders"]
     assert not report["alerts"]
     recorded = play(out)
-    assert recorded["kinds"] == ["audio", "video"]
+    assert recorded.kinds == ["audio", "video"]
     # what the recorder said it wrote: Carol's camera, then Alice's share
     assert pictures.get("Alice's screen", 0) > 0 and pictures.get("Carol's camera", 0) > 0
-    assert sum(pictures.values()) == recorded["video"], pictures
-    assert recorded["video"] == int(stopped.group(2)) > 0
-    assert recorded["audio"] > 0 and recorded["duration"] > 0
+    assert sum(pictures.values()) == recorded.video, pictures
+    assert recorded.video == int(stopped.group(2)) > 0
+    assert recorded.audio > 0 and recorded.duration > 0
     hosted = play(own_file)
-    assert hosted["kinds"] == ["audio", "video"]
-    assert hosted["video"] > 0 and hosted["audio"] > 0 and hosted["duration"] > 0
+    assert hosted.kinds == ["audio", "video"]
+    assert hosted.video > 0 and hosted.audio > 0 and hosted.duration > 0
     assert all(p.exists() for p in shots)
     print("screenshots:", [p.name for p in shots])
-    print("recordings:", partial(dict, recorder=recorded, host=hosted)(), "pictures:", pictures)
+    for what, played in (("recorder", recorded), ("host", hosted)):
+        print(f"{what}: {played.video} pictures, {played.audio} audio frames, "
+              f"{played.duration:.2f} s")  # fmt: skip
+    print("pictures:", pictures)

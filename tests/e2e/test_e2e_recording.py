@@ -15,7 +15,6 @@ import signal
 import zlib
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 from clave_process import Proc
@@ -33,6 +32,7 @@ from clave.engine.recording import MeetingRecorder
 from clave.meeting import events as ev
 from clave.meeting.link import MeetingLink
 from clave.wire import StreamKind
+from playback import Played, play
 
 pytestmark = pytest.mark.slow
 
@@ -46,23 +46,6 @@ def tone_of(name: str) -> int:
     return 440 + 110 * (zlib.crc32(name.encode()) % 5)
 
 
-def play(path: Path) -> dict[str, object]:
-    """Open a recording with PyAV: its streams, duration, decodable frames, samples."""
-    with av.open(str(path)) as container:
-        kinds = sorted(s.type for s in container.streams)
-        duration = (container.duration or 0) / 1_000_000
-        video = audio = 0
-        pcm: list[np.ndarray] = []
-        for frame in container.decode(*container.streams):
-            if isinstance(frame, av.VideoFrame):
-                video += 1
-            else:
-                audio += 1
-                pcm.append(frame.to_ndarray().reshape(-1))
-    samples = np.concatenate(pcm) if pcm else np.zeros(0)
-    return {"kinds": kinds, "duration": duration, "video": video, "audio": audio, "pcm": samples}
-
-
 def tones_heard(pcm: np.ndarray) -> set[int]:
     """Tone frequencies (rounded to 10 Hz) standing out in the mixed audio."""
     spectrum = np.abs(np.fft.rfft(pcm))
@@ -70,12 +53,12 @@ def tones_heard(pcm: np.ndarray) -> set[int]:
     return {round(float(f) / 10) * 10 for f in freqs[spectrum > spectrum.max() / 5]}
 
 
-def assert_playable(path: Path, *, min_video: int) -> dict[str, object]:
+def assert_playable(path: Path, *, min_video: int) -> Played:
     played = play(path)
-    assert played["kinds"] == ["audio", "video"], played["kinds"]
-    assert int(played["video"]) >= min_video, played["video"]  # type: ignore[call-overload]
-    assert int(played["audio"]) > 0  # type: ignore[call-overload]
-    assert float(played["duration"]) > 0  # type: ignore[arg-type]
+    assert played.kinds == ["audio", "video"], played.kinds
+    assert played.video >= min_video, played.video
+    assert played.audio > 0
+    assert played.duration > 0
     return played
 
 
@@ -136,8 +119,8 @@ def test_a_recording_of_a_real_meeting_plays_back_and_everyone_saw_the_notice(
         counts = recorder.counts
         assert counts.video_in >= 2 * FRAMES and counts.audio_in > 0
         played = assert_playable(out, min_video=counts.video_frames)
-        assert played["video"] == counts.video_frames
-        assert {tone_of(HOST), tone_of(GUEST)} <= tones_heard(played["pcm"])  # type: ignore[arg-type]
+        assert played.video == counts.video_frames
+        assert {tone_of(HOST), tone_of(GUEST)} <= tones_heard(played.pcm)
 
     run(scenario(), 120)
 
@@ -228,7 +211,7 @@ def test_clave_record_stops_on_sigint_with_a_playable_file(tmp_path: Path) -> No
         )
         assert written is not None, line
         played = assert_playable(out, min_video=1)
-        assert played["video"] == int(written[1])
+        assert played.video == int(written[1])
 
     run(scenario(), 150)
 
@@ -256,7 +239,7 @@ def test_clave_record_stopped_in_the_lobby_says_so(tmp_path: Path) -> None:
                     proc.proc.kill()
                 await stop_all([host])
         assert not saw_recording(host)
-        assert play(out)["kinds"] == ["audio", "video"]  # finished, if empty
+        assert play(out).kinds == ["audio", "video"]  # finished, if empty
 
     run(scenario(), 90)
 

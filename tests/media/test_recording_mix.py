@@ -10,6 +10,7 @@ import pytest
 
 from clave.media import MediaError, OpusEncoder, ToneSource, VideoEncoder
 from clave.media.mixed_recorder import MixedRecorder
+from playback import play
 
 FPS = 15
 
@@ -31,22 +32,6 @@ def solid(y: int, u: int, v: int) -> av.VideoFrame:
 
 
 RED, BLUE = solid(82, 90, 240), solid(41, 240, 110)
-
-
-def play(path: Path) -> dict[str, object]:
-    """Open a recording with PyAV: streams, duration and every decodable frame."""
-    with av.open(str(path)) as container:
-        kinds = sorted(s.type for s in container.streams)
-        duration = (container.duration or 0) / 1_000_000
-        pictures: list[float] = []
-        samples: list[np.ndarray] = []
-        for frame in container.decode(*container.streams):
-            if isinstance(frame, av.VideoFrame):
-                pictures.append(float(frame.to_ndarray(format="yuv420p")[450:].mean()))  # V
-            else:
-                samples.append(frame.to_ndarray().reshape(-1))
-    pcm = np.concatenate(samples) if samples else np.zeros(0)
-    return {"kinds": kinds, "duration": duration, "pictures": pictures, "pcm": pcm}
 
 
 def peak_bins(pcm: np.ndarray, rate: int = 48_000) -> set[int]:
@@ -79,16 +64,14 @@ def test_two_speakers_mixed_and_the_shown_one_recorded(tmp_path: Path) -> None:
     counts = rec.close()
     assert counts.audio_in == 300 and counts.video_in == 150 and counts.late == 0
     played = play(out)
-    assert played["kinds"] == ["audio", "video"]
-    pictures = played["pictures"]
-    assert isinstance(pictures, list)
+    assert played.kinds == ["audio", "video"]
+    pictures = played.chroma
     assert len(pictures) == counts.video_frames == 3 * FPS
-    assert 2.9 <= float(played["duration"]) <= 3.2  # type: ignore[arg-type]
+    assert 2.9 <= played.duration <= 3.2
     # red (V high) while sender 1 was shown, then blue (V low) for sender 2
     first, last = pictures[:FPS], pictures[-FPS:]
     assert all(v > 200 for v in first) and all(v < 140 for v in last)
-    pcm = played["pcm"]
-    assert isinstance(pcm, np.ndarray)
+    pcm = played.pcm
     middle = pcm[48_000 : 48_000 * 2]  # a second well inside both tones
     assert {440, 1000} <= peak_bins(middle)
 
@@ -106,8 +89,8 @@ def test_silence_is_written_and_no_sender_gives_a_blank_picture(tmp_path: Path) 
     assert counts.audio_slots == 50 and counts.video_frames == FPS
     assert set(rec.last_shown) == {None}
     played = play(out)
-    assert played["kinds"] == ["audio", "video"]
-    assert len(played["pictures"]) == FPS  # type: ignore[arg-type]
+    assert played.kinds == ["audio", "video"]
+    assert played.video == FPS
 
 
 def test_nothing_received_gives_an_empty_playable_file(tmp_path: Path) -> None:
@@ -118,7 +101,7 @@ def test_nothing_received_gives_an_empty_playable_file(tmp_path: Path) -> None:
     counts = rec.close()
     assert counts.video_frames == 1 and counts.audio_slots == 3  # 1/15 s of silence
     played = play(out)
-    assert played["kinds"] == ["audio", "video"] and len(played["pictures"]) == 1  # type: ignore[arg-type]
+    assert played.kinds == ["audio", "video"] and played.video == 1
 
 
 def test_bad_input_is_counted_never_raised(tmp_path: Path) -> None:
