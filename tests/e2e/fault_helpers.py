@@ -145,7 +145,14 @@ class FaultMeeting:
             if condition(now):
                 return now
             if loop.time() > deadline:
-                raise AssertionError(f"not met within {timeout} s; statuses:\n{brief(now)}")
+                # What the members' processes said (stderr: the engine's warnings and any
+                # traceback), so an intermittent failure can be read after the run.
+                said = "\n".join(
+                    self.members[n].explain() for n in chosen or self.names if n in self.members
+                )
+                raise AssertionError(
+                    f"not met within {timeout} s; statuses:\n{brief(now)}\n{said}"
+                )
             await asyncio.sleep(step)
 
     # ------------------------------------------------------------------ tear-down
